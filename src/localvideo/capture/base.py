@@ -1,0 +1,87 @@
+"""The capture contract shared by every platform backend.
+
+A backend has one job: ``grab() -> Frame | None`` and ``close()``. ``None`` means "nothing to
+capture right now" (no focused window, a minimised app); the recorder keeps time and tries
+again. Platform modules are imported inside :func:`open_backend`, so a missing OS library
+fails only on its own platform, with a message that says what to install.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WindowInfo:
+    app: str                    # application name (WM_CLASS / bundle name / exe name)
+    title: str                  # window title
+    x: int                      # content rectangle in screen coordinates
+    y: int
+    w: int
+    h: int
+    pid: int | None = None
+    window_id: int | None = None
+
+
+@dataclass
+class Frame:
+    pixels: np.ndarray          # H×W×4 uint8, BGRA (what mss and ScreenCaptureKit hand out)
+    ts: float                   # unix seconds when grabbed
+    app: str = ""
+    title: str = ""
+    # Window rectangle in screen coordinates (active-window mode), or the display rectangle.
+    x: int = 0
+    y: int = 0
+    w: int = 0
+    h: int = 0
+    display: str = "1"          # which display the pixels came from
+    screen_w: int = 0           # size of that display, for choosing the canvas
+    screen_h: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+
+class CaptureBackend(abc.ABC):
+    """One platform's way of grabbing pixels and knowing which window is in front."""
+
+    name: str = "base"
+
+    def __init__(self, mode: str = "active-window", display: str = "1") -> None:
+        self.mode = mode
+        self.display = display
+
+    @abc.abstractmethod
+    def grab(self) -> Frame | None:
+        """Capture one frame now, or None when there is nothing to capture."""
+
+    @abc.abstractmethod
+    def active_window(self) -> WindowInfo | None:
+        """The window in front (metadata only, no pixels); cheap enough to call every frame."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release OS resources."""
+
+    def __enter__(self) -> CaptureBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+
+def open_backend(mode: str = "active-window", display: str = "1",
+                 system: str | None = None) -> CaptureBackend:
+    """Pick and open the backend for this platform (filled in by capture/registry logic)."""
+    from .registry import open_backend as _open
+
+    return _open(mode=mode, display=display, system=system)

@@ -1,0 +1,40 @@
+"""Command line: thin over the service layer — parse, call, print (rich). No logic here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ..errors import LocalVideoError
+from . import analyze, record, serve, synth
+from .common import console, err_console
+
+app = typer.Typer(
+    name="localvideo",
+    help="Local AI video: record and reason over your own screen, or synthesize clips "
+         "with open models on your GPU. Nothing leaves this machine unless you point the "
+         "reasoning step elsewhere.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (record, analyze, synth, serve):
+    module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=True)
+    except LocalVideoError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err_console.print(f"  [yellow]→[/] {exc.hint}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

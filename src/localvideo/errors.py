@@ -1,0 +1,118 @@
+"""One exception tree for localvideo.
+
+Every error a user can see derives from :class:`LocalVideoError`. Third-party errors are
+mapped at the boundary (``raise XError(...) from exc``) so front ends only catch ours::
+
+    LocalVideoError                 (message + optional hint naming the command that fixes it)
+    ├── UsageError                  bad argument: a path, URL, number, duration, model name
+    ├── ConfigError                 unreadable or invalid config file / env var
+    ├── DependencyError             a missing optional library or system program
+    ├── CaptureError                the screen cannot be captured
+    │   └── NoDisplayError          no display server (no DISPLAY / Wayland-only)
+    ├── EncoderError                no working encoder / encoder failed
+    ├── StoreError                  index or chunk files unreadable
+    │   └── DiskFullError           not enough free space to keep recording
+    ├── NotFoundError               a chunk / frame / observation / clip that is not there
+    ├── ReasonerError               a reasoning endpoint failed
+    │   ├── MissingKeyError         no API key found for a reasoner
+    │   └── EndpointError           endpoint down / 429 / 5xx / malformed answer (retryable)
+    ├── SynthError                  video synthesis failed
+    │   ├── ModelNotFoundError      weights not present locally
+    │   └── OutOfMemoryError        the plan did not fit the device
+    └── ComfyUIError                the ComfyUI server refused or failed a job
+"""
+
+from __future__ import annotations
+
+
+class LocalVideoError(Exception):
+    """Base of every error localvideo raises on purpose.
+
+    ``hint`` is one line that tells the user what to do next, ideally a command.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  → {self.hint}"
+
+    def to_dict(self) -> dict[str, str]:
+        d = {"type": type(self).__name__, "message": self.message}
+        if self.hint:
+            d["hint"] = self.hint
+        return d
+
+
+class UsageError(LocalVideoError, ValueError):
+    exit_code = 2
+
+
+class ConfigError(LocalVideoError):
+    exit_code = 2
+
+
+class DependencyError(LocalVideoError):
+    pass
+
+
+class CaptureError(LocalVideoError):
+    pass
+
+
+class NoDisplayError(CaptureError):
+    pass
+
+
+class EncoderError(LocalVideoError):
+    pass
+
+
+class StoreError(LocalVideoError):
+    pass
+
+
+class DiskFullError(StoreError):
+    pass
+
+
+class NotFoundError(LocalVideoError):
+    pass
+
+
+class ReasonerError(LocalVideoError):
+    pass
+
+
+class MissingKeyError(ReasonerError):
+    pass
+
+
+class EndpointError(ReasonerError):
+    """A failure that may pass: retry later, keep the work pending."""
+
+    def __init__(self, message: str, hint: str | None = None, *, status: int | None = None,
+                 retryable: bool = True) -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.retryable = retryable
+
+
+class SynthError(LocalVideoError):
+    pass
+
+
+class ModelNotFoundError(SynthError):
+    pass
+
+
+class OutOfMemoryError(SynthError):
+    pass
+
+
+class ComfyUIError(SynthError):
+    pass

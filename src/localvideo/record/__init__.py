@@ -1,0 +1,1 @@
+"""Recording: frame filter, encoders, the recorder loop and the device identity."""

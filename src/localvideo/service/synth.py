@@ -1,0 +1,9 @@
+"""Service operations for the synth area."""
+
+from __future__ import annotations
+
+from .base import ServiceBase
+
+
+class SynthOps(ServiceBase):
+    pass

@@ -1,0 +1,129 @@
+"""SQLite index: WAL mode, named append-only migrations, one connection per thread.
+
+WAL lets the recorder write while the analyser, the API and the CLI read; a crash leaves
+the database consistent (SQLite's own guarantee), so recovery only has to reconcile chunk
+files with rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import DiskFullError, StoreError
+from .schema import MIGRATIONS
+
+
+class Database:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+
+    # -- connections ---------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                       check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open index {self.path}: {exc}") from exc
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a full disk becomes DiskFullError and nothing is half-written."""
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
+                raise DiskFullError(f"disk full while writing the index: {exc}",
+                                    "free some space; recording resumes by itself") from exc
+            raise
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    # -- migrations ----------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        conn = self.conn
+        conn.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied REAL)")
+        done = {r[0] for r in conn.execute("SELECT name FROM migrations")}
+        applied = []
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                # executescript would COMMIT implicitly; run statements one by one instead.
+                for stmt in _split_sql(sql):
+                    conn.execute(stmt)
+                conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"migration {name} failed on {self.path}: {exc}") from exc
+            applied.append(name)
+        return applied
+
+    # -- small key/value state (paused flag, recorder heartbeat, ...) ---------------------
+    def get_kv(self, key: str, default: Any = None) -> Any:
+        row = self.one("SELECT value FROM kv WHERE key = ?", (key,))
+        return json.loads(row[0]) if row else default
+
+    def set_kv(self, key: str, value: Any) -> None:
+        self.execute("INSERT INTO kv(key, value) VALUES(?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                     (key, json.dumps(value)))
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping CREATE TRIGGER bodies whole."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        code = line.split("--", 1)[0]
+        buf += line
+        if code.rstrip().endswith(";") and sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return [s for s in out if s.strip(" ;\n")]
+
+
+def open_db(data_dir: Path) -> Database:
+    return Database(Path(data_dir) / "index.sqlite3")

@@ -1,0 +1,50 @@
+"""Named, append-only migrations. Never edit a migration that has shipped: add a new one.
+
+Each area appends its own entries; names are applied once, in list order, and recorded in
+the ``migrations`` table.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_core",
+        """
+        CREATE TABLE chunks (
+            id          INTEGER PRIMARY KEY,
+            path        TEXT NOT NULL UNIQUE,     -- relative to the data dir
+            device_id   TEXT NOT NULL,
+            start_ts    REAL NOT NULL,            -- unix seconds of the first frame
+            end_ts      REAL,                     -- unix seconds of the last frame seen
+            codec       TEXT,                     -- h264 | hevc
+            encoder     TEXT,                     -- libx264, hevc_nvenc, ...
+            width       INTEGER,                  -- canvas size
+            height      INTEGER,
+            frames      INTEGER NOT NULL DEFAULT 0,   -- encoded frames
+            bytes       INTEGER NOT NULL DEFAULT 0,
+            state       TEXT NOT NULL DEFAULT 'recording'
+                        -- recording | closed | recovered | damaged
+        );
+        CREATE INDEX chunks_start ON chunks(start_ts);
+        CREATE TABLE frames (
+            id          INTEGER PRIMARY KEY,
+            chunk_id    INTEGER REFERENCES chunks(id) ON DELETE CASCADE,
+            ts          REAL NOT NULL,            -- unix seconds when seen
+            pts         REAL,                     -- seconds into the chunk of the encoded
+                                                  -- frame that shows this moment
+            app         TEXT,
+            title       TEXT,
+            x INTEGER, y INTEGER, w INTEGER, h INTEGER,  -- window rectangle inside the canvas
+            display     TEXT,
+            changed     INTEGER NOT NULL DEFAULT 1,  -- 0: identical to the previous, not encoded
+            excluded    INTEGER NOT NULL DEFAULT 0   -- 1: privacy exclusion, pixels withheld
+        );
+        CREATE INDEX frames_ts ON frames(ts);
+        CREATE INDEX frames_chunk ON frames(chunk_id, ts);
+        CREATE TABLE kv (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """,
+    ),
+]
