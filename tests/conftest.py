@@ -51,7 +51,7 @@ class XDisplay:
     def _xprop_root(self, atom: str) -> bool:
         out = subprocess.run(["xprop", "-root", atom], env=self.env, capture_output=True,
                              text=True).stdout
-        return "not found" not in out and "no such" not in out and "=" in out
+        return "window id #" in out
 
     @staticmethod
     def _wait_for(cond, timeout: float) -> None:  # type: ignore[no-untyped-def]
