@@ -47,4 +47,24 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0200_reason_log",
+        """
+        CREATE TABLE reason_log (
+            id          INTEGER PRIMARY KEY,
+            ts          REAL NOT NULL,            -- unix seconds when the attempt ended
+            reasoner    TEXT NOT NULL,            -- anthropic | openai | gemini | offline
+            model       TEXT,
+            base_url    TEXT,
+            task        TEXT,                     -- observe | ask
+            request     TEXT,                     -- JSON; images as {sha256, media_type, bytes}
+            response    TEXT,                     -- raw answer text
+            usage       TEXT,                     -- JSON tokens in/out when the endpoint says
+            status      TEXT NOT NULL,            -- ok | error | error:<http status>
+            error       TEXT,
+            duration_ms REAL
+        );
+        CREATE INDEX reason_log_ts ON reason_log(ts);
+        """,
+    ),
 ]

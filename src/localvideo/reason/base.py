@@ -1,0 +1,317 @@
+"""The reasoner contract: one request in, one structured answer out.
+
+A reasoner is one endpoint family (``anthropic``, ``openai``, ``gemini``, ``offline``). Each
+backend implements only ``_send(req) -> ReasonResponse``; :meth:`Reasoner.execute` wraps it
+with the parts every backend shares: schema validation, retries with backoff for passing
+failures, and one ``reason_log`` row per attempt (images by sha256, never bytes).
+
+Text format of ``ReasonRequest.text`` (the analysis loop builds it; the offline reasoner
+parses it, the model reasoners read it as plain prose)::
+
+    ## Timeline
+    14:03:12–14:05:40  firefox — Build #42 failed - Jenkins (2m28s)
+    14:05:40–14:06:10  xterm — ~/src/app (30s)
+
+    ## Screen text
+    [14:03:12] firefox — Build #42 failed - Jenkins: error: test_login failed ...
+    [14:05:41] xterm — ~/src/app: $ make test
+
+    ## Question                      (task "ask" only)
+    what was I doing when the build broke?
+
+Times are local ``HH:MM:SS``; the separator between the two times is an en dash (a plain
+``-`` is accepted too); app and title are separated by `` — `` (em dash). Sections may be
+absent; unknown sections (e.g. ``## Earlier observations``) are passed through as context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import EndpointError, ReasonerError, UsageError
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..store.db import Database
+    from .keys import KeyStore
+
+
+@dataclass
+class ImagePart:
+    """A key frame, already cropped, redacted and blurred by the caller."""
+
+    data: bytes                 # PNG or JPEG bytes
+    media_type: str             # "image/png" | "image/jpeg"
+    ts: float                   # unix seconds of the moment
+    label: str = ""             # e.g. "14:03:12 — Firefox — Build failed"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """What the log and --dry-run show instead of the pixels."""
+        return {"sha256": self.sha256, "media_type": self.media_type, "bytes": len(self.data),
+                "ts": self.ts, "label": self.label}
+
+
+@dataclass
+class ReasonRequest:
+    task: str                           # "observe" | "ask"
+    system: str                         # system prompt
+    text: str                           # timeline + redacted OCR text + question (format above)
+    images: list[ImagePart] = field(default_factory=list)
+    video: Path | None = None           # chunk file, for reasoners that take video (gemini)
+    schema: dict[str, Any] | None = None  # JSON schema the answer must follow
+    max_tokens: int = 1024
+
+
+@dataclass
+class ReasonResponse:
+    text: str                           # raw text answer
+    data: dict[str, Any] | None         # parsed JSON when a schema was given (validated)
+    model: str
+    usage: dict[str, Any]               # tokens in/out when the endpoint says
+    request_id: int | None = None       # row id in reason_log
+
+
+OBSERVATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "summary": {"type": "string"},
+        "activities": {"type": "array", "items": {"type": "string"}},
+        "task": {
+            "type": "object",
+            "properties": {
+                "verdict": {"type": "string", "enum": ["NO_TASK", "TASK_FOUND"]},
+                "category": {"type": "string",
+                             "enum": ["AUTOMATE", "FIX", "REMIND", "LEARN", "OTHER"]},
+                "title": {"type": "string"},
+                "description": {"type": "string"},
+            },
+            "required": ["verdict", "category", "title", "description"],
+        },
+    },
+    "required": ["summary", "activities", "task"],
+}
+
+ASK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string"},
+        "timestamps": {"type": "array", "items": {"type": "number"}},
+    },
+    "required": ["answer", "timestamps"],
+}
+
+
+# -- JSON answers -------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+
+
+def parse_json_answer(text: str) -> dict[str, Any]:
+    """Pull the JSON object out of a model's answer (bare, fenced, or wrapped in prose)."""
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start:end + 1])
+    for cand in candidates:
+        try:
+            value = json.loads(cand.strip())
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    # Malformed output usually passes on a second try, so the work stays pending.
+    raise EndpointError(f"the answer is not a JSON object: {text[:200]!r}",
+                        "the observation stays pending and is retried on the next run",
+                        retryable=True)
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "array": (list,), "object": (dict,), "number": (int, float),
+    "integer": (int,), "boolean": (bool,),
+}
+
+
+def validate(value: Any, schema: dict[str, Any], where: str = "answer") -> None:
+    """Check the subset of JSON schema the reasoners use: type, required, enum, items."""
+    tp = schema.get("type")
+    if tp and not isinstance(value, _TYPES[tp]) or (tp in ("number", "integer")
+                                                   and isinstance(value, bool)):
+        raise EndpointError(f"{where} should be a {tp}, got {type(value).__name__}",
+                            "the observation stays pending and is retried on the next run")
+    if "enum" in schema and value not in schema["enum"]:
+        raise EndpointError(f"{where} is {value!r}; expected one of {schema['enum']}",
+                            "the observation stays pending and is retried on the next run")
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            if key not in value:
+                raise EndpointError(f"{where} lacks the key {key!r}",
+                                    "the observation stays pending and is retried on the next run")
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                validate(value[key], sub, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            validate(item, schema["items"], f"{where}[{i}]")
+
+
+def schema_instruction(schema: dict[str, Any]) -> str:
+    """The instruction appended to the system prompt where the endpoint has no JSON mode."""
+    return ("Answer with one JSON object only, no prose, following this JSON schema:\n"
+            + json.dumps(schema, indent=1))
+
+
+# -- the reasoner ---------------------------------------------------------------------------
+
+class Reasoner(ABC):
+    name: ClassVar[str]
+    key_env: ClassVar[str | None] = None          # e.g. "ANTHROPIC_API_KEY"
+    extra_key_envs: ClassVar[tuple[str, ...]] = ()  # accepted too, after key_env
+    base_url_env: ClassVar[str | None] = None     # e.g. "ANTHROPIC_BASE_URL"
+    default_model: ClassVar[str]
+    default_base_url: ClassVar[str | None] = None
+    takes_images: bool = True
+    takes_video: bool = False
+
+    def __init__(self, *, model: str | None = None, base_url: str | None = None,
+                 key: str | None = None, db: Database | None = None, retries: int = 2,
+                 backoff: float = 0.5, timeout: float = 120.0) -> None:
+        import os
+
+        self.model = model or self.default_model
+        env_url = os.environ.get(self.base_url_env) if self.base_url_env else None
+        self.base_url = (base_url or env_url or self.default_base_url or "").rstrip("/") or None
+        self.key = key
+        self.db = db
+        self.retries = retries          # extra attempts after the first
+        self.backoff = backoff          # seconds before the first retry, doubled each time
+        self.timeout = timeout
+
+    @classmethod
+    def key_required(cls, base_url: str | None) -> bool:
+        """Whether a key must be found; a local OpenAI-compatible server needs none."""
+        return cls.key_env is not None
+
+    @classmethod
+    def build(cls, *, model: str | None, base_url: str | None, key: str | None,
+              store: KeyStore, db: Database | None, retries: int = 2, backoff: float = 0.5,
+              timeout: float = 120.0) -> Reasoner:
+        """Resolve the key (flag > stored > env) and construct."""
+        import os
+
+        envs = ((cls.key_env,) if cls.key_env else ()) + cls.extra_key_envs
+        url = base_url or (os.environ.get(cls.base_url_env) if cls.base_url_env else None)
+        resolved = store.resolve(cls.name, key, envs, required=cls.key_required(url))
+        return cls(model=model, base_url=base_url, key=resolved, db=db, retries=retries,
+                   backoff=backoff, timeout=timeout)
+
+    @abstractmethod
+    def _send(self, req: ReasonRequest) -> ReasonResponse:
+        """One attempt against the endpoint; SDK errors mapped to ReasonerError kinds."""
+
+    def payload(self, req: ReasonRequest) -> dict[str, Any]:
+        """What this backend sends, for --dry-run and the log (images described, not sent)."""
+        return {"system": req.system, "text": req.text,
+                "images": [im.describe() for im in req.images] if self.takes_images else [],
+                "images_withheld": 0 if self.takes_images else len(req.images),
+                "video": str(req.video) if req.video and self.takes_video else None,
+                "schema": req.schema, "max_tokens": req.max_tokens}
+
+    def execute(self, req: ReasonRequest) -> ReasonResponse:
+        """Send with retries; every attempt is logged. Raises the last error when all fail."""
+        if req.task not in ("observe", "ask"):
+            raise UsageError(f"unknown reasoning task {req.task!r}", "use 'observe' or 'ask'")
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                resp = self._send(req)
+                if req.schema is not None:
+                    resp.data = parse_json_answer(resp.text) if resp.data is None else resp.data
+                    validate(resp.data, req.schema)
+            except ReasonerError as exc:
+                self._log(req, None, exc, started)
+                retryable = isinstance(exc, EndpointError) and exc.retryable
+                if not retryable or attempt >= self.retries:
+                    raise
+                time.sleep(self.backoff * (2 ** attempt))
+                attempt += 1
+                continue
+            resp.request_id = self._log(req, resp, None, started)
+            return resp
+
+    def _log(self, req: ReasonRequest, resp: ReasonResponse | None,
+             error: ReasonerError | None, started: float) -> int | None:
+        if self.db is None:
+            return None
+        from .log import log_request
+
+        return log_request(self.db, reasoner=self.name, model=self.model,
+                           base_url=self.base_url, request=req, payload=self.payload(req),
+                           response=resp, error=error,
+                           duration_ms=(time.monotonic() - started) * 1000)
+
+
+def describe_request(req: ReasonRequest, reasoner: Reasoner) -> dict[str, Any]:
+    """Exactly what would be sent, without sending: for ``--dry-run``."""
+    return {"reasoner": reasoner.name, "model": reasoner.model, "base_url": reasoner.base_url,
+            "task": req.task, **reasoner.payload(req)}
+
+
+REASONERS = ("offline", "anthropic", "openai", "gemini")
+
+
+def get_reasoner(name: str | None, *, settings: Settings, db: Database | None,
+                 model: str | None = None, base_url: str | None = None,
+                 key: str | None = None, retries: int = 2, backoff: float = 0.5,
+                 timeout: float = 120.0) -> Reasoner:
+    """Pick and build a reasoner.
+
+    ``None``/``"auto"``: anthropic when ANTHROPIC_BASE_URL or an anthropic key (stored or env)
+    is there; openai when OPENAI_BASE_URL is set; else offline. Gemini needs the network, so
+    it is only used when named.
+    """
+    import os
+
+    from .keys import KeyStore
+
+    store = KeyStore(settings.data_dir)
+    name = (name or settings.analyze.reasoner or "auto").lower()
+    if name == "auto":
+        if os.environ.get("ANTHROPIC_BASE_URL") or store.get("anthropic") \
+                or os.environ.get("ANTHROPIC_API_KEY"):
+            name = "anthropic"
+        elif os.environ.get("OPENAI_BASE_URL"):
+            name = "openai"
+        else:
+            name = "offline"
+    model = model or settings.analyze.model
+    base_url = base_url or settings.analyze.base_url
+    cls: type[Reasoner]
+    if name == "offline":
+        from .offline import OfflineReasoner
+        cls = OfflineReasoner
+    elif name == "anthropic":
+        from .anthropic import AnthropicReasoner
+        cls = AnthropicReasoner
+    elif name == "openai":
+        from .openai import OpenAIReasoner
+        cls = OpenAIReasoner
+    elif name == "gemini":
+        from .gemini import GeminiReasoner
+        cls = GeminiReasoner
+    else:
+        raise UsageError(f"unknown reasoner {name!r}",
+                         f"choose one of: auto, {', '.join(REASONERS)} (--reasoner)")
+    return cls.build(model=model, base_url=base_url, key=key, store=store, db=db,
+                     retries=retries, backoff=backoff, timeout=timeout)
