@@ -67,4 +67,36 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX reason_log_ts ON reason_log(ts);
         """,
     ),
+    (
+        "0500_serve_jobs_actions",
+        """
+        -- Queued generation jobs of the API/web UI, kept so past jobs can be listed.
+        CREATE TABLE jobs (
+            id          INTEGER PRIMARY KEY,
+            kind        TEXT NOT NULL DEFAULT 'generate',
+            params      TEXT NOT NULL,            -- JSON arguments of the call
+            state       TEXT NOT NULL DEFAULT 'queued',  -- queued | running | done | failed
+            progress    TEXT,                     -- JSON: last on_progress event
+            result      TEXT,                     -- JSON: what the call returned
+            error       TEXT,                     -- JSON: {type, message, hint}
+            pid         INTEGER,                  -- process that owns the queue
+            created_ts  REAL NOT NULL,
+            started_ts  REAL,
+            finished_ts REAL
+        );
+        CREATE INDEX jobs_created ON jobs(created_ts);
+        -- Every hand-off of a suggested task to the configured agent command.
+        CREATE TABLE actions (
+            id             INTEGER PRIMARY KEY,
+            ts             REAL NOT NULL,
+            observation_id INTEGER NOT NULL,      -- no FK: the observation may be deleted later
+            command        TEXT NOT NULL,
+            task           TEXT NOT NULL,         -- the text handed to the agent
+            state          TEXT NOT NULL DEFAULT 'running',  -- running | done | failed
+            exit_code      INTEGER,
+            output_tail    TEXT,
+            finished_ts    REAL
+        );
+        """,
+    ),
 ]
