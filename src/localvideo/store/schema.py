@@ -99,4 +99,53 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0300_analysis",
+        """
+        -- Screen text of the key frames the analysis loop read (one row per key frame).
+        CREATE TABLE frame_text (
+            frame_id    INTEGER PRIMARY KEY REFERENCES frames(id) ON DELETE CASCADE,
+            text        TEXT NOT NULL DEFAULT '',
+            words       TEXT NOT NULL DEFAULT '[]',   -- JSON [{t, x, y, w, h, c}] in window px
+            ocr_ms      REAL,                          -- wall time of the OCR call
+            reason      TEXT                           -- why it is a key frame: start|switch|change|cadence
+        );
+        -- Full-text index over screen text, app and window title; rowid = frames.id.
+        CREATE VIRTUAL TABLE frame_fts USING fts5(
+            text, app, title, tokenize = 'unicode61 remove_diacritics 2'
+        );
+        -- Where the analysis stands in each chunk, so a restart neither repeats nor skips.
+        CREATE TABLE analysis_progress (
+            chunk_id    INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+            last_pts    REAL,                 -- last decoded pts (seconds) fully handled
+            done        INTEGER NOT NULL DEFAULT 0,
+            frames      INTEGER NOT NULL DEFAULT 0,   -- decoded frames handled
+            keyframes   INTEGER NOT NULL DEFAULT 0,
+            key_ts      REAL,                 -- sampler state at the last key frame
+            key_app     TEXT,
+            key_title   TEXT,
+            key_thumb   BLOB,
+            updated_ts  REAL
+        );
+        CREATE TABLE observations (
+            id          INTEGER PRIMARY KEY,
+            start_ts    REAL NOT NULL,
+            end_ts      REAL NOT NULL,
+            status      TEXT NOT NULL DEFAULT 'pending',  -- pending | done | failed
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            next_try_ts REAL,
+            reasoner    TEXT,
+            model       TEXT,
+            summary     TEXT,
+            activities  TEXT,                 -- JSON [str]
+            task        TEXT,                 -- JSON {verdict, category, title, description}
+            error       TEXT,
+            created_ts  REAL NOT NULL,
+            done_ts     REAL,
+            request_ids TEXT NOT NULL DEFAULT '[]'    -- JSON [reason_log.id]
+        );
+        CREATE UNIQUE INDEX observations_start ON observations(start_ts);
+        CREATE INDEX observations_status ON observations(status, next_try_ts);
+        """,
+    ),
 ]
