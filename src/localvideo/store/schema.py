@@ -144,6 +144,10 @@ MIGRATIONS: list[tuple[str, str]] = [
             done_ts     REAL,
             request_ids TEXT NOT NULL DEFAULT '[]'    -- JSON [reason_log.id]
         );
+        -- FTS5 has no foreign keys: drop a frame's text row with the frame (cascades fire it).
+        CREATE TRIGGER frames_fts_delete AFTER DELETE ON frames BEGIN
+            DELETE FROM frame_fts WHERE rowid = old.id;
+        END;
         CREATE UNIQUE INDEX observations_start ON observations(start_ts);
         CREATE INDEX observations_status ON observations(status, next_try_ts);
         """,
