@@ -8,6 +8,8 @@ failures, and one ``reason_log`` row per attempt (images by sha256, never bytes)
 Text format of ``ReasonRequest.text`` (the analysis loop builds it; the offline reasoner
 parses it, the model reasoners read it as plain prose)::
 
+    Date: 2026-11-25                 (optional: the local day of the first time below;
+                                      lets the offline reasoner turn times into unix seconds)
     ## Timeline
     14:03:12–14:05:40  firefox — Build #42 failed - Jenkins (2m28s)
     14:05:40–14:06:10  xterm — ~/src/app (30s)
@@ -21,7 +23,8 @@ parses it, the model reasoners read it as plain prose)::
 
 Times are local ``HH:MM:SS``; the separator between the two times is an en dash (a plain
 ``-`` is accepted too); app and title are separated by `` — `` (em dash). Sections may be
-absent; unknown sections (e.g. ``## Earlier observations``) are passed through as context.
+absent; a time may also carry its day (``2026-11-25 14:03:12``); times that go back by
+more than half a day are taken to have crossed midnight. Unknown sections (e.g. ``## Earlier observations``) are passed through as context.
 """
 
 from __future__ import annotations
