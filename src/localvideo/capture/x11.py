@@ -1,0 +1,266 @@
+"""X11 capture: mss (XShmGetImage) for pixels, python-xlib for which window is in front.
+
+Finding the window, cheapest first:
+
+1. ``_NET_ACTIVE_WINDOW`` on the root window (any EWMH window manager sets it; ~1 ms).
+2. No EWMH manager: ``get_input_focus``; when focus is PointerRoot/None/the root itself,
+   ``query_pointer`` names the top-level window under the pointer.
+3. Steps 2 can land on a child widget or a frame, so walk up to the nearest window with
+   ``WM_CLASS`` and, failing that, down from the top-level to the client that has it.
+
+The content rectangle comes from ``translate_coords`` of the client window to the root,
+which excludes the manager's decoration (``xdotool getwindowgeometry`` includes it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import mss
+import numpy as np
+from mss.exception import ScreenShotError
+from Xlib import X, Xatom
+from Xlib import display as xdisplay
+from Xlib import error as xerror
+from Xlib.xobject.drawable import Window
+
+from ..errors import CaptureError, NoDisplayError, UsageError
+from .base import CaptureBackend, Frame, WindowInfo
+
+T = TypeVar("T")
+
+# X errors that mean "that window went away or changed under us": pass, try again later.
+_GONE = (xerror.BadWindow, xerror.BadDrawable, xerror.BadMatch, xerror.BadValue)
+_LOST = (xerror.ConnectionClosedError, ConnectionError, BrokenPipeError, OSError)
+
+
+def _open_mss(display_name: str) -> Any:
+    # mss 10.x prefers mss.MSS (mss.mss() warns); 9.x only has mss.mss. Both default to the
+    # XShmGetImage path on Linux in 10.x.
+    factory = getattr(mss, "MSS", None) or mss.mss
+    return factory(display=display_name)
+
+
+class X11Backend(CaptureBackend):
+    name = "x11"
+
+    def __init__(self, mode: str = "active-window", display: str = "1",
+                 display_name: str | None = None) -> None:
+        super().__init__(mode=mode, display=display)
+        self.display_name = display_name or os.environ.get("DISPLAY", "")
+        try:
+            self._xd = xdisplay.Display(self.display_name or None)
+        except (xerror.DisplayError, *_LOST) as exc:
+            raise NoDisplayError(f"cannot connect to the X display {self.display_name!r}: {exc}",
+                                 hint="check DISPLAY (and XAUTHORITY), or run "
+                                      "`localvideo record --virtual-display`") from exc
+        self._root = self._xd.screen().root
+        atom = self._xd.intern_atom
+        self._net_active = atom("_NET_ACTIVE_WINDOW")
+        self._net_wm_name = atom("_NET_WM_NAME")
+        self._net_wm_pid = atom("_NET_WM_PID")
+        self._utf8 = atom("UTF8_STRING")
+        self._wm_state = atom("WM_STATE")
+        # WM_CLASS never changes for a window's lifetime; titles do, so only classes are cached.
+        self._class_cache: dict[int, str] = {}
+        try:
+            self._sct = _open_mss(self.display_name)
+            self._monitors = list(self._sct.monitors)
+        except ScreenShotError as exc:
+            self._xd.close()
+            raise CaptureError(f"cannot read pixels from X display {self.display_name!r}: {exc}",
+                               hint="install the X client libraries: "
+                                    "`apt-get install libxcb1 libx11-6`") from exc
+        count = len(self._monitors) - 1
+        if display != "all" and int(display) > count:
+            self.close()
+            raise UsageError(f"display {display} does not exist: this X screen has {count} "
+                             f"monitor{'s' if count != 1 else ''}",
+                             hint=f"use `--display 1`..`--display {count}` or `--display all`")
+
+    # -- window lookup ---------------------------------------------------------------------
+
+    def _x(self, call: Callable[[], T]) -> T:
+        """Run one X request, turning a dead connection into CaptureError."""
+        try:
+            return call()
+        except xerror.XError:
+            raise           # a protocol error about one window: the caller decides
+        except _LOST as exc:
+            raise CaptureError(f"lost the connection to X display {self.display_name!r}: {exc}",
+                               hint="the X server stopped; start the session again, or run "
+                                    "`localvideo record --virtual-display`") from exc
+
+    def _active_id(self) -> int | None:
+        prop = self._x(lambda: self._root.get_full_property(self._net_active, Xatom.WINDOW))
+        if prop is not None and len(prop.value):
+            wid = int(prop.value[0])
+            return wid or None    # the manager says: nothing is active (desktop focused)
+        return self._focus_fallback()
+
+    def _focus_fallback(self) -> int | None:
+        focus = self._x(lambda: self._xd.get_input_focus()).focus
+        fid = focus if isinstance(focus, int) else focus.id
+        if fid in (X.NONE, X.PointerRoot) or fid == self._root.id:
+            child = self._x(lambda: self._root.query_pointer()).child
+            cid = child if isinstance(child, int) else child.id
+            if cid in (X.NONE, X.PointerRoot):
+                return None
+            fid = cid
+        return self._client_of(fid)
+
+    def _client_of(self, wid: int) -> int | None:
+        """The top-level client window (the one with WM_CLASS) that owns ``wid``."""
+        w = self._xd.create_resource_object("window", wid)
+        while True:
+            if self._x(w.get_wm_class) is not None:
+                return w.id
+            tree = self._x(w.query_tree)
+            parent = tree.parent
+            pid = parent if isinstance(parent, int) else parent.id
+            if pid in (X.NONE, self._root.id):
+                break
+            w = self._xd.create_resource_object("window", pid)
+        # A top-level without WM_CLASS is a manager's frame: the client is inside it.
+        pending = list(reversed(self._x(w.query_tree).children))   # topmost first
+        while pending:
+            c = pending.pop(0)
+            if self._x(c.get_wm_class) is not None:
+                return int(c.id)
+            pending.extend(reversed(self._x(c.query_tree).children))
+        return None
+
+    def _title(self, w: Window) -> str:
+        prop = self._x(lambda: w.get_full_property(self._net_wm_name, self._utf8))
+        if prop is not None and prop.value:
+            return bytes(prop.value).decode("utf-8", "replace")
+        prop = self._x(lambda: w.get_full_property(Xatom.WM_NAME, X.AnyPropertyType))
+        if prop is None or not prop.value:
+            return ""
+        raw = bytes(prop.value)
+        # STRING is Latin-1 by definition, yet many tools (xdotool among them) store UTF-8 in
+        # it; text that decodes as UTF-8 almost never was meant as Latin-1.
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+
+    def _app(self, w: Window) -> str:
+        app = self._class_cache.get(w.id)
+        if app is None:
+            cls = self._x(w.get_wm_class)
+            app = (cls[1] or cls[0]) if cls else ""
+            if len(self._class_cache) > 512:
+                self._class_cache.clear()
+            self._class_cache[w.id] = app
+        return app
+
+    def _pid(self, w: Window) -> int | None:
+        prop = self._x(lambda: w.get_full_property(self._net_wm_pid, Xatom.CARDINAL))
+        return int(prop.value[0]) if prop is not None and len(prop.value) else None
+
+    def _window_info(self) -> WindowInfo | None:
+        wid = self._active_id()
+        if wid is None:
+            return None
+        w = self._xd.create_resource_object("window", wid)
+        if self._x(w.get_attributes).map_state != X.IsViewable:
+            return None          # minimised / withdrawn: nothing of it is on screen
+        geom = self._x(w.get_geometry)
+        pos = self._x(lambda: self._root.translate_coords(w, 0, 0))
+        return WindowInfo(app=self._app(w), title=self._title(w), x=int(pos.x), y=int(pos.y),
+                          w=int(geom.width), h=int(geom.height), pid=self._pid(w), window_id=wid)
+
+    def active_window(self) -> WindowInfo | None:
+        # A window can close between two requests (BadWindow); by then something else may be
+        # in front, so ask once more before saying "nothing".
+        for _ in range(2):
+            try:
+                return self._window_info()
+            except _GONE as exc:
+                self._class_cache.pop(getattr(exc, "resource_id", -1), None)
+        return None
+
+    # -- pixels ----------------------------------------------------------------------------
+
+    def _grab_region(self, left: int, top: int, width: int, height: int) -> np.ndarray:
+        region = {"left": left, "top": top, "width": width, "height": height}
+        try:
+            shot = self._sct.grab(region)
+        except ScreenShotError:
+            # The usual cause is a screen resize (mss sized its shared buffer for the old
+            # screen): reopen once, then give up loudly.
+            try:
+                self._sct.close()
+                self._sct = _open_mss(self.display_name)
+                self._monitors = list(self._sct.monitors)
+                shot = self._sct.grab(region)
+            except ScreenShotError as exc:
+                raise CaptureError(f"cannot read pixels from X display {self.display_name!r}: "
+                                   f"{exc}", hint="check that the X server is still running") from exc
+        # A view on mss's fresh per-grab bytearray: no copy.
+        return np.asarray(shot)
+
+    def _monitor_of(self, win: WindowInfo) -> tuple[int, dict[str, int]]:
+        """The 1-based monitor holding the window's centre (the first one if none does)."""
+        cx, cy = win.x + win.w // 2, win.y + win.h // 2
+        for i, m in enumerate(self._monitors[1:], start=1):
+            if m["left"] <= cx < m["left"] + m["width"] and m["top"] <= cy < m["top"] + m["height"]:
+                return i, m
+        return 1, self._monitors[1]
+
+    def grab(self) -> Frame | None:
+        ts = self.now()
+        win = self.active_window()
+        if self.mode == "display":
+            idx = 0 if self.display == "all" else int(self.display)
+            mon = self._monitors[idx]
+            pixels = self._grab_region(mon["left"], mon["top"], mon["width"], mon["height"])
+            return Frame(pixels=pixels, ts=ts, app=win.app if win else "",
+                         title=win.title if win else "", x=mon["left"], y=mon["top"],
+                         w=mon["width"], h=mon["height"], display=self.display,
+                         screen_w=mon["width"], screen_h=mon["height"],
+                         extra=self._extra(win))
+        if win is None:
+            return None
+        # Clip to the whole X screen: a window dragged partly off-screen has no pixels there,
+        # and asking X for them is an error.
+        screen = self._monitors[0]
+        x0, y0 = max(win.x, screen["left"]), max(win.y, screen["top"])
+        x1 = min(win.x + win.w, screen["left"] + screen["width"])
+        y1 = min(win.y + win.h, screen["top"] + screen["height"])
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            return None
+        pixels = self._grab_region(x0, y0, x1 - x0, y1 - y0)
+        idx, mon = self._monitor_of(win)
+        extra = self._extra(win)
+        extra["clipped"] = (x0, y0, x1 - x0, y1 - y0) != (win.x, win.y, win.w, win.h)
+        return Frame(pixels=pixels, ts=ts, app=win.app, title=win.title, x=x0, y=y0,
+                     w=x1 - x0, h=y1 - y0, display=str(idx), screen_w=mon["width"],
+                     screen_h=mon["height"], extra=extra)
+
+    @staticmethod
+    def _extra(win: WindowInfo | None) -> dict[str, object]:
+        if win is None:
+            return {}
+        return {"window_id": win.window_id, "pid": win.pid,
+                "window_rect": (win.x, win.y, win.w, win.h)}
+
+    @property
+    def monitors(self) -> list[dict[str, int]]:
+        """mss's monitor list: index 0 is the whole X screen, 1..N the monitors."""
+        return [dict(m) for m in self._monitors]
+
+    def close(self) -> None:
+        sct, self._sct = getattr(self, "_sct", None), None
+        if sct is not None:
+            sct.close()
+        xd = getattr(self, "_xd", None)
+        if xd is not None:
+            try:
+                xd.close()
+            except _LOST:
+                pass   # the server is already gone; nothing left to release
+            self._xd = None  # type: ignore[assignment]

@@ -1,0 +1,213 @@
+"""X11 backend against a real Xvfb: real windows, real pixels, real X errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import numpy as np
+import pytest
+from Xlib import X, Xatom
+from Xlib import display as xdisplay
+
+from localvideo.capture.x11 import X11Backend
+from localvideo.errors import CaptureError, NoDisplayError, UsageError
+
+from conftest import XDisplay
+
+pytestmark = pytest.mark.x11
+
+
+def _content_origin(env: dict[str, str], wid: int) -> tuple[int, int, int, int]:
+    """Where X itself says the window's content is (xwininfo, independent of our code)."""
+    out = subprocess.run(["xwininfo", "-id", str(wid)], env=env, capture_output=True,
+                         text=True, check=True).stdout
+
+    def num(label: str) -> int:
+        m = re.search(rf"{label}:\s+(-?\d+)", out)
+        assert m, out
+        return int(m.group(1))
+
+    # xwininfo's origin is the outside of the X border; the pixels start inside it.
+    border = num("Border width")
+    return (num("Absolute upper-left X") + border, num("Absolute upper-left Y") + border,
+            num("Width"), num("Height"))
+
+
+def _not_blank(pixels: np.ndarray) -> bool:
+    # xterm draws black glyphs on white: a real window has both.
+    return bool(pixels[..., :3].min() < 64 and pixels[..., :3].max() > 192)
+
+
+@pytest.fixture
+def backend(desktop: XDisplay):
+    b = X11Backend()
+    yield b
+    b.close()
+
+
+def test_active_window_follows_focus(desktop: XDisplay, backend: X11Backend) -> None:
+    a = desktop.xterm("Alpha window", "alpha text", geometry="60x20+100+100",
+                      app_class="AlphaTerm")
+    b = desktop.xterm("Beta window", "beta text", geometry="40x10+900+500",
+                      app_class="BetaTerm")
+    for wid, app, title in ((a, "AlphaTerm", "Alpha window"), (b, "BetaTerm", "Beta window"),
+                            (a, "AlphaTerm", "Alpha window")):
+        desktop.activate(wid)
+        f = backend.grab()
+        assert f is not None
+        assert (f.app, f.title) == (app, title)
+        assert f.extra["window_id"] == wid
+        assert (f.x, f.y, f.w, f.h) == _content_origin(desktop.env, wid)
+        assert f.pixels.shape == (f.h, f.w, 4) and f.pixels.dtype == np.uint8
+        assert f.size == (f.w, f.h)
+        assert _not_blank(f.pixels)
+        assert (f.screen_w, f.screen_h) == (1920, 1080) and f.display == "1"
+        # The window's pixels are exactly that region of the whole screen.
+        whole = X11Backend(mode="display", display="all")
+        try:
+            full = whole.grab()
+        finally:
+            whole.close()
+        assert full is not None
+        assert np.array_equal(full.pixels[f.y:f.y + f.h, f.x:f.x + f.w], f.pixels)
+
+
+def test_title_change_is_seen(desktop: XDisplay, backend: X11Backend) -> None:
+    wid = desktop.xterm("Before", "x")
+    desktop.xdotool("set_window", "--name", "After – ünïcode", str(wid))
+    f = backend.grab()
+    assert f is not None and f.title == "After – ünïcode"
+
+
+def test_display_mode_whole_monitor_with_active_app(desktop: XDisplay) -> None:
+    desktop.xterm("Display mode", "some text", app_class="DispTerm")
+    b = X11Backend(mode="display", display="1")
+    try:
+        f = b.grab()
+    finally:
+        b.close()
+    assert f is not None
+    assert f.pixels.shape == (1080, 1920, 4)
+    assert (f.x, f.y, f.w, f.h, f.screen_w, f.screen_h) == (0, 0, 1920, 1080, 1920, 1080)
+    assert (f.app, f.title, f.display) == ("DispTerm", "Display mode", "1")
+    assert _not_blank(f.pixels)
+
+
+def test_display_that_does_not_exist(desktop: XDisplay) -> None:
+    with pytest.raises(UsageError) as err:
+        X11Backend(mode="display", display="3")
+    assert "1 monitor" in err.value.message and "--display" in (err.value.hint or "")
+
+
+def test_partly_off_screen_window_is_clipped(desktop: XDisplay, backend: X11Backend) -> None:
+    wid = desktop.xterm("Edge", "edge text", geometry="80x24+1700+900")
+    desktop.xdotool("windowmove", "--sync", str(wid), "1700", "900")
+    f = backend.grab()
+    assert f is not None
+    assert f.extra["clipped"] is True
+    assert f.x + f.w == 1920 and f.y + f.h == 1080
+    assert f.pixels.shape == (f.h, f.w, 4)
+    wx, wy, ww, wh = f.extra["window_rect"]  # type: ignore[misc]
+    assert ww > f.w and wh > f.h
+
+
+def test_no_window_then_closed_window(desktop: XDisplay, backend: X11Backend) -> None:
+    desktop.close_windows()
+    assert backend.grab() is None
+    desktop.xterm("Short lived", "bye")
+    assert backend.grab() is not None
+    desktop.close_windows()
+    assert backend.grab() is None
+    assert backend.active_window() is None
+
+
+@pytest.fixture
+def bare() -> XDisplay:
+    d = XDisplay(wm=False)
+    yield d
+    d.stop()
+
+
+def test_without_window_manager_pointer_then_focus(bare: XDisplay) -> None:
+    a = bare.xterm("Bare A", "a", geometry="40x10+50+50", app_class="BareA")
+    b = bare.xterm("Bare B", "b", geometry="40x10+800+600", app_class="BareB")
+    backend = X11Backend(display_name=bare.name)
+    try:
+        # No manager, nothing focused yet: focus is PointerRoot, the pointer decides.
+        bare.xdotool("mousemove", "--sync", "900", "650")
+        f = backend.grab()
+        assert f is not None and (f.app, f.title) == ("BareB", "Bare B")
+        bare.xdotool("mousemove", "--sync", "100", "100")
+        f = backend.grab()
+        assert f is not None and f.app == "BareA"
+        assert (f.x, f.y, f.w, f.h) == _content_origin(bare.env, a)
+        # Explicit focus wins over the pointer, even if xterm focuses a child widget.
+        bare.xdotool("windowfocus", "--sync", str(b))
+        f = backend.grab()
+        assert f is not None and f.app == "BareB" and _not_blank(f.pixels)
+        # Pointer over the bare root with focus back on PointerRoot: nothing to capture.
+        bare.xdotool("mousemove", "--sync", "1800", "50")
+        conn = xdisplay.Display(bare.name)
+        conn.set_input_focus(X.PointerRoot, X.RevertToPointerRoot, X.CurrentTime)
+        conn.sync()
+        conn.close()
+        assert backend.grab() is None
+    finally:
+        backend.close()
+
+
+def test_window_destroyed_between_requests_is_none(bare: XDisplay) -> None:
+    """A stale _NET_ACTIVE_WINDOW naming a destroyed window: a real BadWindow, no crash."""
+    conn = xdisplay.Display(bare.name)
+    root = conn.screen().root
+    win = root.create_window(10, 10, 200, 100, 0, conn.screen().root_depth,
+                             background_pixel=conn.screen().white_pixel)
+    win.set_wm_class("ghost", "Ghost")
+    win.set_wm_name("Ghost window")
+    win.map()
+    active = conn.intern_atom("_NET_ACTIVE_WINDOW")
+    root.change_property(active, Xatom.WINDOW, 32, [win.id])
+    conn.sync()
+    backend = X11Backend(display_name=bare.name)
+    try:
+        f = backend.grab()
+        assert f is not None and (f.app, f.title, f.w, f.h) == ("Ghost", "Ghost window", 200, 100)
+        win.destroy()
+        conn.sync()
+        assert backend.grab() is None
+        assert backend.active_window() is None
+    finally:
+        backend.close()
+        conn.close()
+
+
+def test_lost_x_server_raises_capture_error() -> None:
+    d = XDisplay(wm=False)
+    backend = X11Backend(display_name=d.name)
+    try:
+        d.stop()
+        with pytest.raises(CaptureError) as err:
+            for _ in range(3):  # the first request after the kill may still be buffered
+                backend.grab()
+        assert d.name in err.value.message
+    finally:
+        backend.close()
+
+
+def test_unreachable_display_is_no_display_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":31999")
+    with pytest.raises(NoDisplayError) as err:
+        X11Backend()
+    assert ":31999" in err.value.message and "--virtual-display" in (err.value.hint or "")
+
+
+def test_display_env_is_used(desktop: XDisplay) -> None:
+    assert os.environ["DISPLAY"] == desktop.name
+    b = X11Backend()
+    try:
+        assert b.display_name == desktop.name
+        assert b.monitors[0]["width"] == 1920
+    finally:
+        b.close()
