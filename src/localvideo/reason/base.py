@@ -174,6 +174,58 @@ def schema_instruction(schema: dict[str, Any]) -> str:
             + json.dumps(schema, indent=1))
 
 
+# -- endpoint failures, shared by the SDK backends ----------------------------------------
+
+def is_local(url: str | None) -> bool:
+    """A loopback endpoint (Ollama, LM Studio, a local shim) needs no real key."""
+    if not url:
+        return False
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.") or host.endswith(".localhost")
+
+
+def http_failure(reasoner: str, status: int, detail: str, *, url: str | None,
+                 key_hint: str) -> ReasonerError:
+    """Map an HTTP status from an endpoint to the error kind the analysis loop acts on."""
+    detail = " ".join(detail.split())[:300]
+    where = url or reasoner
+    if status in (401, 403):
+        # A wrong key does not fix itself: not retryable, say how to change it.
+        return ReasonerError(f"{reasoner} refused the key ({status}) at {where}: {detail}",
+                             key_hint)
+    if status == 429 or status >= 500 or status in (408, 409):
+        return EndpointError(f"{reasoner} endpoint {where} answered {status}: {detail}",
+                             "the work stays pending and is retried on the next run",
+                             status=status, retryable=True)
+    if status == 404:
+        return EndpointError(f"{reasoner} endpoint {where} answered 404: {detail}",
+                             "check the model name (--model) and the base URL (--base-url)",
+                             status=status, retryable=False)
+    return EndpointError(f"{reasoner} endpoint {where} refused the request ({status}): {detail}",
+                         "run with --dry-run to see what is sent", status=status,
+                         retryable=False)
+
+
+def unreachable(reasoner: str, url: str | None, exc: BaseException, *, timeout: float | None,
+                url_env: str | None) -> EndpointError:
+    if timeout is not None:
+        return EndpointError(f"{reasoner} endpoint {url or ''} did not answer within {timeout:g}s",
+                             "the work stays pending; check the server or raise the timeout",
+                             retryable=True)
+    fix = f"--base-url or {url_env}" if url_env else "--base-url"
+    return EndpointError(f"cannot reach the {reasoner} endpoint {url or ''}: {exc}",
+                         f"start the server or fix {fix}; the work stays pending",
+                         retryable=True)
+
+
+def key_hint(reasoner: str, envs: tuple[str, ...]) -> str:
+    env = " or ".join(envs)
+    return f"check the key: run `localvideo keys set {reasoner}`" + (f" or set {env}" if env
+                                                                      else "")
+
+
 # -- the reasoner ---------------------------------------------------------------------------
 
 class Reasoner(ABC):
@@ -188,7 +240,7 @@ class Reasoner(ABC):
 
     def __init__(self, *, model: str | None = None, base_url: str | None = None,
                  key: str | None = None, db: Database | None = None, retries: int = 2,
-                 backoff: float = 0.5, timeout: float = 120.0) -> None:
+                 backoff: float = 0.5, timeout: float = 120.0, **options: Any) -> None:
         import os
 
         self.model = model or self.default_model
@@ -199,24 +251,29 @@ class Reasoner(ABC):
         self.retries = retries          # extra attempts after the first
         self.backoff = backoff          # seconds before the first retry, doubled each time
         self.timeout = timeout
+        self.options = options          # backend-specific (e.g. openai images=True/False)
+
+    @classmethod
+    def key_envs(cls) -> tuple[str, ...]:
+        return ((cls.key_env,) if cls.key_env else ()) + cls.extra_key_envs
 
     @classmethod
     def key_required(cls, base_url: str | None) -> bool:
-        """Whether a key must be found; a local OpenAI-compatible server needs none."""
-        return cls.key_env is not None
+        """Whether a key must be found; a loopback server (Ollama, a local shim) needs none."""
+        return cls.key_env is not None and not is_local(base_url)
 
     @classmethod
     def build(cls, *, model: str | None, base_url: str | None, key: str | None,
               store: KeyStore, db: Database | None, retries: int = 2, backoff: float = 0.5,
-              timeout: float = 120.0) -> Reasoner:
+              timeout: float = 120.0, **options: Any) -> Reasoner:
         """Resolve the key (flag > stored > env) and construct."""
         import os
 
-        envs = ((cls.key_env,) if cls.key_env else ()) + cls.extra_key_envs
+        envs = cls.key_envs()
         url = base_url or (os.environ.get(cls.base_url_env) if cls.base_url_env else None)
         resolved = store.resolve(cls.name, key, envs, required=cls.key_required(url))
         return cls(model=model, base_url=base_url, key=resolved, db=db, retries=retries,
-                   backoff=backoff, timeout=timeout)
+                   backoff=backoff, timeout=timeout, **options)
 
     @abstractmethod
     def _send(self, req: ReasonRequest) -> ReasonResponse:
@@ -277,7 +334,7 @@ REASONERS = ("offline", "anthropic", "openai", "gemini")
 def get_reasoner(name: str | None, *, settings: Settings, db: Database | None,
                  model: str | None = None, base_url: str | None = None,
                  key: str | None = None, retries: int = 2, backoff: float = 0.5,
-                 timeout: float = 120.0) -> Reasoner:
+                 timeout: float = 120.0, **options: Any) -> Reasoner:
     """Pick and build a reasoner.
 
     ``None``/``"auto"``: anthropic when ANTHROPIC_BASE_URL or an anthropic key (stored or env)
@@ -317,4 +374,4 @@ def get_reasoner(name: str | None, *, settings: Settings, db: Database | None,
         raise UsageError(f"unknown reasoner {name!r}",
                          f"choose one of: auto, {', '.join(REASONERS)} (--reasoner)")
     return cls.build(model=model, base_url=base_url, key=key, store=store, db=db,
-                     retries=retries, backoff=backoff, timeout=timeout)
+                     retries=retries, backoff=backoff, timeout=timeout, **options)

@@ -1,0 +1,88 @@
+"""Anthropic Messages API through the official SDK.
+
+Honours ``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_API_KEY`` (or ``--base-url`` / ``--key``), so
+any Anthropic-compatible proxy or local shim works. Key frames go as base64 image blocks,
+each after a short text block naming its moment. JSON comes from instructions plus parsing:
+the Messages API has no JSON mode, and ``execute()`` validates the answer against the schema.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from ..errors import DependencyError, ReasonerError
+from .base import (
+    Reasoner,
+    ReasonRequest,
+    ReasonResponse,
+    http_failure,
+    is_local,
+    key_hint,
+    schema_instruction,
+    unreachable,
+)
+
+
+class AnthropicReasoner(Reasoner):
+    name = "anthropic"
+    key_env = "ANTHROPIC_API_KEY"
+    base_url_env = "ANTHROPIC_BASE_URL"
+    default_model = "claude-sonnet-4-5"
+    default_base_url = "https://api.anthropic.com"
+    takes_images = True
+
+    def content(self, req: ReasonRequest) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        for im in req.images:
+            if im.label:
+                blocks.append({"type": "text", "text": f"Key frame {im.label}"})
+            blocks.append({"type": "image", "source": {
+                "type": "base64", "media_type": im.media_type,
+                "data": base64.b64encode(im.data).decode("ascii")}})
+        blocks.append({"type": "text", "text": req.text})
+        return blocks
+
+    def system(self, req: ReasonRequest) -> str:
+        if req.schema is None:
+            return req.system
+        return f"{req.system}\n\n{schema_instruction(req.schema)}".strip()
+
+    def _send(self, req: ReasonRequest) -> ReasonResponse:
+        try:
+            import anthropic
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise DependencyError("the anthropic SDK is not installed",
+                                  "pip install anthropic") from exc
+        # The SDK's own retries are off: execute() retries, logging every attempt.
+        client = anthropic.Anthropic(
+            api_key=self.key or ("local-no-key" if is_local(self.base_url) else None),
+            base_url=self.base_url, timeout=self.timeout, max_retries=0)
+        try:
+            msg = client.messages.create(
+                model=self.model, max_tokens=req.max_tokens, system=self.system(req),
+                messages=[{"role": "user", "content": self.content(req)}])  # type: ignore[list-item,misc]
+        except anthropic.APITimeoutError as exc:
+            raise unreachable(self.name, self.base_url, exc, timeout=self.timeout,
+                              url_env=self.base_url_env) from exc
+        except anthropic.APIConnectionError as exc:
+            raise unreachable(self.name, self.base_url, exc, timeout=None,
+                              url_env=self.base_url_env) from exc
+        except anthropic.APIStatusError as exc:
+            raise http_failure(self.name, exc.status_code, str(exc.message), url=self.base_url,
+                               key_hint=key_hint(self.name, self.key_envs())) from exc
+        except anthropic.APIError as exc:
+            # e.g. a body that is not a Messages response: passing, like a malformed answer.
+            raise http_failure(self.name, 502, str(exc), url=self.base_url,
+                               key_hint=key_hint(self.name, self.key_envs())) from exc
+        except TypeError as exc:  # the SDK could not find any credentials
+            raise ReasonerError(f"anthropic client could not be built: {exc}",
+                                key_hint(self.name, self.key_envs())) from exc
+        text = "".join(getattr(b, "text", "") for b in msg.content
+                       if getattr(b, "type", "") == "text")
+        usage = {"input_tokens": msg.usage.input_tokens,
+                 "output_tokens": msg.usage.output_tokens} if msg.usage else {}
+        return ReasonResponse(text=text, data=None, model=msg.model or self.model, usage=usage)
+
+    def payload(self, req: ReasonRequest) -> dict[str, Any]:
+        return {**super().payload(req), "system": self.system(req)}
