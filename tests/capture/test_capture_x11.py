@@ -8,13 +8,12 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import XDisplay
 from Xlib import X, Xatom
 from Xlib import display as xdisplay
 
 from localvideo.capture.x11 import X11Backend
 from localvideo.errors import CaptureError, NoDisplayError, UsageError
-
-from conftest import XDisplay
 
 pytestmark = pytest.mark.x11
 
