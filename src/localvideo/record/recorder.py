@@ -1,0 +1,376 @@
+"""The recorder loop: grab → filter → canvas → encode → index, until told to stop.
+
+Fatal errors (no display, no working encoder) stop the loop; passing ones (one encoder
+failing mid-chunk, a full disk, a locked index) are logged to ``<data-dir>/logs/recorder.log``
+and the loop keeps going — the ActivityWatch watcher split.
+
+Index writes are batched about once a second in one transaction (frames rows plus the
+chunk's running frames/bytes/end_ts and a heartbeat), so ``localvideo chunks`` shows the live
+chunk growing while the recorder costs one small SQLite commit per second.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import logging.handlers
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+
+from ..capture.base import CaptureBackend, Frame
+from ..config import Settings
+from ..errors import DiskFullError, EncoderError
+from ..store import retention
+from ..store.db import Database
+from ..store.layout import chunk_path
+from .canvas import Canvas, Rect, canvas_size
+from .encoder import ChunkWriter, plan_encoders
+from .filter import ChangeTest, Exclusion, FrameFilter
+
+log = logging.getLogger("localvideo.record")
+
+FLUSH_EVERY = 1.0        # seconds between index commits
+STATUS_EVERY = 1.0       # seconds between on_status calls
+DISK_CHECK_EVERY = 2.0   # seconds between free-space checks
+RESUME_HEADROOM = 8_000_000  # free bytes needed to resume after a disk-full pause
+MAX_PENDING_ROWS = 100_000  # frames rows kept in memory while the index cannot be written
+
+
+def setup_logging(data_dir: Path) -> None:
+    """Send recorder and FFmpeg messages to <data-dir>/logs/recorder.log (never /dev/null)."""
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    target = str(logs / "recorder.log")
+    for name in ("localvideo", "libav"):
+        lg = logging.getLogger(name)
+        if any(getattr(h, "baseFilename", None) == target for h in lg.handlers):
+            continue
+        handler = logging.handlers.RotatingFileHandler(target, maxBytes=5_000_000, backupCount=2)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    # PyAV forwards FFmpeg's own log lines to the "libav" Python logger at this level.
+    av.logging.set_level(av.logging.WARNING)
+
+
+@dataclass
+class _Chunk:
+    id: int
+    path: Path
+    rel: str
+    start_ts: float
+    writer: ChunkWriter
+    canvas: Canvas
+    screen: tuple[int, int]
+    end_ts: float
+    last_pts: float | None = None  # seconds, of the last encoded frame
+
+
+@dataclass
+class Stats:
+    started: float = field(default_factory=time.time)
+    frames_seen: int = 0
+    frames_encoded: int = 0
+    frames_skipped: int = 0
+    frames_excluded: int = 0
+    app: str = ""
+    title: str = ""
+    paused: bool = False
+    disk_paused: bool = False
+    message: str = ""
+    last_error: str | None = None
+    chunks: list[str] = field(default_factory=list)
+
+
+class Recorder:
+    """One recording session on one data dir (the caller holds the recorder lock)."""
+
+    def __init__(self, settings: Settings, db: Database, device_id: str,
+                 backend: CaptureBackend) -> None:
+        self.settings = settings
+        self.rs = settings.record
+        self.db = db
+        self.device_id = device_id
+        self.backend = backend
+        self.filter = FrameFilter(Exclusion(self.rs.exclude_apps, self.rs.exclude_titles),
+                                  self.rs.excluded_action, ChangeTest())
+        self.plan = plan_encoders(settings.data_dir, self.rs.codec)
+        self.encoder_index = 0
+        self.chunk: _Chunk | None = None
+        self.stats = Stats()
+        self._rows: list[tuple[Any, ...]] = []
+        self._last_flush = 0.0
+        self._last_disk_check = 0.0
+
+    # -- public ---------------------------------------------------------------------------
+    @property
+    def encoder(self) -> str:
+        return self.plan.chain[self.encoder_index]
+
+    def run(self, duration: float | None = None, stop: threading.Event | None = None,
+            on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        stop = stop or threading.Event()
+        interval = 1.0 / max(self.rs.fps, 0.01)
+        t0 = time.monotonic()
+        next_tick = t0
+        last_status = 0.0
+        log.info("recording started: pid %d, mode %s, %.2f fps, encoder %s (chain %s)",
+                 os.getpid(), self.rs.mode, self.rs.fps, self.encoder, self.plan.chain)
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                if duration is not None and now - t0 >= duration:
+                    break
+                if next_tick > now:
+                    wait = next_tick - now
+                    if duration is not None:
+                        wait = min(wait, max(0.0, t0 + duration - now))
+                    if stop.wait(wait):
+                        break
+                    continue
+                # Never try to catch up with missed ticks: the next one is one interval away.
+                next_tick = max(next_tick + interval, now)
+                self._tick()
+                mono = time.monotonic()
+                if mono - self._last_flush >= FLUSH_EVERY:
+                    self._flush()
+                if on_status and mono - last_status >= STATUS_EVERY:
+                    last_status = mono
+                    on_status(self.status())
+        finally:
+            self._close_chunk()
+            self._flush(final=True)
+            log.info("recording stopped: %d seen, %d encoded, %d unchanged, %d excluded",
+                     self.stats.frames_seen, self.stats.frames_encoded,
+                     self.stats.frames_skipped, self.stats.frames_excluded)
+        summary = self.status()
+        summary["chunks"] = list(self.stats.chunks)
+        return summary
+
+    def status(self) -> dict[str, Any]:
+        s = self.stats
+        ch = self.chunk
+        return {
+            "elapsed": round(time.time() - s.started, 3),
+            "app": s.app, "title": s.title,
+            "frames_seen": s.frames_seen, "frames_encoded": s.frames_encoded,
+            "frames_skipped": s.frames_skipped, "frames_excluded": s.frames_excluded,
+            "chunk": ch.rel if ch else None,
+            "bytes": ch.writer.bytes if ch else 0,
+            "encoder": self.encoder,
+            "paused": s.paused, "disk_paused": s.disk_paused,
+            "message": s.message, "last_error": s.last_error,
+        }
+
+    # -- one frame ------------------------------------------------------------------------
+    def _tick(self) -> None:
+        paused = bool(self.db.get_kv("paused", False))
+        if paused != self.stats.paused:
+            self.stats.paused = paused
+            log.info("recording %s", "paused by the user" if paused else "resumed")
+            self.stats.message = "paused (localvideo resume to continue)" if paused else ""
+            if paused:
+                self._close_chunk()
+        if paused:
+            return
+        if not self._disk_ok():
+            return
+        frame = self.backend.grab()
+        self.stats.frames_seen += 1
+        if frame is None:
+            return
+        try:
+            self._handle(frame)
+        except DiskFullError as exc:
+            self._disk_full(str(exc))
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                self._disk_full(f"disk full while writing a chunk: {exc}")
+            else:
+                raise
+
+    def _handle(self, frame: Frame) -> None:
+        screen = (frame.screen_w or frame.size[0], frame.screen_h or frame.size[1])
+        ch = self.chunk
+        if ch is not None and (frame.ts - ch.start_ts >= self.rs.chunk_seconds
+                               or screen != ch.screen):
+            self._close_chunk()
+        excluded = self.filter.exclusion.matches(frame.app, frame.title)
+        skip_excluded = excluded and self.filter.excluded_action == "skip"
+        if self.chunk is None and not skip_excluded:
+            self._open_chunk(frame.ts, screen)
+        ch = self.chunk
+        fit = self.rs.mode == "display"
+        rect = ch.canvas.layout(frame, fit)[0] if ch else Rect(0, 0, 0, 0)
+        decision = self.filter.decide(frame, rect.as_tuple())
+        self.stats.app = frame.app
+        self.stats.title = decision.title
+        if decision.excluded:
+            self.stats.frames_excluded += 1
+        pts: float | None = None
+        if ch is not None and decision.changed:
+            pts = self._encode(frame, decision.excluded, fit)
+            ch = self.chunk  # an encoder fallback may have opened a new chunk
+        elif ch is not None and not skip_excluded:
+            pts = ch.last_pts
+            self.stats.frames_skipped += 1
+        if ch is not None:
+            ch.end_ts = frame.ts
+        self._rows.append((ch.id if ch else None, frame.ts, pts, frame.app, decision.title,
+                           rect.x, rect.y, rect.w, rect.h, frame.display,
+                           1 if decision.changed else 0, 1 if decision.excluded else 0))
+        if len(self._rows) > MAX_PENDING_ROWS:
+            del self._rows[: len(self._rows) - MAX_PENDING_ROWS]
+
+    def _encode(self, frame: Frame, excluded: bool, fit: bool) -> float:
+        """Draw and encode; on encoder failure close the chunk, fall back, keep the frame."""
+        while True:
+            ch = self.chunk
+            assert ch is not None
+            if excluded:
+                ch.canvas.blank()
+            else:
+                ch.canvas.draw(frame, fit)
+            pts_ms = max(0, round((frame.ts - ch.start_ts) * 1000))
+            try:
+                ch.writer.write(ch.canvas.video_frame(), pts_ms)
+            except EncoderError as exc:
+                self.stats.last_error = str(exc)
+                log.error("%s", exc)
+                if self.encoder_index + 1 >= len(self.plan.chain):
+                    raise EncoderError(f"the last working encoder failed: {exc}",
+                                       "see <data-dir>/logs/recorder.log; try --codec h264") from exc
+                screen = ch.screen
+                self._close_chunk()
+                self.encoder_index += 1
+                log.warning("falling back to encoder %s", self.encoder)
+                self._open_chunk(frame.ts, screen)
+                self.filter.reset()
+                continue
+            ch.last_pts = (ch.writer.last_pts or 0) / 1000
+            self.stats.frames_encoded += 1
+            return ch.last_pts
+
+    # -- chunks ---------------------------------------------------------------------------
+    def _open_chunk(self, ts: float, screen: tuple[int, int]) -> None:
+        path = chunk_path(self.settings.recordings_dir, self.device_id, ts)
+        base, n = path, 1
+        while path.exists():
+            path = base.with_name(f"{base.stem}_{n}.mp4")
+            n += 1
+        rel = path.relative_to(self.settings.data_dir).as_posix()
+        w, h = canvas_size(screen[0], screen[1], self.rs.canvas_max)
+        writer = ChunkWriter(path, w, h, self.encoder, self.rs.quality, self.rs.fps)
+        try:
+            with self.db.tx() as conn:
+                cur = conn.execute(
+                    "INSERT INTO chunks(path, device_id, start_ts, end_ts, codec, encoder, width, "
+                    "height, frames, bytes, state) VALUES (?,?,?,?,?,?,?,?,0,0,'recording')",
+                    (rel, self.device_id, ts, ts, writer.codec, writer.encoder, w, h))
+        except BaseException:
+            writer.close()
+            path.unlink(missing_ok=True)
+            raise
+        assert cur.lastrowid is not None
+        self.chunk = _Chunk(cur.lastrowid, path, rel, ts, writer, Canvas(w, h), screen, ts)
+        # A chunk must start with a real picture: the first frame is always encoded.
+        self.filter.reset()
+        self.stats.chunks.append(rel)
+        log.info("chunk %s opened (%dx%d, %s)", rel, w, h, writer.encoder)
+
+    def _close_chunk(self, state: str = "closed") -> None:
+        ch = self.chunk
+        if ch is None:
+            return
+        self.chunk = None
+        ch.writer.close()
+        self._flush()
+        try:
+            with self.db.tx() as conn:
+                conn.execute("UPDATE chunks SET state = ?, end_ts = ?, frames = ?, bytes = ? "
+                             "WHERE id = ?",
+                             (state, ch.end_ts, ch.writer.frames, ch.writer.bytes, ch.id))
+        except DiskFullError as exc:
+            # The row stays 'recording'; recovery closes it properly on the next start.
+            self.stats.last_error = str(exc)
+            log.error("%s", exc)
+        log.info("chunk %s %s: %d frames, %d bytes", ch.rel, state, ch.writer.frames,
+                 ch.writer.bytes)
+
+    # -- index ----------------------------------------------------------------------------
+    def _flush(self, final: bool = False) -> None:
+        self._last_flush = time.monotonic()
+        ch = self.chunk
+        try:
+            with self.db.tx() as conn:
+                if self._rows:
+                    conn.executemany(
+                        "INSERT INTO frames(chunk_id, ts, pts, app, title, x, y, w, h, display, "
+                        "changed, excluded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self._rows)
+                if ch is not None:
+                    conn.execute("UPDATE chunks SET end_ts = ?, frames = ?, bytes = ? WHERE id = ?",
+                                 (ch.end_ts, ch.writer.frames, ch.writer.bytes, ch.id))
+                conn.execute(
+                    "INSERT INTO kv(key, value) VALUES('recorder', json(?)) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (_json({"pid": None if final else os.getpid(), "heartbeat": time.time(),
+                            "chunk": ch.rel if ch else None, "encoder": self.encoder,
+                            "paused": self.stats.paused, "disk_paused": self.stats.disk_paused,
+                            "message": self.stats.message, "last_error": self.stats.last_error,
+                            "started": self.stats.started}),))
+            self._rows.clear()
+        except DiskFullError as exc:
+            # Rows stay in memory and go in with the next successful commit.
+            self._disk_full(str(exc))
+
+    # -- disk -----------------------------------------------------------------------------
+    def _disk_ok(self) -> bool:
+        mono = time.monotonic()
+        if not self.stats.disk_paused and mono - self._last_disk_check < DISK_CHECK_EVERY:
+            return True
+        self._last_disk_check = mono
+        free = retention.disk_free(self.settings.data_dir)
+        need = self.rs.min_free_bytes
+        if self.stats.disk_paused:
+            # After a real ENOSPC, wait for some headroom, not just for "not zero".
+            need = max(need, RESUME_HEADROOM)
+        if free >= need:
+            if self.stats.disk_paused:
+                self.stats.disk_paused = False
+                self.stats.message = ""
+                log.warning("free space is back (%d bytes): recording resumed", free)
+            return True
+        if not self.stats.disk_paused:
+            # Retention first: evicting old chunks may be enough to keep going.
+            retention.enforce(self.db, self.settings.data_dir, max_bytes=self.rs.max_bytes,
+                              max_age=self.rs.max_age)
+            free = retention.disk_free(self.settings.data_dir)
+            if free >= need:
+                return True
+            self._disk_full(f"only {free} bytes free on {self.settings.data_dir}, below "
+                            f"min_free_bytes {need}")
+        return False
+
+    def _disk_full(self, why: str) -> None:
+        if not self.stats.disk_paused:
+            log.error("recording paused: %s", why)
+        self.stats.disk_paused = True
+        self.stats.last_error = why
+        self.stats.message = ("disk full: recording paused until space returns "
+                              "(free space or lower --min-free-bytes)")
+        self._last_disk_check = time.monotonic()
+        if self.chunk is not None:
+            self._close_chunk()
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)

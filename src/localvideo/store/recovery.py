@@ -1,0 +1,134 @@
+"""Crash recovery: reconcile chunk files left behind with the index.
+
+Two cases, both after a recorder died without closing its chunk (kill -9, power loss):
+
+* a row still in state ``recording`` while no recorder holds the lock → the file is probed
+  with PyAV, its decodable frames counted, and the row set to ``recovered`` (or ``damaged``
+  when nothing decodes) with the real end time, frame count and size;
+* a chunk file with no row at all (the recorder died between creating the file and writing
+  its row, or the index was restored from a backup) → indexed as a recovered chunk.
+
+Fragmented MP4 makes this possible at all: every flushed fragment decodes without the
+``moov`` finalisation a plain MP4 would need.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import av
+
+from .db import Database
+
+log = logging.getLogger("localvideo.record")
+
+_NAME = re.compile(r"chunk_(\d{6})_(\d{3})(?:_\d+)?\.mp4$")
+
+
+@dataclass
+class Probe:
+    frames: int              # decodable frames
+    last_pts: float | None   # seconds into the file of the last decodable frame
+    width: int
+    height: int
+    codec: str | None
+    error: str | None = None
+
+
+def probe_chunk(path: Path) -> Probe:
+    """Decode ``path`` to its end (or to the first undecodable fragment) and count frames."""
+    frames = 0
+    last: float | None = None
+    width = height = 0
+    codec: str | None = None
+    error: str | None = None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return Probe(0, None, 0, 0, None, "no video stream")
+            stream = container.streams.video[0]
+            codec = stream.codec_context.name
+            width, height = stream.codec_context.width, stream.codec_context.height
+            try:
+                for frame in container.decode(stream):
+                    frames += 1
+                    if frame.pts is not None and frame.time_base is not None:
+                        last = float(frame.pts * frame.time_base)
+            except (av.FFmpegError, OSError, ValueError) as exc:
+                # A torn last fragment: everything before it still counts.
+                error = str(exc)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        error = str(exc)
+    return Probe(frames, last, width, height, codec, error)
+
+
+def _start_from_name(path: Path) -> float | None:
+    m = _NAME.search(path.name)
+    if not m:
+        return None
+    try:
+        day = datetime.strptime(path.parent.name, "%Y-%m-%d")
+        hms = datetime.strptime(m.group(1), "%H%M%S")
+    except ValueError:
+        return None
+    dt = day.replace(hour=hms.hour, minute=hms.minute, second=hms.second)
+    return dt.timestamp() + int(m.group(2)) / 1000
+
+
+def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
+            recorder_alive: bool) -> dict[str, Any]:
+    """Repair the index after a crash; returns what was done (ids and paths)."""
+    done: dict[str, Any] = {"recovered": [], "damaged": [], "orphans": []}
+    if not recorder_alive:
+        for row in db.query("SELECT id, path, start_ts, end_ts FROM chunks WHERE state = 'recording'"):
+            path = data_dir / row["path"]
+            p = probe_chunk(path) if path.exists() else Probe(0, None, 0, 0, None, "file missing")
+            state = "recovered" if p.frames else "damaged"
+            end = row["start_ts"] + (p.last_pts or 0.0) if p.frames else row["end_ts"]
+            # Frames seen after the last decodable picture stay indexed (the screen was seen)
+            # but point at the last picture that really exists.
+            with db.tx() as conn:
+                conn.execute(
+                    "UPDATE chunks SET state = ?, frames = ?, bytes = ?, "
+                    "end_ts = max(coalesce(end_ts, start_ts), ?) WHERE id = ?",
+                    (state, p.frames, path.stat().st_size if path.exists() else 0,
+                     end or row["start_ts"], row["id"]))
+                if p.last_pts is not None:
+                    conn.execute("UPDATE frames SET pts = ? WHERE chunk_id = ? AND pts > ?",
+                                 (p.last_pts, row["id"], p.last_pts))
+            log.warning("chunk %s was left recording: %s with %d decodable frames (%s)",
+                        row["path"], state, p.frames, p.error or "clean end")
+            done[state].append({"id": row["id"], "path": row["path"], "frames": p.frames})
+    if recordings_dir.exists():
+        known = {r[0] for r in db.query("SELECT path FROM chunks")}
+        for path in sorted(recordings_dir.rglob("*.mp4")):
+            rel = path.relative_to(data_dir).as_posix()
+            if rel in known:
+                continue
+            if recorder_alive and path.stat().st_mtime > _recent():
+                continue  # being created by the live recorder right now
+            p = probe_chunk(path)
+            start = _start_from_name(path) or path.stat().st_mtime - (p.last_pts or 0.0)
+            state = "recovered" if p.frames else "damaged"
+            device = path.parent.parent.name
+            with db.tx() as conn:
+                cur = conn.execute(
+                    "INSERT INTO chunks(path, device_id, start_ts, end_ts, codec, encoder, width, "
+                    "height, frames, bytes, state) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (rel, device, start, start + (p.last_pts or 0.0), p.codec, None, p.width,
+                     p.height, p.frames, path.stat().st_size, state))
+            log.warning("indexed orphan chunk file %s (%s, %d frames)", rel, state, p.frames)
+            done["orphans"].append({"id": cur.lastrowid, "path": rel, "frames": p.frames,
+                                    "state": state})
+    return done
+
+
+def _recent() -> float:
+    import time
+
+    return time.time() - 30
