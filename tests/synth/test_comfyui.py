@@ -1,0 +1,323 @@
+"""The ComfyUI backend against a real HTTP + websocket server on 127.0.0.1 (comfy_server.py)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from localvideo.errors import ComfyUIError, UsageError
+from localvideo.synth.comfyui import ComfyUIBackend, find_prompt_nodes, load_workflow, substitute
+
+sys.path.insert(0, str(Path(__file__).parent))
+from comfy_server import ComfyServer, expected_colours  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def t2v_graph(save: str = "SaveAnimatedWEBP", fmt: str = "video/h264-mp4") -> dict[str, Any]:
+    """An LTX-Video text-to-video graph as ComfyUI's "Export (API)" writes it."""
+    g: dict[str, Any] = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "ltx.safetensors"},
+              "_meta": {"title": "Load Checkpoint"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "old positive", "clip": ["1", 1]},
+              "_meta": {"title": "CLIP Text Encode"}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "old negative", "clip": ["1", 1]},
+              "_meta": {"title": "CLIP Text Encode"}},
+        "8": {"class_type": "EmptyLTXVLatentVideo",
+              "inputs": {"width": 768, "height": 512, "length": 97, "batch_size": 1}},
+        "3": {"class_type": "KSampler",
+              "inputs": {"model": ["1", 0], "seed": 1, "steps": 30, "cfg": 3.0,
+                         "sampler_name": "euler", "scheduler": "normal", "positive": ["6", 0],
+                         "negative": ["7", 0], "latent_image": ["8", 0], "denoise": 1.0}},
+        "9": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["1", 2]}},
+    }
+    if save == "SaveAnimatedWEBP":
+        g["10"] = {"class_type": save, "inputs": {"images": ["9", 0], "filename_prefix": "ltx",
+                                                  "fps": 24.0, "lossless": False,
+                                                  "quality": 90, "method": "default"}}
+    elif save == "SaveImage":
+        g["10"] = {"class_type": save, "inputs": {"images": ["9", 0], "filename_prefix": "ltx"}}
+    else:
+        g["10"] = {"class_type": "VHS_VideoCombine",
+                   "inputs": {"images": ["9", 0], "frame_rate": 24, "loop_count": 0,
+                              "filename_prefix": "ltx", "format": fmt, "pingpong": False,
+                              "save_output": True}}
+    return g
+
+
+def i2v_graph() -> dict[str, Any]:
+    """A Wan 2.1 image-to-video graph: conditioning passes through WanImageToVideo."""
+    return {
+        "37": {"class_type": "UNETLoader", "inputs": {"unet_name": "wan.safetensors",
+                                                      "weight_dtype": "default"}},
+        "38": {"class_type": "CLIPLoader", "inputs": {"clip_name": "umt5.safetensors",
+                                                      "type": "wan"}},
+        "39": {"class_type": "VAELoader", "inputs": {"vae_name": "wan_vae.safetensors"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a", "clip": ["38", 0]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "b", "clip": ["38", 0]}},
+        "52": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "50": {"class_type": "WanImageToVideo",
+               "inputs": {"positive": ["6", 0], "negative": ["7", 0], "vae": ["39", 0],
+                          "start_image": ["52", 0], "width": 832, "height": 480,
+                          "length": 81, "batch_size": 1}},
+        "3": {"class_type": "KSampler",
+              "inputs": {"model": ["37", 0], "seed": 7, "steps": 20, "cfg": 6.0,
+                         "sampler_name": "uni_pc", "scheduler": "simple",
+                         "positive": ["50", 0], "negative": ["50", 1],
+                         "latent_image": ["50", 2], "denoise": 1.0}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["39", 0]}},
+        "30": {"class_type": "VHS_VideoCombine",
+               "inputs": {"images": ["8", 0], "frame_rate": 16, "loop_count": 0,
+                          "filename_prefix": "wan", "format": "video/h264-mp4",
+                          "pingpong": False, "save_output": True}},
+    }
+
+
+@pytest.fixture
+def server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with ComfyServer(tmp_path / "comfy") as s:
+        yield s
+
+
+def run(backend: ComfyUIBackend, workflow: Any, out: Path, **kw: Any):  # type: ignore[no-untyped-def]
+    args: dict[str, Any] = dict(prompt="a red fox running through snow", negative="blurry",
+                                seed=42, width=64, height=48, frames=9, fps=8.0, steps=3,
+                                guidance=4.5, image=None, out=out)
+    args.update(kw)
+    return backend.run(workflow, **args)
+
+
+def probe(path: Path) -> tuple[str, int, int, int, list[np.ndarray]]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(s)]
+        return s.codec_context.name, s.width, s.height, len(frames), frames
+
+
+def close(pixel: np.ndarray, colour: tuple[int, int, int], tol: int = 12) -> bool:
+    return bool(np.all(np.abs(pixel.astype(int) - np.array(colour)) <= tol))
+
+
+def test_full_job_webp_output(server: ComfyServer, tmp_path: Path) -> None:
+    wf = tmp_path / "ltx_api.json"
+    wf.write_text(json.dumps(t2v_graph()))
+    events: list[dict[str, Any]] = []
+    with ComfyUIBackend(server.url) as b:
+        res = run(b, wf, tmp_path / "out" / "clip.mp4", on_progress=events.append)
+
+    # What the server received: every value landed in the right input.
+    graph = server.prompts[-1]["prompt"]
+    assert graph["6"]["inputs"]["text"] == "a red fox running through snow"
+    assert graph["7"]["inputs"]["text"] == "blurry"
+    assert graph["3"]["inputs"]["seed"] == 42 and graph["3"]["inputs"]["steps"] == 3
+    assert graph["3"]["inputs"]["cfg"] == 4.5
+    assert (graph["8"]["inputs"]["width"], graph["8"]["inputs"]["height"],
+            graph["8"]["inputs"]["length"]) == (64, 48, 9)
+    assert graph["10"]["inputs"]["fps"] == 8.0
+    assert res.substituted["prompt"] == ["6.text (CLIPTextEncode)"]
+    assert res.substituted["frames"] == ["8.length (EmptyLTXVLatentVideo)"]
+    assert res.skipped == [] and res.transport == "websocket"
+
+    # Progress came over the websocket, one event per sampler step.
+    steps = [(e["step"], e["total"]) for e in events if e["stage"] == "progress"]
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert [e["class_type"] for e in events if e["stage"] == "node"][-2:] == \
+        ["VAEDecode", "SaveAnimatedWEBP"]
+
+    # The clip: H.264, the substituted size and length, pixels from this prompt and seed.
+    codec, w, h, n, frames = probe(res.path)
+    assert res.path == tmp_path / "out" / "clip.mp4"
+    assert (codec, w, h, n) == ("h264", 64, 48, 9)
+    bg, bar = expected_colours("a red fox running through snow", 42)
+    assert close(frames[4][4, 60], bg)          # top right: background from the seed
+    assert close(frames[4][44, 60], bar)        # bottom right: bar colour from the prompt
+    assert res.outputs and res.outputs[0].endswith(".webp")
+    assert set(res.timings) >= {"queue_wait", "execution", "download", "convert", "total"}
+    assert not list((tmp_path / "out").glob(".comfy-*"))   # temp folder cleaned up
+
+
+def test_image_to_video_uploads_and_keeps_h264(server: ComfyServer, tmp_path: Path) -> None:
+    img = tmp_path / "first frame.png"
+    Image.new("RGB", (40, 30), (250, 20, 200)).save(img)
+    with ComfyUIBackend(server.url) as b:
+        res = run(b, i2v_graph(), tmp_path / "i2v.mp4", image=img, width=80, height=64,
+                  frames=5, fps=None, seed=3)
+    assert server.uploads == ["first frame.png"]
+    graph = server.prompts[-1]["prompt"]
+    assert graph["52"]["inputs"]["image"] == "first frame.png"
+    # The prompt was traced through WanImageToVideo's conditioning to the text nodes.
+    assert graph["6"]["inputs"]["text"] == "a red fox running through snow"
+    assert graph["7"]["inputs"]["text"] == "blurry"
+    assert graph["50"]["inputs"]["length"] == 5
+    codec, w, h, n, frames = probe(res.path)
+    assert (codec, w, h, n) == ("h264", 80, 64, 5)
+    assert close(frames[0][10, 10], (250, 20, 200), tol=20)   # the uploaded image, top left
+    # The server's H.264 MP4 was copied, not re-encoded: same bytes.
+    served = server.output_dir / res.outputs[0]
+    assert served.read_bytes() == res.path.read_bytes()
+    with av.open(str(res.path)) as c:
+        assert float(c.streams.video[0].average_rate) == pytest.approx(16)
+
+
+@pytest.mark.parametrize("save,fmt", [("SaveImage", ""), ("VHS_VideoCombine", "video/h265-mp4")])
+def test_png_frames_and_hevc_are_converted(server: ComfyServer, tmp_path: Path, save: str,
+                                           fmt: str) -> None:
+    with ComfyUIBackend(server.url) as b:
+        res = run(b, t2v_graph(save, fmt), tmp_path / "c.mp4", fps=12.0, frames=6)
+    codec, w, h, n, frames = probe(res.path)
+    assert (codec, w, h, n) == ("h264", 64, 48, 6)
+    with av.open(str(res.path)) as c:
+        assert float(c.streams.video[0].average_rate) == pytest.approx(12)
+    if save == "SaveImage":
+        assert len(res.outputs) == 6 and all(o.endswith(".png") for o in res.outputs)
+    else:
+        assert res.outputs[0].startswith("vhs/")
+    bg, _ = expected_colours("a red fox running through snow", 42)
+    assert close(frames[0][4, 60], bg)
+
+
+def test_node_errors_are_listed(server: ComfyServer, tmp_path: Path) -> None:
+    g = t2v_graph()
+    del g["3"]["inputs"]["model"]
+    out = tmp_path / "x.mp4"
+    with ComfyUIBackend(server.url) as b, pytest.raises(ComfyUIError) as ei:
+        run(b, g, out)
+    msg = str(ei.value)
+    assert "node 3 (KSampler): Required input is missing — model" in msg
+    assert ei.value.hint and "export" in ei.value.hint.lower()
+    assert not out.exists()
+
+
+def test_unknown_node_type_is_reported(server: ComfyServer, tmp_path: Path) -> None:
+    g = t2v_graph()
+    g["11"] = {"class_type": "SomeCustomNode", "inputs": {}}
+    with ComfyUIBackend(server.url) as b, pytest.raises(ComfyUIError, match="SomeCustomNode"):
+        run(b, g, tmp_path / "x.mp4")
+
+
+def test_execution_error_names_node(server: ComfyServer, tmp_path: Path) -> None:
+    server.fail_node = "VAEDecode"
+    out = tmp_path / "x.mp4"
+    with ComfyUIBackend(server.url) as b, pytest.raises(ComfyUIError) as ei:
+        run(b, t2v_graph(), out)
+    assert "node 9 (VAEDecode)" in str(ei.value)
+    assert "OutOfMemoryError: Allocation on device" in str(ei.value)
+    assert "--frames" in (ei.value.hint or "")
+    assert not out.exists()
+
+
+def test_execution_error_seen_by_polling(server: ComfyServer, tmp_path: Path) -> None:
+    server.fail_node = "KSampler"
+    server.ws_enabled = False
+    with ComfyUIBackend(server.url) as b, pytest.raises(ComfyUIError, match=r"node 3 \(KSampler"):
+        run(b, t2v_graph(), tmp_path / "x.mp4")
+
+
+def test_polling_when_websocket_refused(server: ComfyServer, tmp_path: Path) -> None:
+    server.ws_enabled = False
+    server.step_delay = 0.2   # long enough that the first polls find no history yet
+    events: list[dict[str, Any]] = []
+    with ComfyUIBackend(server.url) as b:
+        res = run(b, t2v_graph(), tmp_path / "p.mp4", on_progress=events.append)
+    assert res.transport == "polling"
+    assert any(e["stage"] == "fallback" for e in events)
+    assert sum(1 for m, p in server.requests if p.startswith("/history/")) >= 2
+    assert probe(res.path)[:4] == ("h264", 64, 48, 9)
+    assert res.timings["execution"] >= 0.5   # 3 steps × 0.2 s, from the history timestamps
+
+
+def test_websocket_dropped_mid_job_falls_back(server: ComfyServer, tmp_path: Path) -> None:
+    server.drop_ws_after = 4
+    server.step_delay = 0.05
+    with ComfyUIBackend(server.url) as b:
+        res = run(b, t2v_graph(), tmp_path / "d.mp4")
+    assert res.transport == "polling"
+    assert probe(res.path)[3] == 9
+
+
+def test_server_down(tmp_path: Path) -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()   # a port nobody listens on
+    with ComfyUIBackend(f"http://127.0.0.1:{port}") as b, pytest.raises(ComfyUIError) as ei:
+        run(b, t2v_graph(), tmp_path / "x.mp4")
+    assert f"ComfyUI is not reachable at http://127.0.0.1:{port}" in str(ei.value)
+    assert "python main.py --listen 127.0.0.1" in str(ei.value)
+
+
+def test_origin_must_match_host(server: ComfyServer, tmp_path: Path) -> None:
+    # The server really enforces the check: a foreign Origin is refused...
+    r = httpx.get(f"{server.url}/system_stats", headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    # ...and the backend's requests (HTTP and websocket) all pass it.
+    with ComfyUIBackend(server.url) as b:
+        res = run(b, t2v_graph(), tmp_path / "o.mp4")
+    assert res.transport == "websocket"
+    assert server.refused == [("/system_stats", "http://evil.example")]
+
+
+def test_ui_format_workflow_rejected(tmp_path: Path) -> None:
+    wf = tmp_path / "ui.json"
+    wf.write_text(json.dumps({"last_node_id": 9, "nodes": [{"id": 3, "type": "KSampler"}],
+                              "links": [[1, 4, 0, 3, 0, "MODEL"]], "version": 0.4}))
+    with pytest.raises(UsageError) as ei:
+        load_workflow(wf)
+    assert "UI-format" in str(ei.value) and "Export (API)" in (ei.value.hint or "")
+
+
+@pytest.mark.parametrize("text,needle", [("{not json", "not a JSON file"),
+                                         ('{"1": {"inputs": {}}}', "no class_type"),
+                                         ("[1, 2]", "not an API-format workflow")])
+def test_bad_workflow_files(tmp_path: Path, text: str, needle: str) -> None:
+    wf = tmp_path / "w.json"
+    wf.write_text(text)
+    with pytest.raises(UsageError, match=needle):
+        load_workflow(wf)
+    with pytest.raises(UsageError, match="not found"):
+        load_workflow(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8188", "ftp://host", "http://", "not a url"])
+def test_bad_url(url: str) -> None:
+    with pytest.raises(UsageError, match="invalid ComfyUI URL"):
+        ComfyUIBackend(url)
+
+
+def test_missing_prompt_node_is_explained(server: ComfyServer, tmp_path: Path) -> None:
+    g = t2v_graph()
+    for nid in ("6", "7"):
+        g[nid]["inputs"]["text"] = ["1", 1]   # text wired from elsewhere: nothing to fill
+    with ComfyUIBackend(server.url) as b, pytest.raises(UsageError) as ei:
+        run(b, g, tmp_path / "x.mp4")
+    assert "positive prompt node" in str(ei.value) and "Positive Prompt" in (ei.value.hint or "")
+    assert server.prompts == []   # nothing was submitted
+
+
+def test_titles_win_and_missing_targets_are_reported() -> None:
+    g = t2v_graph()
+    # Swap the roles by title only: the user's labels beat the sampler links.
+    g["6"]["_meta"]["title"] = "Negative Prompt"
+    g["7"]["_meta"]["title"] = "Positive Prompt"
+    assert find_prompt_nodes(g) == ("7", "6")
+    del g["10"]["inputs"]["fps"]
+    new, done, skipped = substitute(g, prompt="p", negative="n", seed=1, fps=10.0)
+    assert new["7"]["inputs"]["text"] == "p" and new["6"]["inputs"]["text"] == "n"
+    assert skipped == ["fps"]
+    assert g["7"]["inputs"]["text"] == "old negative"   # the input graph is not modified
+
+
+def test_image_without_loadimage_node(server: ComfyServer, tmp_path: Path) -> None:
+    img = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(img)
+    with ComfyUIBackend(server.url) as b, pytest.raises(UsageError, match="no LoadImage"):
+        run(b, t2v_graph(), tmp_path / "x.mp4", image=img)
