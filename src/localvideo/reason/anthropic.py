@@ -28,7 +28,7 @@ class AnthropicReasoner(Reasoner):
     name = "anthropic"
     key_env = "ANTHROPIC_API_KEY"
     base_url_env = "ANTHROPIC_BASE_URL"
-    default_model = "claude-sonnet-4-5"
+    default_model = "claude-sonnet-4-6"
     default_base_url = "https://api.anthropic.com"
     takes_images = True
 
