@@ -1,0 +1,247 @@
+"""The searchable index: FTS5 over screen text, app and window title; sessions per window.
+
+User text never reaches FTS5's query syntax: :func:`match_expression` turns any string into
+quoted phrases joined by AND (with ``OR``, ``-word`` and ``word*`` understood), so quotes,
+hyphens, parentheses, ``AND``/``NEAR`` or unicode cannot raise a syntax error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..errors import StoreError, UsageError
+from ..store.db import Database
+
+_PHRASE = re.compile(r'"([^"]*)"?|(\S+)')
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+SEARCH_HINT = "search for words you saw, e.g. `localvideo search \"build failed\"`"
+
+
+def _quote(words: list[str], prefix: bool = False) -> str:
+    # Words come from \w+, so they hold no double quote; quoting makes each a literal string.
+    return '"' + " ".join(words) + '"' + (" *" if prefix else "")
+
+
+def match_expression(query: str) -> str:
+    """Any user text → a valid FTS5 MATCH expression.
+
+    ``a b`` → both; ``"a b"`` → the phrase; ``a OR b``; ``-a`` excludes; ``ab*`` is a prefix;
+    ``build-failed`` → the phrase "build failed" (the tokenizer splits hyphens the same way).
+    """
+    groups: list[list[str]] = []     # AND of groups, each an OR of terms
+    negative: list[str] = []
+    pending_or = False
+    for m in _PHRASE.finditer(query):
+        raw = m.group(1) if m.group(1) is not None else m.group(2)
+        quoted = m.group(1) is not None
+        if not quoted and raw == "OR":
+            pending_or = bool(groups)
+            continue
+        neg = not quoted and raw.startswith("-") and len(raw) > 1
+        words = _WORD.findall(raw)
+        if not words:
+            continue
+        term = _quote(words, prefix=not quoted and raw.endswith("*"))
+        if neg:
+            negative.append(term)
+        elif pending_or and groups:
+            groups[-1].append(term)
+        else:
+            groups.append([term])
+        pending_or = False
+    if not groups:
+        raise UsageError(f"the search {query!r} has no words to look for"
+                         + (" (only excluded words)" if negative else ""), SEARCH_HINT)
+    expr = " AND ".join(g[0] if len(g) == 1 else "(" + " OR ".join(g) + ")" for g in groups)
+    if negative:
+        expr = f"({expr}) NOT ({' OR '.join(negative)})"
+    return expr
+
+
+def index_text(conn: sqlite3.Connection, frame_id: int, text: str, app: str, title: str) -> None:
+    """(Re)place the FTS row of one frame; rowid is the frame id."""
+    conn.execute("DELETE FROM frame_fts WHERE rowid = ?", (frame_id,))
+    conn.execute("INSERT INTO frame_fts(rowid, text, app, title) VALUES (?, ?, ?, ?)",
+                 (frame_id, text, app or "", title or ""))
+
+
+def index_titles(db: Database, batch: int = 5000) -> int:
+    """Index app + title of each frame where the window changed, with no text.
+
+    Key frames get their OCR text later (replacing the row); this makes window titles
+    searchable even for windows never read (unchanged frames). A cursor in kv keeps it
+    restartable; excluded frames are not indexed.
+    """
+    cursor = db.get_kv("analyze.title_cursor", {"id": 0, "key": None})
+    added = 0
+    while True:
+        rows = db.query("SELECT id, app, title, excluded FROM frames WHERE id > ? "
+                        "ORDER BY id LIMIT ?", (cursor["id"], batch))
+        if not rows:
+            break
+        last_key = cursor["key"]
+        with db.tx() as conn:
+            for r in rows:
+                key = None if r["excluded"] else [r["app"] or "", r["title"] or ""]
+                if key is not None and key != last_key:
+                    exists = conn.execute("SELECT 1 FROM frame_fts WHERE rowid = ?",
+                                          (r["id"],)).fetchone()
+                    if not exists:
+                        index_text(conn, r["id"], "", key[0], key[1])
+                        added += 1
+                last_key = key
+            cursor = {"id": rows[-1]["id"], "key": last_key}
+            conn.execute("INSERT INTO kv(key, value) VALUES('analyze.title_cursor', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         (json.dumps(cursor),))
+    return added
+
+
+def search(db: Database, query: str, *, app: str | None = None, since: float | None = None,
+           until: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    if limit <= 0:
+        raise UsageError(f"--limit must be positive (got {limit})", "e.g. --limit 20")
+    expr = match_expression(query)
+    sql = ["SELECT f.id, f.ts, f.app, f.title, f.pts, f.chunk_id, c.path, c.start_ts,",
+           "snippet(frame_fts, -1, '[', ']', '…', 12) AS snip",
+           "FROM frame_fts JOIN frames f ON f.id = frame_fts.rowid",
+           "LEFT JOIN chunks c ON c.id = f.chunk_id",
+           "WHERE frame_fts MATCH ?"]
+    params: list[Any] = [expr]
+    if app:
+        sql.append("AND f.app LIKE ?")
+        params.append(f"%{app}%")
+    if since is not None:
+        sql.append("AND f.ts >= ?")
+        params.append(since)
+    if until is not None:
+        sql.append("AND f.ts <= ?")
+        params.append(until)
+    sql.append("ORDER BY rank LIMIT ?")
+    params.append(limit)
+    try:
+        rows = db.query(" ".join(sql), params)
+    except sqlite3.OperationalError as exc:
+        # match_expression only emits valid syntax; this is a damaged index, not user input.
+        raise StoreError(f"search failed: {exc}",
+                         "run `localvideo analyze` again; it rebuilds missing text") from exc
+    out = []
+    for r in rows:
+        offset = r["pts"] if r["pts"] is not None else (
+            r["ts"] - r["start_ts"] if r["start_ts"] is not None else None)
+        out.append({"frame_id": r["id"], "ts": r["ts"], "app": r["app"] or "",
+                    "title": r["title"] or "", "snippet": r["snip"] or "",
+                    "chunk_id": r["chunk_id"], "chunk_path": r["path"], "offset": offset})
+    return out
+
+
+@dataclass
+class Session:
+    app: str
+    title: str
+    start_ts: float
+    end_ts: float
+    frames: int
+    excluded: bool = False
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end_ts - self.start_ts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"app": self.app, "title": self.title, "start_ts": self.start_ts,
+                "end_ts": self.end_ts, "duration": round(self.duration, 3),
+                "frames": self.frames, "excluded": self.excluded}
+
+
+EXCLUDED_TITLE = "(excluded)"
+
+
+def sessions(db: Database, since: float | None = None, until: float | None = None, *,
+             merge_gap: float = 10.0, idle_gap: float = 5.0, frame_len: float = 0.5,
+             drop_excluded: bool = False) -> list[Session]:
+    """Runs of one app/window, merged across interruptions shorter than ``merge_gap``.
+
+    A run ends at the next frame when that follows within ``idle_gap`` (the recorder logs a
+    row per frame, changed or not), else ``frame_len`` after its last frame: a stopped or
+    paused recorder is a gap, not time spent in the window. Excluded windows keep their app
+    but not their title; ``drop_excluded`` (for reasoners) leaves them out entirely.
+    """
+    sql = "SELECT ts, app, title, excluded FROM frames WHERE 1=1"
+    params: list[Any] = []
+    if since is not None:
+        sql += " AND ts >= ?"
+        params.append(since)
+    if until is not None:
+        sql += " AND ts < ?"
+        params.append(until)
+    sql += " ORDER BY ts"
+    runs: list[Session] = []
+    prev_ts: float | None = None
+    for r in db.conn.execute(sql, params):
+        ts = r["ts"]
+        if r["excluded"] and drop_excluded:
+            # The excluded window is a hole: the run before it ends where it begins.
+            if runs and prev_ts is not None and ts - prev_ts <= idle_gap:
+                runs[-1].end_ts = ts
+            prev_ts = None
+            continue
+        excluded = bool(r["excluded"])
+        app, title = r["app"] or "", EXCLUDED_TITLE if excluded else (r["title"] or "")
+        contiguous = prev_ts is not None and ts - prev_ts <= idle_gap
+        if runs and contiguous:
+            runs[-1].end_ts = ts
+        if runs and contiguous and (runs[-1].app, runs[-1].title) == (app, title):
+            runs[-1].frames += 1
+            runs[-1].end_ts = ts + frame_len
+        else:
+            runs.append(Session(app, title, ts, ts + frame_len, 1, excluded))
+        prev_ts = ts
+    return _merge(runs, merge_gap)
+
+
+def _merge(runs: list[Session], gap: float) -> list[Session]:
+    out: list[Session] = []
+    for run in runs:
+        if len(out) >= 2:
+            short, before = out[-1], out[-2]
+            if (short.duration < gap and (before.app, before.title) == (run.app, run.title)
+                    and abs(before.end_ts - short.start_ts) < 1e-6
+                    and abs(short.end_ts - run.start_ts) < 1e-6):
+                # A glance at another window: fold it into the session around it.
+                out.pop()
+                before.end_ts = run.end_ts
+                before.frames += short.frames + run.frames
+                continue
+        if out and (out[-1].app, out[-1].title) == (run.app, run.title) \
+                and abs(out[-1].end_ts - run.start_ts) < 1e-6:
+            out[-1].end_ts = run.end_ts
+            out[-1].frames += run.frames
+            continue
+        out.append(run)
+    return out
+
+
+def hms(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h{m:02d}m"
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def timeline_lines(items: list[Session]) -> list[str]:
+    """The ``## Timeline`` lines of a reasoning request (format documented in reason/base.py)."""
+    return [f"{hms(s.start_ts)}–{hms(s.end_ts)}  {s.app or 'unknown'} — {s.title} "
+            f"({fmt_duration(s.duration)})" for s in items]

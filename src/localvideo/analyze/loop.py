@@ -1,0 +1,243 @@
+"""The analysis loop: new chunk → key frames → OCR → index, then observations.
+
+Restartable by construction: each key frame's text, the FTS row and the chunk's progress
+(last pts handled + the sampler state) are written in one transaction, so a kill at any
+point leaves either all of a key frame or none of it, and the next run resumes after the
+last pts handled — nothing read twice, nothing skipped. A chunk still being written is read
+as far as it is flushed and finished on a later pass.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..store.db import Database
+from ..store.layout import inside
+from . import index, ocr
+from .sampler import FrameRow, Sampler, SamplerState, crop_box, decode, thumbnail
+
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class PassStats:
+    chunks: int = 0              # chunks touched this pass
+    chunks_done: int = 0         # chunks finished this pass
+    frames: int = 0              # decoded frames handled
+    keyframes: int = 0
+    ocr_ms: float = 0.0
+    titles: int = 0              # title-only index rows added
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: PassStats) -> None:
+        self.chunks += other.chunks
+        self.chunks_done += other.chunks_done
+        self.frames += other.frames
+        self.keyframes += other.keyframes
+        self.ocr_ms += other.ocr_ms
+        self.titles += other.titles
+        self.errors += other.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chunks": self.chunks, "chunks_done": self.chunks_done, "frames": self.frames,
+                "keyframes": self.keyframes, "ocr_ms": round(self.ocr_ms, 1),
+                "ocr_ms_per_keyframe": round(self.ocr_ms / self.keyframes, 1)
+                if self.keyframes else None, "titles": self.titles, "errors": self.errors}
+
+
+def pending_chunks(db: Database) -> list[Any]:
+    """Chunks not analysed to the end yet, oldest first (a recording one included)."""
+    return db.query(
+        "SELECT c.id, c.path, c.state, c.start_ts, p.last_pts, p.key_ts, p.key_app, "
+        "p.key_title, p.key_thumb FROM chunks c LEFT JOIN analysis_progress p "
+        "ON p.chunk_id = c.id WHERE p.done IS NULL OR p.done = 0 ORDER BY c.start_ts, c.id")
+
+
+class ChunkReader:
+    """Reads the key frames of chunks and stores their text."""
+
+    def __init__(self, settings: Settings, db: Database, *,
+                 on_progress: Progress | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.on_progress = on_progress
+        self.stop = stop or threading.Event()
+        self.lang = settings.analyze.ocr_lang
+        self.interval = settings.analyze.keyframe_interval
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+    def run_pass(self) -> PassStats:
+        """Read everything flushed so far; return what was done."""
+        stats = PassStats()
+        stats.titles = index.index_titles(self.db)
+        todo = pending_chunks(self.db)
+        self._emit({"event": "pass", "pending_chunks": len(todo)})
+        for row in todo:
+            if self.stop.is_set():
+                break
+            stats.add(self.read_chunk(row))
+        return stats
+
+    def read_chunk(self, chunk: Any) -> PassStats:
+        stats = PassStats(chunks=1)
+        cid = chunk["id"]
+        # The state is read before decoding: a chunk closed by then is complete on disk.
+        final = chunk["state"] != "recording"
+        path = inside(self.settings.data_dir, chunk["path"])
+        after = chunk["last_pts"]
+        state = SamplerState(chunk["key_ts"], chunk["key_app"], chunk["key_title"],
+                             SamplerState.thumb_from(chunk["key_thumb"]))
+        sampler = Sampler(self.interval, state)
+        rows_by_pts = self._rows(cid, after)
+        last_pts = after
+        last_seen: tuple[FrameRow, Any, Any] | None = None   # (row, decoded, thumb)
+        handled = 0
+        if not path.exists():
+            if final:
+                stats.errors.append(f"chunk {cid}: file {chunk['path']} is missing")
+                self._save(cid, last_pts, sampler.state, done=True, frames=0, keyframes=0)
+                stats.chunks_done = 1
+            return stats
+        for dec in decode(path, after):
+            if self.stop.is_set():
+                break
+            rows = rows_by_pts.get(round(dec.pts * 1000))
+            if not rows:
+                if not final:
+                    # The index row of this frame is not written yet: stop here, come back.
+                    rows_by_pts = self._rows(cid, last_pts)
+                    rows = rows_by_pts.get(round(dec.pts * 1000))
+                    if not rows:
+                        break
+                else:
+                    last_pts = dec.pts
+                    continue
+            row = rows[0]
+            gray = dec.gray()
+            box = crop_box(row, gray.shape[1], gray.shape[0])
+            thumb = thumbnail(gray, box)
+            reason = sampler.decide(row, thumb)
+            handled += 1
+            stats.frames += 1
+            if reason:
+                stats.ocr_ms += self._read(cid, row, dec, box, reason, sampler.state, handled)
+                stats.keyframes += 1
+                handled = 0
+            last_pts = dec.pts
+            last_seen = (row, dec, thumb)
+        stopped = self.stop.is_set()
+        done = final and not stopped
+        if done and last_seen is None and last_pts is not None:
+            # Everything was read on earlier passes while the chunk was being written; the
+            # last frame still has to be compared with the last key frame.
+            last_seen = self._frame_at(path, cid, last_pts)
+        if done and last_seen is not None:
+            row, dec, thumb = last_seen
+            reason = sampler.settle(row, thumb)
+            if reason:
+                gray_box = crop_box(row, dec.frame.width, dec.frame.height)
+                stats.ocr_ms += self._read(cid, row, dec, gray_box, reason, sampler.state, 0)
+                stats.keyframes += 1
+        self._save(cid, last_pts, sampler.state, done=done, frames=handled, keyframes=0)
+        if done:
+            stats.chunks_done = 1
+        self._emit({"event": "chunk", "chunk_id": cid, "path": chunk["path"], "done": done,
+                    "frames": stats.frames, "keyframes": stats.keyframes,
+                    "last_pts": last_pts})
+        return stats
+
+    def _frame_at(self, path: Path, cid: int, pts: float) -> tuple[FrameRow, Any, Any] | None:
+        rows = self._rows(cid, pts - 0.002).get(round(pts * 1000))
+        if not rows:
+            return None
+        for dec in decode(path, pts - 0.002):
+            if abs(dec.pts - pts) > 0.0015:
+                return None
+            gray = dec.gray()
+            return rows[0], dec, thumbnail(gray, crop_box(rows[0], gray.shape[1], gray.shape[0]))
+        return None
+
+    def _rows(self, cid: int, after: float | None) -> dict[int, list[FrameRow]]:
+        rows = self.db.query(
+            "SELECT id, ts, pts, app, title, x, y, w, h, excluded FROM frames "
+            "WHERE chunk_id = ? AND pts IS NOT NULL AND pts > ? ORDER BY ts, id",
+            (cid, -1.0 if after is None else after + 1e-4))
+        out: dict[int, list[FrameRow]] = {}
+        for r in rows:
+            fr = FrameRow(r["id"], r["ts"], r["pts"], r["app"] or "", r["title"] or "",
+                          r["x"] or 0, r["y"] or 0, r["w"] or 0, r["h"] or 0,
+                          bool(r["excluded"]))
+            out.setdefault(round(fr.pts * 1000), []).append(fr)
+        return out
+
+    def _read(self, cid: int, row: FrameRow, dec: Any, box: tuple[int, int, int, int],
+              reason: str, state: SamplerState, handled: int) -> float:
+        image = dec.image(box)
+        result = ocr.read_text(image, self.lang)
+        with self.db.tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO frame_text(frame_id, text, words, ocr_ms, reason) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (row.id, result.text, json.dumps(result.words, separators=(",", ":")),
+                 round(result.ms, 1), reason))
+            index.index_text(conn, row.id, result.text, row.app, row.title)
+            self._progress(conn, cid, dec.pts, state, done=False, frames=handled, keyframes=1)
+        self._emit({"event": "keyframe", "chunk_id": cid, "frame_id": row.id, "ts": row.ts,
+                    "app": row.app, "title": row.title, "reason": reason,
+                    "ocr_ms": round(result.ms, 1), "chars": len(result.text)})
+        return result.ms
+
+    def _save(self, cid: int, last_pts: float | None, state: SamplerState, *, done: bool,
+              frames: int, keyframes: int) -> None:
+        with self.db.tx() as conn:
+            self._progress(conn, cid, last_pts, state, done=done, frames=frames,
+                           keyframes=keyframes)
+
+    @staticmethod
+    def _progress(conn: Any, cid: int, last_pts: float | None, state: SamplerState, *,
+                  done: bool, frames: int, keyframes: int) -> None:
+        conn.execute(
+            "INSERT INTO analysis_progress(chunk_id, last_pts, done, frames, keyframes, key_ts, "
+            "key_app, key_title, key_thumb, updated_ts) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(chunk_id) DO UPDATE SET last_pts = excluded.last_pts, "
+            "done = excluded.done, frames = frames + excluded.frames, "
+            "keyframes = keyframes + excluded.keyframes, key_ts = excluded.key_ts, "
+            "key_app = excluded.key_app, key_title = excluded.key_title, "
+            "key_thumb = excluded.key_thumb, updated_ts = excluded.updated_ts",
+            (cid, last_pts, int(done), frames, keyframes, state.key_ts, state.key_app,
+             state.key_title, state.thumb_bytes(), time.time()))
+
+
+def analysed_until(db: Database) -> tuple[float | None, bool]:
+    """The moment up to which every frame has been read, and whether nothing is left.
+
+    The second value is True when every chunk is done and none is being recorded, so the
+    last, partial observation window may be closed.
+    """
+    first_open = db.one(
+        "SELECT c.id, c.start_ts, c.state, p.last_pts FROM chunks c LEFT JOIN "
+        "analysis_progress p ON p.chunk_id = c.id WHERE p.done IS NULL OR p.done = 0 "
+        "ORDER BY c.start_ts, c.id LIMIT 1")
+    if first_open is None:
+        last = db.one("SELECT MAX(ts) FROM frames")
+        return (last[0] if last else None), True
+    if first_open["last_pts"] is None:
+        return first_open["start_ts"], False
+    row = db.one("SELECT MAX(ts) FROM frames WHERE chunk_id = ? AND pts <= ?",
+                 (first_open["id"], first_open["last_pts"] + 1e-4))
+    return (row[0] if row and row[0] is not None else first_open["start_ts"]), False
+
+
+def chunk_file(settings: Settings, rel: str) -> Path:
+    return inside(settings.data_dir, rel)

@@ -1,0 +1,341 @@
+"""Observations: every window of activity, what the reasoner made of it.
+
+A window is ``[start, start + window)`` of recorded activity; it is cut when analysis has
+read past its end (or, with nothing left to read and nothing recording, at the last frame).
+Each becomes a ``pending`` row first and is then sent; a passing endpoint failure leaves it
+pending with a ``next_try_ts``, so nothing is lost when the endpoint is down.
+
+Privacy before anything leaves: excluded windows are left out of the timeline, the text and
+the images; text is redacted; words that were redacted are blurred in the images; the chunk
+video goes only to video reasoners and only for windows where nothing had to be redacted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from ..errors import EndpointError, MissingKeyError, ReasonerError, UsageError
+from ..store.db import Database
+from ..store.layout import inside
+from . import index
+from .sampler import FrameRow, crop_box, images_at
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..reason.base import ImagePart, Reasoner, ReasonRequest
+
+OBSERVE_SYSTEM = (
+    "You watch a person's screen activity through a timeline of the windows they used, the "
+    "text read from the screen (sensitive parts replaced by [REDACTED ...]) and a few key "
+    "frames. Summarise what they were doing, list the distinct activities, and suggest at "
+    "most one concrete task you could take off their hands (automate a repeated sequence, "
+    "fix an error they hit, remind them of something left undone, or explain something they "
+    "struggled with). Use verdict NO_TASK when nothing is worth suggesting.")
+ASK_SYSTEM = (
+    "You answer questions about a person's own screen history. Use only the timeline, the "
+    "screen text and the earlier observations given. Cite the moments you used as unix "
+    "timestamps in `timestamps`; say so plainly when the answer is not there.")
+
+MAX_FRAME_CHARS = 600        # screen text per key frame in a request
+MAX_TEXT_CHARS = 12000       # screen text per request
+MAX_ATTEMPTS = 8             # then the observation is marked failed
+RETRY_BASE = 15.0            # seconds before the first retry, doubled per attempt
+RETRY_MAX = 900.0
+IMAGE_MAX_SIDE = 1280
+
+
+@dataclass
+class Built:
+    request: ReasonRequest
+    redactions: int
+    keyframes: int
+
+
+def _one_line(text: str) -> str:
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def keyframes_in(db: Database, start: float, end: float) -> list[Any]:
+    return db.query(
+        "SELECT f.id, f.ts, f.pts, f.app, f.title, f.x, f.y, f.w, f.h, f.chunk_id, c.path, "
+        "t.text, t.words, t.reason FROM frame_text t JOIN frames f ON f.id = t.frame_id "
+        "LEFT JOIN chunks c ON c.id = f.chunk_id "
+        "WHERE f.ts >= ? AND f.ts < ? AND f.excluded = 0 ORDER BY f.ts", (start, end))
+
+
+def screen_lines(rows: list[Any], *, with_day: bool = False,
+                 max_chars: int = MAX_TEXT_CHARS) -> list[str]:
+    """``[HH:MM:SS] app — title: text`` per key frame, repeats of the same text dropped."""
+    out: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    total = 0
+    for r in rows:
+        text = _clip(_one_line(r["text"] or ""), MAX_FRAME_CHARS)
+        key = (r["app"] or "", r["title"] or "", text)
+        if key in seen:
+            continue
+        seen.add(key)
+        fmt = "%Y-%m-%d %H:%M:%S" if with_day else "%H:%M:%S"
+        line = (f"[{datetime.fromtimestamp(r['ts']).strftime(fmt)}] {r['app'] or 'unknown'} — "
+                f"{r['title'] or ''}: {text}")
+        if total + len(line) > max_chars:
+            out.append("[…] (more screen text left out)")
+            break
+        out.append(line)
+        total += len(line)
+    return out
+
+
+def redact(text: str) -> tuple[str, int]:
+    from .redact import redact_text
+
+    clean, found = redact_text(text)
+    return clean, len(found)
+
+
+def _pick_images(rows: list[Any], limit: int) -> list[Any]:
+    """Up to ``limit`` key frames: every window switch first, then spread evenly in time."""
+    if limit <= 0 or not rows:
+        return []
+    firsts: list[Any] = []
+    seen: set[tuple[str, str]] = set()
+    for r in rows:
+        if (r["app"], r["title"]) not in seen:
+            seen.add((r["app"], r["title"]))
+            firsts.append(r)
+    chosen = firsts[:limit]
+    if len(chosen) < limit:
+        rest = [r for r in rows if r not in chosen]
+        step = max(1, len(rest) // (limit - len(chosen)))
+        chosen += rest[::step][: limit - len(chosen)]
+    return sorted(chosen, key=lambda r: r["ts"])
+
+
+def build_images(settings: Settings, rows: list[Any]) -> list[ImagePart]:
+    """Decode, crop to the window, blur redacted words, encode as JPEG."""
+    from ..reason.base import ImagePart
+    from .redact import blur_regions, redact_boxes
+
+    by_chunk: dict[str, list[Any]] = {}
+    for r in rows:
+        if r["path"]:
+            by_chunk.setdefault(r["path"], []).append(r)
+    parts: list[ImagePart] = []
+    for rel, items in by_chunk.items():
+        try:
+            path = inside(settings.data_dir, rel)
+        except UsageError:
+            continue   # a row pointing outside the store is not ours to read
+        if not path.exists():
+            continue   # removed by retention since it was read: text only
+        canvases = images_at(path, [r["pts"] for r in items])
+        for r in items:
+            canvas = canvases.get(round(r["pts"], 3))
+            if canvas is None:
+                continue
+            row = FrameRow(r["id"], r["ts"], r["pts"], r["app"] or "", r["title"] or "",
+                           r["x"] or 0, r["y"] or 0, r["w"] or 0, r["h"] or 0, False)
+            image: Image.Image = canvas.crop(crop_box(row, canvas.width, canvas.height))
+            boxes = redact_boxes(json.loads(r["words"] or "[]"))
+            if boxes:
+                image = blur_regions(image, boxes)
+            image.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
+            buf = io.BytesIO()
+            image.convert("RGB").save(buf, "JPEG", quality=85)
+            label = f"{index.hms(r['ts'])} — {r['app'] or 'unknown'} — {r['title'] or ''}"
+            parts.append(ImagePart(buf.getvalue(), "image/jpeg", r["ts"], label))
+    return sorted(parts, key=lambda p: p.ts)
+
+
+def build_observe(settings: Settings, db: Database, reasoner: Reasoner, start: float,
+                  end: float) -> Built:
+    from ..reason.base import OBSERVATION_SCHEMA, ReasonRequest
+
+    sess = index.sessions(db, start, end, drop_excluded=True)
+    rows = keyframes_in(db, start, end)
+    day = datetime.fromtimestamp(start).strftime("%Y-%m-%d")
+    parts = [f"Local date: {day}",
+             f"Window: {index.hms(start)}–{index.hms(end)}", "",
+             "## Timeline", *index.timeline_lines(sess), "",
+             "## Screen text", *screen_lines(rows)]
+    text, redactions = redact("\n".join(parts))
+    images: list[ImagePart] = []
+    if reasoner.takes_images:
+        images = build_images(settings, _pick_images(rows, settings.analyze.max_images))
+    video: Path | None = None
+    if reasoner.takes_video and redactions == 0:
+        video = _main_chunk(settings, db, start, end)
+    req = ReasonRequest(task="observe", system=OBSERVE_SYSTEM, text=text, images=images,
+                        video=video, schema=OBSERVATION_SCHEMA)
+    return Built(req, redactions, len(rows))
+
+
+def _main_chunk(settings: Settings, db: Database, start: float, end: float) -> Path | None:
+    row = db.one("SELECT c.path FROM frames f JOIN chunks c ON c.id = f.chunk_id "
+                 "WHERE f.ts >= ? AND f.ts < ? GROUP BY c.id ORDER BY COUNT(*) DESC LIMIT 1",
+                 (start, end))
+    if row is None:
+        return None
+    path = inside(settings.data_dir, row["path"])
+    return path if path.exists() else None
+
+
+# -- windows ------------------------------------------------------------------------------
+
+def cut_windows(db: Database, window: float, until: float | None, flush: bool) -> list[int]:
+    """Create pending observations for every complete window; return their ids."""
+    if until is None:
+        return []
+    last = db.one("SELECT MAX(end_ts) FROM observations")
+    cursor: float | None = last[0] if last and last[0] is not None else None
+    created: list[int] = []
+    while True:
+        nxt = db.one("SELECT MIN(ts) FROM frames WHERE excluded = 0 AND ts >= ? AND ts <= ?",
+                     (cursor if cursor is not None else 0.0, until))
+        if nxt is None or nxt[0] is None:
+            break
+        start = float(nxt[0])
+        end = start + window
+        if end > until:
+            if not flush:
+                break
+            end = until + 1e-3
+        with db.tx() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO observations(start_ts, end_ts, status, created_ts) "
+                "VALUES (?, ?, 'pending', ?)", (start, end, time.time()))
+            if cur.rowcount:
+                created.append(int(cur.lastrowid or 0))
+        cursor = end
+        if end > until:
+            break
+    return created
+
+
+def due(db: Database, *, ignore_backoff: bool) -> list[Any]:
+    sql = "SELECT * FROM observations WHERE status = 'pending'"
+    params: list[Any] = []
+    if not ignore_backoff:
+        sql += " AND (next_try_ts IS NULL OR next_try_ts <= ?)"
+        params.append(time.time())
+    return db.query(sql + " ORDER BY start_ts", params)
+
+
+def run_observation(settings: Settings, db: Database, reasoner: Reasoner, obs: Any
+                    ) -> dict[str, Any]:
+    """Send one pending observation; store the answer or the failure. Never loses it."""
+    built = build_observe(settings, db, reasoner, obs["start_ts"], obs["end_ts"])
+    ids = json.loads(obs["request_ids"] or "[]")
+    now = time.time()
+    try:
+        resp = reasoner.execute(built.request)
+    except MissingKeyError:
+        raise   # the user has to act; the observation stays pending untouched
+    except EndpointError as exc:
+        attempts = obs["attempts"] + 1
+        retryable = exc.retryable and attempts < MAX_ATTEMPTS
+        wait = min(RETRY_MAX, RETRY_BASE * 2 ** (attempts - 1))
+        status = "pending" if retryable else "failed"
+        with db.tx() as conn:
+            conn.execute("UPDATE observations SET status = ?, attempts = ?, next_try_ts = ?, "
+                         "reasoner = ?, model = ?, error = ? WHERE id = ?",
+                         (status, attempts, now + wait if retryable else None, reasoner.name,
+                          reasoner.model, exc.message, obs["id"]))
+            conn.execute("INSERT INTO kv(key, value) VALUES('analyze.last_endpoint_error', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         (json.dumps({"ts": now, "reasoner": reasoner.name,
+                                      "base_url": reasoner.base_url, "message": exc.message,
+                                      "status": exc.status, "observation_id": obs["id"],
+                                      "next_try_ts": now + wait if retryable else None}),))
+        return {"id": obs["id"], "status": status, "error": exc.message,
+                "next_try_ts": now + wait if retryable else None}
+    except ReasonerError as exc:
+        with db.tx() as conn:
+            conn.execute("UPDATE observations SET status = 'failed', attempts = attempts + 1, "
+                         "reasoner = ?, model = ?, error = ? WHERE id = ?",
+                         (reasoner.name, reasoner.model, exc.message, obs["id"]))
+        return {"id": obs["id"], "status": "failed", "error": exc.message}
+    data = resp.data or {}
+    if resp.request_id is not None:
+        ids.append(resp.request_id)
+    with db.tx() as conn:
+        conn.execute(
+            "UPDATE observations SET status = 'done', attempts = attempts + 1, next_try_ts = NULL,"
+            " reasoner = ?, model = ?, summary = ?, activities = ?, task = ?, error = NULL, "
+            "done_ts = ?, request_ids = ? WHERE id = ?",
+            (reasoner.name, resp.model or reasoner.model, data.get("summary", ""),
+             json.dumps(data.get("activities", []), ensure_ascii=False),
+             json.dumps(data.get("task", {}), ensure_ascii=False), time.time(),
+             json.dumps(ids), obs["id"]))
+        if db.get_kv("analyze.last_endpoint_error") is not None:
+            conn.execute("DELETE FROM kv WHERE key = 'analyze.last_endpoint_error'")
+    return {"id": obs["id"], "status": "done", "summary": data.get("summary", ""),
+            "redactions": built.redactions, "images": len(built.request.images)}
+
+
+def row_to_dict(r: Any) -> dict[str, Any]:
+    return {"id": r["id"], "start_ts": r["start_ts"], "end_ts": r["end_ts"],
+            "status": r["status"], "attempts": r["attempts"], "next_try_ts": r["next_try_ts"],
+            "reasoner": r["reasoner"], "model": r["model"], "summary": r["summary"],
+            "activities": json.loads(r["activities"]) if r["activities"] else [],
+            "task": json.loads(r["task"]) if r["task"] else None,
+            "error": r["error"], "created_ts": r["created_ts"], "done_ts": r["done_ts"],
+            "request_ids": json.loads(r["request_ids"] or "[]")}
+
+
+# -- ask ------------------------------------------------------------------------------------
+
+_STOP = frozenset("""a an and are as at be been but by can could did do does doing for from
+had has have how i i'm in into is it its me my of on or so that the then there this to up
+was were what when where which while who why with you your about after before during
+did we us our they them their""".split())
+
+
+def keywords(question: str) -> list[str]:
+    import re
+
+    words = [w.lower() for w in re.findall(r"\w+", question)]
+    return list(dict.fromkeys(w for w in words if len(w) > 2 and w not in _STOP))
+
+
+def build_ask(settings: Settings, db: Database, question: str, since: float | None,
+              until: float | None) -> tuple[ReasonRequest, list[dict[str, Any]]]:
+    from ..reason.base import ASK_SCHEMA, ReasonRequest
+
+    words = keywords(question)
+    hits: list[dict[str, Any]] = []
+    if words:
+        hits = index.search(db, " OR ".join(words), since=since, until=until, limit=20)
+    rows = db.query(
+        "SELECT f.id, f.ts, f.app, f.title, COALESCE(t.text, '') AS text FROM frames f "
+        "LEFT JOIN frame_text t ON t.frame_id = f.id WHERE f.id IN (%s) ORDER BY f.ts"
+        % ",".join("?" * len(hits)), [h["frame_id"] for h in hits]) if hits else []
+    t_since = since if since is not None else time.time() - 86400
+    sess = index.sessions(db, t_since, until, drop_excluded=True)[-60:]
+    recent = db.query("SELECT start_ts, end_ts, summary FROM observations WHERE status = 'done' "
+                      "AND end_ts >= ? ORDER BY start_ts DESC LIMIT 5", (t_since,))
+    first = rows[0]["ts"] if rows else (sess[0].start_ts if sess else time.time())
+    parts = [f"Local date: {datetime.fromtimestamp(first).strftime('%Y-%m-%d')}", "",
+             "## Timeline", *index.timeline_lines(sess), "",
+             "## Screen text", *screen_lines(rows, with_day=True), ""]
+    if recent:
+        parts += ["## Earlier observations",
+                  *[f"{index.hms(o['start_ts'])}–{index.hms(o['end_ts'])}: {o['summary']}"
+                    for o in reversed(recent)], ""]
+    parts += ["## Question", question.strip()]
+    text, _ = redact("\n".join(parts))
+    req = ReasonRequest(task="ask", system=ASK_SYSTEM, text=text,
+                        schema=ASK_SCHEMA)
+    return req, hits
