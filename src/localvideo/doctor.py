@@ -1,0 +1,359 @@
+"""`localvideo doctor`: check this machine, say which job it suits and what to install.
+
+The seed's "pick the right stack in 60 seconds", done by the program: every check tries the
+real thing (a capture grab, an encoder that encodes a frame, tesseract that answers) rather
+than looking for a library's name, because a present-but-broken part is the usual failure.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+
+GIB = 1024**3
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None         # the exact command that installs / fixes what is missing
+    data: dict[str, Any] | None = None
+
+
+def _package_manager() -> str | None:
+    for pm in ("apt-get", "dnf", "pacman", "zypper", "brew", "winget"):
+        if shutil.which(pm):
+            return pm
+    return None
+
+
+_INSTALL = {
+    "tesseract": {
+        "apt-get": "sudo apt-get install -y tesseract-ocr",
+        "dnf": "sudo dnf install -y tesseract",
+        "pacman": "sudo pacman -S --noconfirm tesseract tesseract-data-eng",
+        "zypper": "sudo zypper install -y tesseract-ocr",
+        "brew": "brew install tesseract",
+        "winget": "winget install UB-Mannheim.TesseractOCR",
+    },
+    "xvfb": {
+        "apt-get": "sudo apt-get install -y xvfb openbox xterm",
+        "dnf": "sudo dnf install -y xorg-x11-server-Xvfb openbox xterm",
+        "pacman": "sudo pacman -S --noconfirm xorg-server-xvfb openbox xterm",
+        "zypper": "sudo zypper install -y xorg-x11-server-Xvfb openbox xterm",
+    },
+    "ffmpeg": {
+        "apt-get": "sudo apt-get install -y ffmpeg",
+        "dnf": "sudo dnf install -y ffmpeg",
+        "pacman": "sudo pacman -S --noconfirm ffmpeg",
+        "zypper": "sudo zypper install -y ffmpeg",
+        "brew": "brew install ffmpeg",
+        "winget": "winget install Gyan.FFmpeg",
+    },
+}
+
+
+def install_command(what: str) -> str | None:
+    pm = _package_manager()
+    return _INSTALL.get(what, {}).get(pm or "")
+
+
+# -- checks ---------------------------------------------------------------------------------
+def check_display() -> Check:
+    system = platform.system()
+    if system == "Linux":
+        x11 = os.environ.get("DISPLAY")
+        wayland = os.environ.get("WAYLAND_DISPLAY")
+        if not x11 and not wayland:
+            fix = "localvideo observe --virtual-display"
+            if not shutil.which("Xvfb"):
+                fix = f"{install_command('xvfb') or 'install Xvfb and openbox'} && {fix}"
+            return Check("display", False, "no display server (DISPLAY and WAYLAND_DISPLAY "
+                         "are unset)", fix)
+        what = f"X11 {x11}" if x11 else f"Wayland {wayland}"
+        if wayland and not x11:
+            what += " (no XWayland DISPLAY: capture needs the portal backend)"
+        return Check("display", True, what)
+    if system == "Darwin":
+        return Check("display", True, "macOS (capture needs the Screen Recording permission)")
+    return Check("display", True, system)
+
+
+def check_capture() -> Check:
+    """One real grab through the backend the recorder would use."""
+    from .errors import LocalVideoError
+
+    try:
+        from .capture.base import open_backend
+
+        start = time.perf_counter()
+        with open_backend(mode="display") as backend:
+            frame = backend.grab()
+        ms = (time.perf_counter() - start) * 1000
+    except ImportError as exc:
+        return Check("capture", False, f"no capture backend in this build ({exc})")
+    except LocalVideoError as exc:
+        return Check("capture", False, exc.message, exc.hint)
+    except Exception as exc:  # noqa: BLE001 - a doctor reports, it does not crash
+        return Check("capture", False, f"{type(exc).__name__}: {exc}")
+    if frame is None:
+        return Check("capture", False, "the backend opened but returned no frame",
+                     "on macOS grant Screen Recording to your terminal in System Settings › "
+                     "Privacy & Security")
+    w, h = frame.size
+    return Check("capture", True, f"grabbed {w}×{h} in {ms:.0f} ms",
+                 data={"width": w, "height": h, "ms": round(ms, 1)})
+
+
+# Hardware first: the seed's design is HEVC on the machine's media engine; software x264 is
+# the CPU fallback (it beat x265 on every screen workload measured, see FIELD-NOTES).
+_ENCODER_CANDIDATES = [
+    ("hevc_videotoolbox", "hevc"), ("hevc_nvenc", "hevc"), ("hevc_qsv", "hevc"),
+    ("hevc_vaapi", "hevc"), ("hevc_amf", "hevc"), ("h264_videotoolbox", "h264"),
+    ("h264_nvenc", "h264"), ("libx264", "h264"), ("libx265", "hevc"),
+]
+
+
+def _probe_encoders_pyav() -> list[dict[str, Any]]:
+    import av
+
+    found = []
+    for name, codec in _ENCODER_CANDIDATES:
+        try:
+            av.codec.Codec(name, "w")
+        except Exception:  # noqa: BLE001 - not compiled into this FFmpeg
+            continue
+        try:
+            ctx: Any = av.CodecContext.create(name, "w")
+            ctx.width, ctx.height = 256, 256
+            ctx.pix_fmt = "nv12" if not name.startswith("lib") else "yuv420p"
+            ctx.time_base = Fraction(1, 1000)
+            ctx.framerate = Fraction(2, 1)
+            if name == "libx265":
+                ctx.options = {"x265-params": "log-level=error"}
+            frame = av.VideoFrame(256, 256, "rgb24").reformat(format=ctx.pix_fmt)
+            frame.pts = 0
+            packets = list(ctx.encode(frame)) + list(ctx.encode(None))
+            works = bool(packets)
+            error = None if works else "encoded nothing"
+        except Exception as exc:  # noqa: BLE001 - hardware encoders fail in many ways
+            works, error = False, str(exc).splitlines()[0][:160]
+        found.append({"name": name, "codec": codec, "hardware": not name.startswith("lib"),
+                      "works": works, "error": error})
+    return found
+
+
+def probe_encoders() -> list[dict[str, Any]]:
+    """Encoders that are compiled in, each tried on a real frame."""
+    try:
+        from .record import encoder as rec_encoder
+    except ImportError:
+        rec_encoder = None  # type: ignore[assignment]
+    probe = getattr(rec_encoder, "probe_encoders", None)
+    if callable(probe):
+        # The recorder's own probe decides what it will use, so the doctor reports the same.
+        result = probe()
+        return [r if isinstance(r, dict) else asdict(r) for r in result]
+    return _probe_encoders_pyav()
+
+
+def check_encoders() -> Check:
+    try:
+        encoders = probe_encoders()
+    except Exception as exc:  # noqa: BLE001
+        return Check("encoders", False, f"cannot probe encoders: {exc}",
+                     "pip install --force-reinstall av")
+    working = [e["name"] for e in encoders if e.get("works")]
+    hw = [e["name"] for e in encoders if e.get("works") and e.get("hardware")]
+    if not working:
+        return Check("encoders", False, "no encoder could encode a frame",
+                     "pip install --force-reinstall av   # the wheel carries libx264",
+                     data={"encoders": encoders})
+    detail = f"working: {', '.join(working)}"
+    if not hw:
+        detail += " (no hardware encoder: software x264 at 2 fps is cheap enough)"
+    return Check("encoders", True, detail, data={"encoders": encoders, "working": working,
+                                                 "hardware": hw})
+
+
+def check_tesseract() -> Check:
+    exe = shutil.which("tesseract")
+    fix = install_command("tesseract") or "install tesseract-ocr (https://tesseract-ocr.github.io)"
+    if not exe:
+        return Check("tesseract", False, "tesseract is not installed: no text search", fix)
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+        version = (out.stdout or out.stderr).splitlines()[0].strip()
+        # First line is a header ("List of available languages in ..."), then one per line.
+        langs = subprocess.run([exe, "--list-langs"], capture_output=True, text=True,
+                               timeout=10).stdout.strip().splitlines()[1:]
+    except (OSError, subprocess.SubprocessError, IndexError) as exc:
+        return Check("tesseract", False, f"tesseract does not answer: {exc}", fix)
+    return Check("tesseract", True, f"{version}; languages: {', '.join(langs) or 'none'}",
+                 data={"version": version, "languages": langs})
+
+
+def check_gpu() -> Check:
+    try:
+        import torch
+    except ImportError:
+        torch = None  # type: ignore[assignment]
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                gpus: list[dict[str, Any]] = []
+                for i in range(torch.cuda.device_count()):
+                    free, total = torch.cuda.mem_get_info(i)
+                    gpus.append({"index": i, "name": torch.cuda.get_device_name(i),
+                                 "total_bytes": total, "free_bytes": free})
+                best = max(gpus, key=lambda g: g["free_bytes"])
+                return Check("gpu", True,
+                             f"{best['name']}: {best['free_bytes'] / GIB:.1f} GiB free of "
+                             f"{best['total_bytes'] / GIB:.1f} GiB (CUDA, torch "
+                             f"{torch.__version__})",
+                             data={"kind": "cuda", "gpus": gpus,
+                                   "free_bytes": best["free_bytes"],
+                                   "total_bytes": best["total_bytes"]})
+            if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+                return Check("gpu", True, "Apple Silicon GPU (MPS; memory shared with the system)",
+                             data={"kind": "mps", "free_bytes": _ram_bytes()})
+        except Exception as exc:  # noqa: BLE001 - a broken driver is a finding, not a crash
+            return Check("gpu", False, f"torch cannot use the GPU: {exc}")
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        out = subprocess.run([smi, "--query-gpu=name,memory.total,memory.free",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        fix = "pip install 'localvideo[synth]'   # torch with CUDA"
+        return Check("gpu", False, f"NVIDIA GPU present ({out}) but torch cannot use it", fix)
+    detail = "no GPU found" + ("" if torch is not None else " (torch is not installed)")
+    return Check("gpu", False, detail, None if torch is not None
+                 else "pip install 'localvideo[synth]'", data={"kind": "none"})
+
+
+def _ram_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_disk(data_dir: Path, min_free: int) -> Check:
+    probe = data_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    usage = shutil.disk_usage(probe)
+    ok = usage.free > min_free
+    # 2 fps window capture measured at well under 1 GB/day; a day of room is the floor.
+    detail = f"{usage.free / 1000**3:.1f} GB free at {probe}"
+    return Check("disk", ok, detail, None if ok else
+                 f"free space, or point --data-dir at a larger disk (needs > "
+                 f"{min_free / 1000**3:.1f} GB)",
+                 data={"free_bytes": usage.free, "total_bytes": usage.total, "path": str(probe)})
+
+
+# -- verdicts -------------------------------------------------------------------------------
+def _observe_verdict(checks: dict[str, Check], settings: Settings) -> dict[str, Any]:
+    enc = checks["encoders"].data or {}
+    hw = enc.get("hardware") or []
+    working = enc.get("working") or []
+    hevc_hw = [e for e in hw if e.startswith("hevc_")]
+    encoder = hevc_hw[0] if hevc_hw else ("libx264" if "libx264" in working
+                                          else (working[0] if working else None))
+    blockers = [c.name for c in (checks["display"], checks["capture"], checks["encoders"],
+                                 checks["disk"]) if not c.ok]
+    suited = not blockers
+    reason = ("capture, encoding and disk work" if suited
+              else f"blocked by: {', '.join(blockers)}")
+    if suited and not checks["tesseract"].ok:
+        reason += "; without tesseract nothing is searchable by text"
+    command = "localvideo observe" if suited else None
+    if not checks["display"].ok and not set(blockers) - {"display", "capture"}:
+        # Everything but a screen works: the private display shows the whole path working.
+        command = "localvideo observe --virtual-display"
+    return {
+        "suited": suited,
+        "reason": reason,
+        "settings": {"mode": settings.record.mode, "fps": settings.record.fps,
+                     "encoder": encoder,
+                     "codec": "hevc" if encoder and encoder.startswith("hevc") else "h264",
+                     "ocr": checks["tesseract"].ok},
+        "command": command,
+    }
+
+
+def _synth_verdict(checks: dict[str, Check]) -> dict[str, Any]:
+    gpu = checks["gpu"]
+    data = gpu.data or {}
+    free = data.get("free_bytes") or 0
+    kind = data.get("kind")
+    if gpu.ok and kind == "cuda":
+        gib = free / GIB
+        # Anchors: Wan 2.1 1.3B needs 8.19 GB at 480p (its README); HunyuanVideo 720p needs
+        # 60 GB unoptimised (its README); LTX-Video is the small fast one.
+        if gib >= 60:
+            pick = ("hunyuanvideo or wan2.1-14b at 720p", {"height": 720, "width": 1280})
+        elif gib >= 20:
+            pick = ("wan2.1-14b with CPU offload, or ltx-video at 768×512",
+                    {"height": 512, "width": 768})
+        elif gib >= 8.5:
+            pick = ("wan2.1-1.3b at 480p or ltx-video at 768×512",
+                    {"height": 480, "width": 832})
+        else:
+            pick = ("ltx-video at 512×320 with CPU offload and tiled VAE decode",
+                    {"height": 320, "width": 512})
+        return {"suited": True, "reason": f"{gib:.1f} GiB of free VRAM",
+                "settings": {"models": pick[0], **pick[1], "device": "cuda"},
+                "command": "localvideo generate \"...\" --model ltx-video"}
+    if gpu.ok and kind == "mps":
+        return {"suited": True, "reason": "Apple Silicon: runs, slowly; keep clips short",
+                "settings": {"models": "ltx-video at 512×320", "height": 320, "width": 512,
+                             "device": "mps"},
+                "command": "localvideo generate \"...\" --model ltx-video --device mps"}
+    return {"suited": False,
+            "reason": "no usable GPU: open video models need one (CPU runs take hours)",
+            "settings": {"backend": "comfyui"},
+            "command": "localvideo generate \"...\" --backend comfyui --comfy-url "
+                       "http://GPU-HOST:8188"}
+
+
+def run_checks(settings: Settings) -> dict[str, Any]:
+    start = time.perf_counter()
+    display = check_display()
+    checks = {
+        "display": display,
+        "capture": check_capture() if display.ok else
+        Check("capture", False, "skipped: no display", display.fix),
+        "encoders": check_encoders(),
+        "tesseract": check_tesseract(),
+        "gpu": check_gpu(),
+        "disk": check_disk(settings.data_dir, settings.record.min_free_bytes),
+    }
+    if not shutil.which("ffmpeg"):
+        # Not required (PyAV carries FFmpeg); ffprobe is handy to inspect chunks by hand.
+        checks["ffmpeg"] = Check("ffmpeg", True, "ffmpeg CLI not installed (optional)",
+                                 install_command("ffmpeg"))
+    else:
+        checks["ffmpeg"] = Check("ffmpeg", True, f"ffmpeg CLI at {shutil.which('ffmpeg')}")
+    install = list(dict.fromkeys(c.fix for c in checks.values() if not c.ok and c.fix))
+    return {
+        "platform": {"system": platform.system(), "release": platform.release(),
+                     "machine": platform.machine(), "python": sys.version.split()[0]},
+        "checks": [asdict(c) for c in checks.values()],
+        "jobs": {"observe": _observe_verdict(checks, settings),
+                 "synthesize": _synth_verdict(checks)},
+        "install": install,
+        "seconds": round(time.perf_counter() - start, 2),
+    }

@@ -1,0 +1,102 @@
+// The UI's only writes: pause/resume, act, generate, settings — all through the JSON API.
+// The token travels in the HttpOnly cookie, so no script ever sees it.
+"use strict";
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method, credentials: "same-origin",
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(data.message ? data.message + (data.hint ? " — " + data.hint : "") : res.statusText);
+  return data;
+}
+
+function onPause() {
+  const btn = document.getElementById("pause-btn");
+  if (!btn) return;
+  btn.addEventListener("click", async () => {
+    btn.disabled = true;
+    try {
+      await api("POST", btn.dataset.paused === "true" ? "/api/resume" : "/api/pause");
+      location.reload();
+    } catch (e) { alert(e.message); btn.disabled = false; }
+  });
+}
+
+function onAct() {
+  document.querySelectorAll(".act-btn").forEach((btn) => {
+    btn.addEventListener("click", async () => {
+      const out = btn.parentElement.querySelector(".act-out");
+      btn.disabled = true; btn.textContent = "Handing over…";
+      try {
+        let a = await api("POST", `/api/observations/${btn.dataset.obs}/act`);
+        while (a.state === "running") {
+          await new Promise((r) => setTimeout(r, 1000));
+          a = await api("GET", `/api/actions/${a.id}`);
+        }
+        btn.textContent = a.state === "done" ? "Done" : `Agent exited ${a.exit_code ?? "?"}`;
+        out.textContent = a.output_tail || "(no output)"; out.hidden = false;
+      } catch (e) { btn.textContent = "Act"; btn.disabled = false; alert(e.message); }
+    });
+  });
+}
+
+function onGenerate() {
+  const form = document.getElementById("gen-form");
+  if (!form) return;
+  const status = document.getElementById("gen-status");
+  const bar = document.getElementById("gen-progress");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const [k, v] of new FormData(form).entries()) {
+      if (v === "") continue;
+      body[k] = ["frames", "width", "height", "steps", "seed"].includes(k) ? Number(v) : v;
+    }
+    const btn = form.querySelector("button[type=submit]");
+    btn.disabled = true; bar.hidden = false; bar.value = 0;
+    try {
+      let job = await api("POST", "/api/generate", body);
+      while (job.state === "queued" || job.state === "running") {
+        const p = job.progress || {};
+        if (p.steps) { bar.max = p.steps; bar.value = p.step || 0; }
+        status.textContent = job.state === "queued" ? "Queued…" :
+          (p.stage ? `${p.stage}${p.steps ? ` — step ${p.step || 0}/${p.steps}` : ""}` : "Running…");
+        await new Promise((r) => setTimeout(r, 700));
+        job = await api("GET", `/api/jobs/${job.id}`);
+      }
+      if (job.state === "done") { status.textContent = "Done."; location.reload(); }
+      else { status.textContent = `Failed: ${job.error ? job.error.message : "unknown error"}`; btn.disabled = false; }
+    } catch (e) { status.textContent = e.message; btn.disabled = false; bar.hidden = true; }
+  });
+}
+
+function onSettings() {
+  const form = document.getElementById("settings-form");
+  if (!form) return;
+  const status = document.getElementById("settings-status");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const lines = (k) => f.get(k).split("\n").map((s) => s.trim()).filter(Boolean);
+    try {
+      await api("POST", "/api/settings", {
+        exclude_apps: lines("exclude_apps"), exclude_titles: lines("exclude_titles"),
+        excluded_action: f.get("excluded_action"), max_bytes: f.get("max_bytes"), max_age: f.get("max_age"),
+      });
+      status.textContent = "Saved.";
+    } catch (e) { status.textContent = e.message; }
+  });
+}
+
+function onMoment() {
+  // Seek the chunk to the moment once the browser knows its duration.
+  const v = document.getElementById("moment-video");
+  if (!v) return;
+  const seek = () => { v.currentTime = Math.min(Number(v.dataset.offset) || 0, (v.duration || 1e9) - 0.05); };
+  if (v.readyState >= 1) seek(); else v.addEventListener("loadedmetadata", seek, { once: true });
+}
+
+document.addEventListener("DOMContentLoaded", () => { onPause(); onAct(); onGenerate(); onSettings(); onMoment(); });

@@ -1,0 +1,178 @@
+"""The web UI: server-rendered pages (Jinja2) over the same service the API uses.
+
+Pages only read; every change (pause, act, generate, settings) goes through the JSON API from
+a little vanilla JS, so the UI has no second write path to keep secure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from .. import errors
+from ..units import format_bytes, parse_time
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _clock(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "—"
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%a %d %b, %H:%M") if ts else "—"
+
+
+def _duration(seconds: float | None) -> str:
+    s = int(seconds or 0)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _app_color(app: str | None) -> str:
+    # Stable colour per app so the same app looks the same on every day's bar.
+    hue = int(hashlib.sha1((app or "").encode()).hexdigest()[:4], 16) % 360
+    return f"hsl({hue} 55% 55%)"
+
+
+TEMPLATES.env.filters.update(clock=_clock, when=_when, duration=_duration,
+                             app_color=_app_color, bytes=format_bytes)
+
+
+def unauthorized_page(why: str, hint: str) -> HTMLResponse:
+    # Self-contained: the stylesheet itself is behind the token.
+    body = (
+        "<!doctype html><meta charset=utf-8><title>localvideo — sign in</title>"
+        "<body style='font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;"
+        "color:#1f2328'><h1 style='font-size:1.4rem'>localvideo needs its token</h1>"
+        f"<p>{_esc(why)}.</p><p>Open the address <code>localvideo observe</code> printed "
+        "(it ends in <code>?token=…</code>), or run <code>localvideo token --url</code> and "
+        "open what it prints.</p></body>")
+    return HTMLResponse(body, status_code=401)
+
+
+def _esc(s: str) -> str:
+    import html
+
+    return html.escape(s)
+
+
+def error_page(request: Request, code: int, message: str, hint: str | None) -> Response:
+    return TEMPLATES.TemplateResponse(request, "error.html",
+                                      {"code": code, "message": message, "hint": hint,
+                                       "status": None, "page": ""}, status_code=code)
+
+
+def _safe(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+    """Call a service method for one section of a page; a failure shows in that section only."""
+    try:
+        return fn(*args, **kwargs), None
+    except errors.LocalVideoError as exc:
+        return None, exc.message + (f" — {exc.hint}" if exc.hint else "")
+
+
+def _day_bounds(day: str | None) -> tuple[datetime, float, float]:
+    if day:
+        try:
+            d = datetime.strptime(day, "%Y-%m-%d")
+        except ValueError as exc:
+            raise errors.UsageError(f"invalid day {day!r}", "use YYYY-MM-DD") from exc
+    else:
+        d = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    start = d.timestamp()
+    return d, start, (d + timedelta(days=1)).timestamp()
+
+
+def _timeline_view(segments: list[dict[str, Any]]) -> dict[str, Any]:
+    """Place segments on a bar spanning the day's activity (not 24 h: most of it is empty)."""
+    if not segments:
+        return {"bars": [], "start": None, "end": None, "apps": []}
+    start = min(s["start_ts"] for s in segments)
+    end = max(s["end_ts"] for s in segments)
+    span = max(end - start, 1.0)
+    bars = []
+    totals: dict[str, float] = {}
+    for s in segments:
+        left = (s["start_ts"] - start) / span * 100
+        width = max((s["end_ts"] - s["start_ts"]) / span * 100, 0.4)
+        bars.append({**s, "left": round(left, 3), "width": round(width, 3),
+                     "mid": (s["start_ts"] + s["end_ts"]) / 2})
+        totals[s["app"] or "?"] = totals.get(s["app"] or "?", 0.0) + float(s["duration"] or 0)
+    apps = sorted(totals.items(), key=lambda kv: -kv[1])
+    return {"bars": bars, "start": start, "end": end, "apps": apps}
+
+
+def ui_router(svc: Any) -> APIRouter:
+    r = APIRouter(include_in_schema=False)
+
+    def render(request: Request, name: str, page: str, **ctx: Any) -> Response:
+        status, status_err = _safe(svc.status)
+        return TEMPLATES.TemplateResponse(request, name, {
+            "page": page, "status": status or {}, "status_error": status_err,
+            "can_act": bool(svc.settings.serve.agent_command), **ctx})
+
+    @r.get("/", response_class=HTMLResponse)
+    def today(request: Request, day: str | None = None) -> Response:
+        d, start, end = _day_bounds(day)
+        segments, tl_err = _safe(svc.timeline, since=start, until=end)
+        observations, obs_err = _safe(svc.observations, since=start, limit=12)
+        recent = list(reversed((segments or [])[-24:]))
+        return render(request, "today.html", "today", day=d,
+                      prev_day=(d - timedelta(days=1)).strftime("%Y-%m-%d"),
+                      next_day=(d + timedelta(days=1)).strftime("%Y-%m-%d")
+                      if end < time.time() else None,
+                      timeline=_timeline_view(segments or []), recent=recent,
+                      timeline_error=tl_err, observations=observations or [],
+                      observations_error=obs_err)
+
+    @r.get("/search", response_class=HTMLResponse)
+    def search(request: Request, q: str = "", app: str | None = None) -> Response:
+        hits, err = (_safe(svc.search, q, app=app or None, limit=60) if q.strip()
+                     else ([], None))
+        return render(request, "search.html", "search", q=q, hits=hits or [], error=err)
+
+    @r.get("/moment", response_class=HTMLResponse)
+    def moment(request: Request, at: str = Query(...)) -> Response:
+        ts = parse_time(at, what="at")
+        info = svc.frame_info(ts)
+        chunk = None
+        for c in svc.chunks(since=info["ts"] - 1, until=info["ts"] + 1):
+            if c["id"] == info["chunk_id"]:
+                chunk = c
+        offset = max(0.0, float(info.get("pts") or (info["ts"] - (chunk or {}).get(
+            "start_ts", info["ts"]))))
+        return render(request, "moment.html", "search", at=ts, info=info, chunk=chunk,
+                      offset=round(offset, 3))
+
+    @r.get("/observations", response_class=HTMLResponse)
+    def observations(request: Request) -> Response:
+        obs, err = _safe(svc.observations, limit=100)
+        return render(request, "observations.html", "observations", observations=obs or [],
+                      error=err)
+
+    @r.get("/clips", response_class=HTMLResponse)
+    def clips(request: Request) -> Response:
+        clip_list, err = _safe(svc.clips, limit=60)
+        models, models_err = _safe(svc.models)
+        jobs, _ = _safe(svc.jobs, 10)
+        return render(request, "clips.html", "clips", clips=clip_list or [], error=err,
+                      models=models or [], models_error=models_err, jobs=jobs or [])
+
+    @r.get("/settings", response_class=HTMLResponse)
+    def settings(request: Request) -> Response:
+        from .app import settings_view
+
+        return render(request, "settings.html", "settings", s=settings_view(svc),
+                      config_path=str(svc.settings.config_path))
+
+    return r
