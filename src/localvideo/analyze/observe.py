@@ -318,10 +318,11 @@ def build_ask(settings: Settings, db: Database, question: str, since: float | No
     hits: list[dict[str, Any]] = []
     if words:
         hits = index.search(db, " OR ".join(words), since=since, until=until, limit=20)
+    marks = ",".join("?" * len(hits))
     rows = db.query(
         "SELECT f.id, f.ts, f.app, f.title, COALESCE(t.text, '') AS text FROM frames f "
-        "LEFT JOIN frame_text t ON t.frame_id = f.id WHERE f.id IN (%s) ORDER BY f.ts"
-        % ",".join("?" * len(hits)), [h["frame_id"] for h in hits]) if hits else []
+        f"LEFT JOIN frame_text t ON t.frame_id = f.id WHERE f.id IN ({marks}) ORDER BY f.ts",
+        [h["frame_id"] for h in hits]) if hits else []
     t_since = since if since is not None else time.time() - 86400
     sess = index.sessions(db, t_since, until, drop_excluded=True)[-60:]
     recent = db.query("SELECT start_ts, end_ts, summary FROM observations WHERE status = 'done' "
