@@ -62,6 +62,10 @@ class NodeFailure(Exception):
         self.exc_type = exc_type
 
 
+class Interrupted(Exception):
+    pass
+
+
 REQUIRED: dict[str, tuple[str, ...]] = {
     "CheckpointLoaderSimple": ("ckpt_name",),
     "UNETLoader": ("unet_name",),
@@ -109,6 +113,9 @@ class ComfyServer:
         self.uploads: list[str] = []
         self.requests: list[tuple[str, str]] = []
         self.refused: list[tuple[str, str | None]] = []
+        self.interrupted: list[str | None] = []
+        self.deleted: list[str] = []
+        self.running: str | None = None
         self.history: dict[str, dict[str, Any]] = {}
         self._sockets: dict[str, WebSocket] = {}
         self._sent: dict[str, int] = {}
@@ -129,7 +136,7 @@ class ComfyServer:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", ws="websockets", lifespan="on")
+        config = uvicorn.Config(self.app, log_level="warning", ws="websockets-sansio", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         daemon=True)
@@ -210,6 +217,20 @@ class ComfyServer:
             assert srv._queue is not None
             await srv._queue.put(job)
             return {"prompt_id": job.prompt_id, "number": job.number, "node_errors": {}}
+
+        @app.post("/interrupt")
+        async def interrupt(request: Request) -> Any:
+            body = await request.json() if await request.body() else {}
+            # Newer ComfyUI interrupts only the named prompt, and only if it is running.
+            if body.get("prompt_id") in (None, srv.running):
+                srv.interrupted.append(srv.running)
+            return JSONResponse({})
+
+        @app.post("/queue")
+        async def queue(request: Request) -> Any:
+            body = await request.json()
+            srv.deleted.extend(body.get("delete") or [])
+            return JSONResponse({})
 
         @app.get("/history/{prompt_id}")
         async def history(prompt_id: str) -> Any:
@@ -317,10 +338,15 @@ class ComfyServer:
         assert self._queue is not None
         while True:
             job = await self._queue.get()
+            if job.prompt_id in self.deleted:
+                continue
+            self.running = job.prompt_id
             try:
                 await self._execute(job)
             except Exception as exc:  # a bug here must not kill the worker silently
                 print(f"test ComfyUI server: {exc!r}")
+            finally:
+                self.running = None
 
     async def _execute(self, job: Job) -> None:
         pid = job.prompt_id
@@ -352,6 +378,11 @@ class ComfyServer:
                                                        "output": ui, "prompt_id": pid})
             await self._send(job, "execution_success", {"prompt_id": pid,
                                                         "timestamp": now_ms()})
+        except Interrupted:
+            await self._send(job, "execution_interrupted", {
+                "prompt_id": pid, "node_id": nid, "node_type": graph[nid]["class_type"],
+                "executed": list(outputs), "timestamp": now_ms()})
+            status = {"status_str": "error", "completed": False, "messages": job.messages}
         except NodeFailure as exc:
             err = {"prompt_id": pid, "node_id": nid, "node_type": graph[nid]["class_type"],
                    "executed": list(outputs), "exception_message": str(exc),
@@ -385,6 +416,8 @@ class ComfyServer:
             for step in range(1, a["steps"] + 1):
                 if self.step_delay:
                     await asyncio.sleep(self.step_delay)
+                if job.prompt_id in self.interrupted:
+                    raise Interrupted()
                 await self._send(job, "progress", {"value": step, "max": a["steps"],
                                                    "prompt_id": job.prompt_id, "node": nid})
             return ({**a["latent_image"], "text": a["positive"]["text"], "seed": a["seed"],
@@ -419,6 +452,7 @@ class ComfyServer:
         with av.open(str(self.output_dir / sub / name), "w") as c:
             rate = Fraction(a["frame_rate"]).limit_denominator(1001)
             s = c.add_stream(codec, rate=rate)
+            assert isinstance(s, av.VideoStream)
             s.width, s.height, s.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
             if codec == "libx265":
                 s.options = {"x265-params": "log-level=error"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,7 @@ def test_image_to_video_uploads_and_keeps_h264(server: ComfyServer, tmp_path: Pa
     served = server.output_dir / res.outputs[0]
     assert served.read_bytes() == res.path.read_bytes()
     with av.open(str(res.path)) as c:
-        assert float(c.streams.video[0].average_rate) == pytest.approx(16)
+        assert float(c.streams.video[0].average_rate or 0) == pytest.approx(16)
 
 
 @pytest.mark.parametrize("save,fmt", [("SaveImage", ""), ("VHS_VideoCombine", "video/h265-mp4")])
@@ -176,7 +177,7 @@ def test_png_frames_and_hevc_are_converted(server: ComfyServer, tmp_path: Path, 
     codec, w, h, n, frames = probe(res.path)
     assert (codec, w, h, n) == ("h264", 64, 48, 6)
     with av.open(str(res.path)) as c:
-        assert float(c.streams.video[0].average_rate) == pytest.approx(12)
+        assert float(c.streams.video[0].average_rate or 0) == pytest.approx(12)
     if save == "SaveImage":
         assert len(res.outputs) == 6 and all(o.endswith(".png") for o in res.outputs)
     else:
@@ -321,3 +322,32 @@ def test_image_without_loadimage_node(server: ComfyServer, tmp_path: Path) -> No
     Image.new("RGB", (8, 8)).save(img)
     with ComfyUIBackend(server.url) as b, pytest.raises(UsageError, match="no LoadImage"):
         run(b, t2v_graph(), tmp_path / "x.mp4", image=img)
+
+
+def test_ctrl_c_cancels_the_job_on_the_server(server: ComfyServer, tmp_path: Path) -> None:
+    server.step_delay = 0.2
+
+    def on_progress(e: dict[str, Any]) -> None:
+        if e["stage"] == "progress":
+            raise KeyboardInterrupt   # what Ctrl-C does while the bar is drawing
+
+    with ComfyUIBackend(server.url) as b, pytest.raises(KeyboardInterrupt):
+        run(b, t2v_graph(), tmp_path / "x.mp4", steps=50, on_progress=on_progress)
+    assert len(server.deleted) == 1
+    pid = server.deleted[0]
+    assert server.interrupted == [pid]
+    # The server stopped the sampler early instead of finishing 50 steps.
+    deadline = time.time() + 5
+    while pid not in server.history and time.time() < deadline:
+        time.sleep(0.05)
+    status = server.history[pid]["status"]
+    assert status["status_str"] == "error"
+    assert status["messages"][-1][0] == "execution_interrupted"
+
+
+def test_timeout(server: ComfyServer, tmp_path: Path) -> None:
+    server.step_delay = 0.5
+    with ComfyUIBackend(server.url, timeout=0.6) as b, \
+            pytest.raises(ComfyUIError, match="did not finish within") as ei:
+        run(b, t2v_graph(), tmp_path / "x.mp4", steps=10)
+    assert "/history/" in (ei.value.hint or "")

@@ -16,6 +16,7 @@ request here sends an ``Origin`` built from the server URL.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import mimetypes
@@ -37,6 +38,7 @@ from PIL import Image, ImageSequence
 from websockets.exceptions import InvalidHandshake, WebSocketException
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Origin
 
 from localvideo.errors import ComfyUIError, UsageError
 
@@ -376,6 +378,15 @@ class ComfyUIBackend:
         entry = data.get(prompt_id) if isinstance(data, dict) else None
         return entry if isinstance(entry, dict) else None
 
+    def cancel(self, prompt_id: str) -> None:
+        """Drop the prompt from the queue, or stop it if it is running; best effort."""
+        for path, body in (("queue", {"delete": [prompt_id]}),
+                           ("interrupt", {"prompt_id": prompt_id})):
+            try:
+                self._http.post(path, json=body, timeout=5.0)
+            except httpx.HTTPError:
+                pass   # the server went away: nothing left to cancel
+
     # -- the job ---------------------------------------------------------------------------
 
     def run(self, workflow: Path | dict[str, Any], *, prompt: str, negative: str | None,
@@ -419,24 +430,26 @@ class ComfyUIBackend:
         emit({"stage": "substituted", "substituted": done, "skipped": skipped})
 
         client_id = uuid.uuid4().hex
-        ws, ws_error = self._open_ws(client_id)
-        try:
+        with contextlib.ExitStack() as stack:
+            ws, ws_error = self._open_ws(client_id, stack)
             t_submit = time.monotonic()
             prompt_id, number = self.submit(g, client_id)
-            emit({"stage": "queued", "prompt_id": prompt_id, "number": number})
             deadline = t_submit + self.timeout
             transport = "websocket"
             marks: dict[str, float] = {}
-            finished = False
-            if ws is not None:
-                finished = self._follow_ws(ws, g, prompt_id, deadline, emit, marks)
-            if not finished:
-                transport = "polling"
-                emit({"stage": "fallback", "reason": ws_error or "websocket closed"})
-            entry = self._poll(prompt_id, g, deadline, emit, marks, poll_only=not finished)
-        finally:
-            if ws is not None:
-                ws.close()
+            try:
+                emit({"stage": "queued", "prompt_id": prompt_id, "number": number})
+                finished = False
+                if ws is not None:
+                    finished = self._follow_ws(ws, g, prompt_id, deadline, emit, marks)
+                if not finished:
+                    transport = "polling"
+                    emit({"stage": "fallback", "reason": ws_error or "websocket closed"})
+                entry = self._poll(prompt_id, g, deadline, emit, marks, poll_only=not finished)
+            except KeyboardInterrupt:
+                # Ctrl-C here must not leave the GPU busy with a job nobody will collect.
+                self.cancel(prompt_id)
+                raise
         t_done = marks.get("done", time.monotonic())
         t_start = marks.get("start", t_submit)
         timings["queue_wait"] = max(0.0, t_start - t_submit)
@@ -466,10 +479,13 @@ class ComfyUIBackend:
         return ComfyResult(path=out, prompt_id=prompt_id, outputs=names, timings=timings,
                            substituted=done, skipped=skipped, transport=transport)
 
-    def _open_ws(self, client_id: str) -> tuple[ClientConnection | None, str | None]:
+    def _open_ws(self, client_id: str, stack: contextlib.ExitStack
+                 ) -> tuple[ClientConnection | None, str | None]:
         try:
-            ws = ws_connect(f"{self.ws_url}?clientId={client_id}", origin=self.origin,  # type: ignore[arg-type]
-                            open_timeout=10, max_size=None)
+            # Entered through the stack so the socket closes however run() ends.
+            ws = stack.enter_context(ws_connect(
+                f"{self.ws_url}?clientId={client_id}", origin=Origin(self.origin),
+                open_timeout=10, max_size=None))
             return ws, None
         except (OSError, InvalidHandshake, WebSocketException, TimeoutError) as exc:
             # The HTTP side answered (check() passed), so a proxy or an old server is refusing
