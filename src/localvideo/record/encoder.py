@@ -47,7 +47,7 @@ def encoder_options(name: str, quality: int) -> dict[str, str]:
     q = max(0, min(51, int(quality)))
     if name == "libx264":
         return {"preset": "veryfast", "tune": "zerolatency", "crf": str(q), "threads": "1",
-                "x264-params": "keyint=infinite:min-keyint=infinite:scenecut=0:bframes=0:"
+                "x264-params": "keyint=infinite:scenecut=0:bframes=0:"
                                "rc-lookahead=0:sliced-threads=0"}
     if name == "libx265":
         return {"preset": "ultrafast", "crf": str(q), "threads": "1",
