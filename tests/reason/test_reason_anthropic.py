@@ -131,3 +131,10 @@ def test_endpoint_down_is_retryable(settings, db, monkeypatch):
     assert info.value.retryable and "cannot reach" in info.value.message
     assert "ANTHROPIC_BASE_URL" in (info.value.hint or "")
     assert len(recent(db)) == 2
+
+
+def test_html_error_page_is_retryable(settings, db, monkeypatch, anthropic_server):
+    anthropic_server.garbage(times=1)
+    r = _reasoner(settings, db, monkeypatch, anthropic_server)
+    assert r.execute(observe_request(images=0)).data is not None
+    assert "not JSON" in recent(db)[-1]["error"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..errors import DependencyError, ReasonerError
+from ..errors import DependencyError, EndpointError, ReasonerError
 from .base import (
     Reasoner,
     ReasonRequest,
@@ -75,6 +75,12 @@ class AnthropicReasoner(Reasoner):
             # e.g. a body that is not a Messages response: passing, like a malformed answer.
             raise http_failure(self.name, 502, str(exc), url=self.base_url,
                                key_hint=key_hint(self.name, self.key_envs())) from exc
+        except ValueError as exc:
+            # A proxy's HTML error page or a truncated body: passing, like a 502.
+            raise EndpointError(f"{self.name} endpoint {self.base_url} answered something that "
+                                f"is not JSON: {exc}",
+                                "the work stays pending and is retried on the next run",
+                                retryable=True) from exc
         except TypeError as exc:  # the SDK could not find any credentials
             raise ReasonerError(f"anthropic client could not be built: {exc}",
                                 key_hint(self.name, self.key_envs())) from exc

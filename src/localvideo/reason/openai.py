@@ -136,6 +136,12 @@ class OpenAIReasoner(Reasoner):
         except openai.APIError as exc:
             raise http_failure(self.name, 502, str(exc), url=self.base_url,
                                key_hint=hint) from exc
+        except ValueError as exc:
+            # A proxy's HTML error page or a truncated body: passing, like a 502.
+            raise EndpointError(f"{self.name} endpoint {self.base_url} answered something that "
+                                f"is not JSON: {exc}",
+                                "the work stays pending and is retried on the next run",
+                                retryable=True) from exc
         if not getattr(out, "choices", None):
             raise EndpointError(f"{self.name} endpoint {self.base_url} answered without choices",
                                 "the work stays pending and is retried on the next run",
