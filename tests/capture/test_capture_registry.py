@@ -1,0 +1,74 @@
+"""Backend registry: platform choice, lazy imports, and the errors a user sees."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import XDisplay
+
+from localvideo.capture import open_backend
+from localvideo.capture.x11 import X11Backend
+from localvideo.errors import CaptureError, DependencyError, NoDisplayError, UsageError
+
+
+def test_x11_when_display_is_set(desktop: XDisplay) -> None:
+    with open_backend("active-window", "1", system="Linux") as b:
+        assert isinstance(b, X11Backend) and b.display_name == desktop.name
+    with open_backend("display", "all", system="Linux") as b:
+        assert b.mode == "display" and b.display == "all"
+
+
+def test_no_display_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(NoDisplayError) as err:
+        open_backend(system="Linux")
+    assert err.value.message.startswith("no display: DISPLAY is not set")
+    assert "--virtual-display" in (err.value.hint or "")
+
+
+def test_wayland_only_names_what_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    with pytest.raises(NoDisplayError) as err:
+        open_backend(system="Linux")
+    assert "Wayland" in err.value.message and "wayland-0" in err.value.message
+    hint = err.value.hint or ""
+    assert "XWayland" in hint and "X11" in hint and "--virtual-display" in hint
+
+
+@pytest.mark.parametrize("mode", ["window", "", "Display", "screen"])
+def test_bad_mode(mode: str) -> None:
+    with pytest.raises(UsageError) as err:
+        open_backend(mode, "1", system="Linux")
+    assert repr(mode) in err.value.message and "--mode" in (err.value.hint or "")
+
+
+@pytest.mark.parametrize("display", ["0", "-1", "first", "1.5", ""])
+def test_bad_display(display: str) -> None:
+    with pytest.raises(UsageError) as err:
+        open_backend("display", display, system="Linux")
+    assert "--display" in (err.value.hint or "")
+
+
+def test_display_number_is_normalised(desktop: XDisplay) -> None:
+    with open_backend("display", " 01 ", system="Linux") as b:
+        assert b.display == "1"
+    with open_backend("display", "ALL", system="Linux") as b:
+        assert b.display == "all"
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="checks a missing OS library")
+@pytest.mark.parametrize(("system", "package"), [
+    ("Darwin", "pyobjc-framework-ScreenCaptureKit"), ("Windows", "pywin32")])
+def test_other_platform_library_missing(system: str, package: str) -> None:
+    # pyobjc and pywin32 really are absent here: the lazy import fails on that platform only.
+    with pytest.raises(DependencyError) as err:
+        open_backend(system=system)
+    assert package in (err.value.hint or "") and "pip install" in (err.value.hint or "")
+
+
+def test_unsupported_platform() -> None:
+    with pytest.raises(CaptureError, match="not supported on 'Plan9'"):
+        open_backend(system="Plan9")
