@@ -194,33 +194,46 @@ def _main_chunk(settings: Settings, db: Database, start: float, end: float) -> P
 
 # -- windows ------------------------------------------------------------------------------
 
-def cut_windows(db: Database, window: float, until: float | None, flush: bool) -> list[int]:
-    """Create pending observations for every complete window; return their ids."""
+def window_spans(db: Database, window: float, until: float | None,
+                 flush: bool) -> list[tuple[float, float]]:
+    """The complete windows after the last observation, up to ``until``.
+
+    A window starts at the first readable frame after the previous one ends (so idle time
+    opens no empty windows) and is complete once analysis read past its end; ``flush`` also
+    closes the last, partial one at the last frame (nothing left to read, nothing recording).
+    """
     if until is None:
         return []
     last = db.one("SELECT MAX(end_ts) FROM observations")
-    cursor: float | None = last[0] if last and last[0] is not None else None
-    created: list[int] = []
+    cursor = last[0] if last and last[0] is not None else 0.0
+    spans: list[tuple[float, float]] = []
     while True:
         nxt = db.one("SELECT MIN(ts) FROM frames WHERE excluded = 0 AND ts >= ? AND ts <= ?",
-                     (cursor if cursor is not None else 0.0, until))
+                     (cursor, until))
         if nxt is None or nxt[0] is None:
-            break
+            return spans
         start = float(nxt[0])
         end = start + window
         if end > until:
             if not flush:
-                break
+                return spans
             end = until + 1e-3
+        spans.append((start, end))
+        cursor = end
+        if end > until:
+            return spans
+
+
+def cut_windows(db: Database, window: float, until: float | None, flush: bool) -> list[int]:
+    """Create a pending observation for every complete window; return their ids."""
+    created: list[int] = []
+    for start, end in window_spans(db, window, until, flush):
         with db.tx() as conn:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO observations(start_ts, end_ts, status, created_ts) "
                 "VALUES (?, ?, 'pending', ?)", (start, end, time.time()))
             if cur.rowcount:
                 created.append(int(cur.lastrowid or 0))
-        cursor = end
-        if end > until:
-            break
     return created
 
 

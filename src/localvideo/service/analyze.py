@@ -1,9 +1,221 @@
-"""Service operations for the analyze area."""
+"""Service operations for the analyze area: read the screen, search it, reason over it.
+
+The work lives in ``localvideo.analyze``; this mixin only wires settings, the reasoner and
+the index together and returns plain data (see docs/SERVICE-API.md).
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import NotFoundError, UsageError
+from ..units import parse_duration, parse_time
 from .base import ServiceBase
+
+Progress = Callable[[dict[str, Any]], None]
+
+FOLLOW_POLL = 2.0          # seconds between passes in --follow (the recorder flushes per frame)
+MIN_WINDOW = 5.0
+
+
+def _time(value: str | float | None, what: str) -> float | None:
+    return None if value in (None, "") else parse_time(value, what=what)  # type: ignore[arg-type]
 
 
 class AnalyzeOps(ServiceBase):
-    pass
+    # -- the loop -------------------------------------------------------------------------
+    def analyze(self, follow: bool = False, stop: threading.Event | None = None,
+                on_progress: Progress | None = None, dry_run: bool = False,
+                window: str | float | None = None, reasoner: str | None = None,
+                model: str | None = None, base_url: str | None = None,
+                key: str | None = None, poll: float = FOLLOW_POLL) -> dict[str, Any]:
+        """Read every chunk not read yet and reason over each complete window of activity.
+
+        With ``follow`` it keeps going (chunks being written included) until ``stop`` is set.
+        ``dry_run`` reads and indexes locally but sends nothing: the requests that would be
+        sent are returned under ``requests`` (and passed to ``on_progress``).
+        """
+        from ..analyze import observe
+        from ..analyze.loop import ChunkReader, PassStats, analysed_until
+        from ..analyze.ocr import check_tesseract
+        from ..reason.base import get_reasoner
+
+        win = parse_duration(window if window is not None else self.settings.analyze.window,
+                             what="--window")
+        if win < MIN_WINDOW:
+            raise UsageError(f"--window must be at least {MIN_WINDOW:.0f}s (got {window})",
+                             "use e.g. --window 30s, 5m or 1h")
+        check_tesseract()
+        stop = stop or threading.Event()
+        emit = on_progress or (lambda _e: None)
+        rsn = get_reasoner(reasoner, settings=self.settings, db=self.db, model=model,
+                           base_url=base_url, key=key)
+        reader = ChunkReader(self.settings, self.db, on_progress=on_progress, stop=stop)
+        total = PassStats()
+        results: list[dict[str, Any]] = []
+        requests: list[dict[str, Any]] = []
+        started = time.time()
+        first = True
+        while True:
+            total.add(reader.run_pass())
+            if stop.is_set():
+                break
+            until, flush = analysed_until(self.db)
+            if dry_run:
+                requests += self._dry_run(rsn, win, until, flush, emit)
+            else:
+                observe.cut_windows(self.db, win, until, flush)
+                # An explicit run retries everything pending; the follow loop honours backoff.
+                for obs in observe.due(self.db, ignore_backoff=first):
+                    if stop.is_set():
+                        break
+                    res = observe.run_observation(self.settings, self.db, rsn, obs)
+                    results.append(res)
+                    emit({"event": "observation", **res})
+            first = False
+            if not follow or stop.wait(poll):
+                break
+        summary: dict[str, Any] = {**total.to_dict(), "reasoner": rsn.name, "model": rsn.model,
+                                   "seconds": round(time.time() - started, 2),
+                                   "stopped": stop.is_set(),
+                                   "observations": results, "status": self.analysis_status()}
+        if dry_run:
+            summary["requests"] = requests
+        return summary
+
+    def _dry_run(self, rsn: Any, win: float, until: float | None, flush: bool,
+                 emit: Progress) -> list[dict[str, Any]]:
+        """Describe the requests of pending and complete windows without storing anything."""
+        from ..analyze import observe
+        from ..reason.base import describe_request
+
+        out: list[dict[str, Any]] = []
+        spans = [(r["start_ts"], r["end_ts"]) for r in observe.due(self.db, ignore_backoff=True)]
+        spans += observe.window_spans(self.db, win, until, flush)
+        for start, end in spans:
+            built = observe.build_observe(self.settings, self.db, rsn, start, end)
+            desc = {"start_ts": start, "end_ts": end, "redactions": built.redactions,
+                    **describe_request(built.request, rsn)}
+            out.append(desc)
+            emit({"event": "dry_run", **desc})
+        return out
+
+    # -- status -----------------------------------------------------------------------------
+    def analysis_status(self) -> dict[str, Any]:
+        from ..analyze.loop import analysed_until
+
+        db = self.db
+        chunks = db.query("SELECT COUNT(*) AS n, SUM(CASE WHEN p.done = 1 THEN 1 ELSE 0 END) AS d "
+                        "FROM chunks c LEFT JOIN analysis_progress p ON p.chunk_id = c.id")[0]
+        text = db.query("SELECT COUNT(*) AS n, AVG(ocr_ms) AS ms FROM frame_text")[0]
+        obs = {r["status"]: r["n"] for r in db.query(
+            "SELECT status, COUNT(*) AS n FROM observations GROUP BY status")}
+        last_frame = db.one("SELECT MAX(ts) FROM frames")
+        until, _ = analysed_until(db)
+        latest = last_frame[0] if last_frame else None
+        lag = max(0.0, latest - until) if latest is not None and until is not None else 0.0
+        err = db.get_kv("analyze.last_endpoint_error")
+        nxt = db.one("SELECT MIN(next_try_ts) FROM observations WHERE status = 'pending'")
+        total = chunks["n"] or 0
+        done = chunks["d"] or 0
+        pending_obs = obs.get("pending", 0)
+        line = (f"{done}/{total} chunks analysed, {text['n']} key frames read, "
+                f"{obs.get('done', 0)} observations done, {pending_obs} pending, "
+                f"{obs.get('failed', 0)} failed")
+        if err and pending_obs:
+            line += (f"; last endpoint error ({err.get('reasoner')}): {err.get('message')} — "
+                     "retried on the next `localvideo analyze`")
+        return {"chunks_total": total, "chunks_analysed": done, "chunks_pending": total - done,
+                "frames_read": text["n"], "ocr_ms_avg": round(text["ms"], 1) if text["ms"]
+                else None, "analysed_until": until, "lag_seconds": round(lag, 2),
+                "observations_done": obs.get("done", 0), "observations_pending": pending_obs,
+                "observations_failed": obs.get("failed", 0), "last_endpoint_error": err,
+                "next_retry_ts": nxt[0] if nxt else None, "line": line}
+
+    # -- reading back ---------------------------------------------------------------------
+    def search(self, query: str, app: str | None = None, since: str | float | None = None,
+               until: str | float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        from ..analyze import index
+
+        return index.search(self.db, query, app=app, since=_time(since, "--since"),
+                            until=_time(until, "--until"), limit=limit)
+
+    def timeline(self, since: str | float | None = None,
+                 until: str | float | None = None) -> list[dict[str, Any]]:
+        from ..analyze import index
+
+        return [s.to_dict() for s in index.sessions(self.db, _time(since, "--since"),
+                                                    _time(until, "--until"))]
+
+    def observations(self, since: str | float | None = None, limit: int = 50,
+                     status: str | None = None) -> list[dict[str, Any]]:
+        from ..analyze.observe import row_to_dict
+
+        if status not in (None, "pending", "done", "failed"):
+            raise UsageError(f"unknown status {status!r}", "use --status pending, done or failed")
+        sql = "SELECT * FROM observations WHERE 1=1"
+        params: list[Any] = []
+        s = _time(since, "--since")
+        if s is not None:
+            sql += " AND end_ts >= ?"
+            params.append(s)
+        if status:
+            sql += " AND status = ?"
+            params.append(status)
+        sql += " ORDER BY start_ts DESC LIMIT ?"
+        params.append(limit)
+        return [row_to_dict(r) for r in reversed(self.db.query(sql, params))]
+
+    def observation(self, id: int) -> dict[str, Any]:
+        from ..analyze.observe import row_to_dict
+
+        row = self.db.one("SELECT * FROM observations WHERE id = ?", (id,))
+        if row is None:
+            raise NotFoundError(f"no observation {id}",
+                                "list them with `localvideo observations`")
+        return row_to_dict(row)
+
+    def ask(self, question: str, since: str | float | None = None, reasoner: str | None = None,
+            model: str | None = None, base_url: str | None = None, key: str | None = None,
+            until: str | float | None = None, dry_run: bool = False) -> dict[str, Any]:
+        from ..analyze.observe import build_ask
+        from ..reason.base import describe_request, get_reasoner
+
+        if not question or not question.strip():
+            raise UsageError("the question is empty",
+                             'ask something, e.g. `localvideo ask "what was I doing at 14:00?"`')
+        rsn = get_reasoner(reasoner, settings=self.settings, db=self.db, model=model,
+                           base_url=base_url, key=key)
+        req, hits = build_ask(self.settings, self.db, question, _time(since, "--since"),
+                              _time(until, "--until"))
+        if dry_run:
+            return {"request": describe_request(req, rsn), "sources": hits}
+        resp = rsn.execute(req)
+        data = resp.data or {}
+        return {"answer": data.get("answer", resp.text),
+                "timestamps": [float(t) for t in data.get("timestamps", [])],
+                "sources": hits, "reasoner": rsn.name, "model": resp.model or rsn.model,
+                "request_id": resp.request_id}
+
+    # -- keys -----------------------------------------------------------------------------
+    def keys_set(self, name: str, value: str) -> dict[str, Any]:
+        from ..reason.keys import KeyStore
+
+        KeyStore(self.settings.data_dir).set(name, value)
+        return {"name": name.strip().lower(), "stored": True}
+
+    def keys_list(self) -> list[dict[str, Any]]:
+        from ..reason.keys import KeyStore
+
+        return list(KeyStore(self.settings.data_dir).list())
+
+    def keys_delete(self, name: str) -> dict[str, Any]:
+        from ..reason.keys import KeyStore
+
+        if not KeyStore(self.settings.data_dir).delete(name):
+            raise NotFoundError(f"no stored key named {name!r}",
+                                "see the stored keys with `localvideo keys list`")
+        return {"name": name.strip().lower(), "deleted": True}
