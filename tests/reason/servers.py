@@ -15,12 +15,13 @@ longer than the client's timeout. Other test folders reuse them::
 Protocols spoken: Anthropic Messages (``POST /v1/messages``), OpenAI chat completions
 (``POST /v1/chat/completions``), Gemini ``POST /v1beta/models/{m}:generateContent`` and the
 resumable File API upload (``POST /upload/v1beta/files`` start, then upload+finalize, then
-``GET /v1beta/files/{id}`` until ACTIVE).
+``GET /v1beta/files/{id}`` until ACTIVE); ``v1`` paths are accepted too, as newer SDKs use them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -259,6 +260,12 @@ class OpenAIServer(FakeEndpoint):
                           "total_tokens": sum(self.usage)}}
 
 
+# The SDK picks the API version (v1beta in the docs, v1 in newer SDKs): accept any.
+_GEN = re.compile(r"^/v1(beta|alpha)?/models/[^/:]+:generateContent$")
+_UPLOAD = re.compile(r"^/upload/v1(beta|alpha)?/files$")
+_FILE = re.compile(r"^/v1(beta|alpha)?/files/[^/]+$")
+
+
 class GeminiServer(FakeEndpoint):
     """Gemini API: generateContent plus the resumable File API upload.
 
@@ -274,9 +281,7 @@ class GeminiServer(FakeEndpoint):
         self._polls: dict[str, int] = {}
 
     def is_model_call(self, rec: Recorded) -> bool:
-        p = rec.path.split("?")[0]
-        return rec.method == "POST" and p.startswith("/v1beta/models/") \
-            and p.endswith(":generateContent")
+        return rec.method == "POST" and bool(_GEN.match(rec.path.split("?")[0]))
 
     def _file(self, name: str, state: str) -> dict[str, Any]:
         data = self.uploads.get(name, b"")
@@ -286,15 +291,15 @@ class GeminiServer(FakeEndpoint):
     def other(self, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
         path, _, query = rec.path.partition("?")
         js = {"Content-Type": "application/json"}
-        if rec.method == "POST" and path == "/upload/v1beta/files":
+        if rec.method == "POST" and _UPLOAD.match(path):
             command = rec.headers.get("x-goog-upload-command", "")
             if command == "start":
                 upload_id = uuid.uuid4().hex[:10]
                 meta = (rec.json or {}).get("file", {})
                 self._sessions[upload_id] = {"meta": meta, "data": b""}
-                return 200, {**js, "X-Goog-Upload-Status": "active",
-                             "X-Goog-Upload-URL": f"{self.url}/upload/v1beta/files?"
-                                                  f"upload_id={upload_id}"}, b"{}"
+                headers = {**js, "X-Goog-Upload-Status": "active",
+                           "X-Goog-Upload-URL": f"{self.url}{path}?upload_id={upload_id}"}
+                return 200, headers, b"{}"
             upload_id = dict(kv.split("=", 1) for kv in query.split("&") if "=" in kv) \
                 .get("upload_id", "")
             sess = self._sessions.get(upload_id)
@@ -308,8 +313,8 @@ class GeminiServer(FakeEndpoint):
                 return 200, {**js, "X-Goog-Upload-Status": "final"}, \
                     json.dumps({"file": self._file(name, "PROCESSING")}).encode()
             return 200, {**js, "X-Goog-Upload-Status": "active"}, b"{}"
-        if rec.method == "GET" and path.startswith("/v1beta/files/"):
-            name = path[len("/v1beta/"):]
+        if rec.method == "GET" and _FILE.match(path):
+            name = path.split("/", 2)[2]
             if name not in self.uploads:
                 return 404, js, json.dumps(self.error_body(404, f"{name} not found")).encode()
             self._polls[name] += 1
