@@ -351,3 +351,83 @@ def test_timeout(server: ComfyServer, tmp_path: Path) -> None:
             pytest.raises(ComfyUIError, match="did not finish within") as ei:
         run(b, t2v_graph(), tmp_path / "x.mp4", steps=10)
     assert "/history/" in (ei.value.hint or "")
+
+
+HUNYUAN_CUSTOM = {  # SamplerCustomAdvanced + BasicGuider: no "positive" input anywhere
+    "44": {"class_type": "TextEncodeHunyuanVideo_ImageToVideo",
+           "inputs": {"prompt": "x", "clip_vision_output": ["81", 0], "clip": ["11", 0],
+                      "image_interleave": 2}},
+    "26": {"class_type": "FluxGuidance", "inputs": {"conditioning": ["44", 0],
+                                                    "guidance": 6.0}},
+    "22": {"class_type": "BasicGuider", "inputs": {"model": ["12", 0],
+                                                   "conditioning": ["26", 0]}},
+    "25": {"class_type": "RandomNoise", "inputs": {"noise_seed": 1}},
+    "17": {"class_type": "BasicScheduler", "inputs": {"scheduler": "simple", "steps": 20,
+                                                      "denoise": 1, "model": ["12", 0]}},
+    "45": {"class_type": "EmptyHunyuanLatentVideo",
+           "inputs": {"width": 848, "height": 480, "length": 73, "batch_size": 1}},
+    "13": {"class_type": "SamplerCustomAdvanced",
+           "inputs": {"noise": ["25", 0], "guider": ["22", 0], "sampler": ["16", 0],
+                      "sigmas": ["17", 0], "latent_image": ["45", 0]}},
+}
+LTXV_I2V = {  # conditioning passes LTXVImgToVideo → LTXVConditioning → CFGGuider
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "p", "clip": ["38", 0]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "n", "clip": ["38", 0]}},
+    "78": {"class_type": "LoadImage", "inputs": {"image": "cat.png"}},
+    "77": {"class_type": "LTXVImgToVideo",
+           "inputs": {"positive": ["6", 0], "negative": ["7", 0], "vae": ["44", 2],
+                      "image": ["78", 0], "width": 768, "height": 512, "length": 97,
+                      "batch_size": 1, "strength": 1.0}},
+    "69": {"class_type": "LTXVConditioning",
+           "inputs": {"positive": ["77", 0], "negative": ["77", 1], "frame_rate": 25.0}},
+    "82": {"class_type": "CFGGuider", "inputs": {"model": ["44", 0], "positive": ["69", 0],
+                                                 "negative": ["69", 1], "cfg": 3}},
+    "72": {"class_type": "SamplerCustomAdvanced",
+           "inputs": {"noise": ["73", 0], "guider": ["82", 0], "latent_image": ["77", 2]}},
+    "73": {"class_type": "RandomNoise", "inputs": {"noise_seed": 5}},
+    "41": {"class_type": "SaveAnimatedWEBP", "inputs": {"images": ["8", 0], "fps": 24.0,
+                                                        "filename_prefix": "ltxv"}},
+}
+WAN_WRAPPER = {  # one text node holds both prompts
+    "16": {"class_type": "WanVideoTextEncode",
+           "inputs": {"positive_prompt": "p", "negative_prompt": "n", "t5": ["11", 0]}},
+    "37": {"class_type": "WanVideoEmptyEmbeds",
+           "inputs": {"width": 832, "height": 480, "num_frames": 81}},
+    "27": {"class_type": "WanVideoSampler",
+           "inputs": {"model": ["22", 0], "text_embeds": ["16", 0], "image_embeds": ["37", 0],
+                      "steps": 30, "cfg": 6.0, "shift": 5.0, "seed": 9, "force_offload": True}},
+    "30": {"class_type": "VHS_VideoCombine",
+           "inputs": {"images": ["28", 0], "frame_rate": 16, "format": "video/h264-mp4"}},
+}
+
+
+@pytest.mark.parametrize("graph,expect,skipped", [
+    (HUNYUAN_CUSTOM, {"prompt": ["44.prompt"], "seed": ["25.noise_seed"], "steps": ["17.steps"],
+                      "width": ["45.width"], "frames": ["45.length"]},
+     ["negative", "guidance", "fps"]),
+    (LTXV_I2V, {"prompt": ["6.text"], "negative": ["7.text"], "seed": ["73.noise_seed"],
+                "guidance": ["82.cfg"], "width": ["77.width"], "frames": ["77.length"],
+                "fps": ["41.fps", "69.frame_rate"], "image": ["78.image"]}, ["steps"]),
+    (WAN_WRAPPER, {"prompt": ["16.positive_prompt"], "negative": ["16.negative_prompt"],
+                   "seed": ["27.seed"], "steps": ["27.steps"], "guidance": ["27.cfg"],
+                   "width": ["37.width"], "frames": ["37.num_frames"],
+                   "fps": ["30.frame_rate"]}, []),
+], ids=["hunyuan-basicguider", "ltxv-i2v", "wan-wrapper"])
+def test_substitution_in_video_workflows(graph: dict[str, Any], expect: dict[str, list[str]],
+                                         skipped: list[str]) -> None:
+    image = "up.png" if any(n["class_type"] == "LoadImage" for n in graph.values()) else None
+    new, done, miss = substitute(graph, prompt="P", negative="N", seed=11, width=320,
+                                 height=192, frames=17, fps=12.0, steps=4, guidance=2.5,
+                                 image_name=image)
+    for what, where in expect.items():
+        assert [w.split(" ")[0] for w in done[what]] == where, what
+    assert miss == skipped
+    for what, value in (("prompt", "P"), ("negative", "N"), ("seed", 11), ("frames", 17),
+                        ("width", 320), ("steps", 4), ("image", image)):
+        for w in done.get(what, []):
+            nid, key = w.split(" ")[0].split(".")
+            assert new[nid]["inputs"][key] == value
+    # An INT input stays an int: VHS frame_rate was 16, 12.0 is written as 12.
+    if "30" in new:
+        assert new["30"]["inputs"]["frame_rate"] == 12
+        assert isinstance(new["30"]["inputs"]["frame_rate"], int)

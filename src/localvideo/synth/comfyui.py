@@ -55,7 +55,8 @@ _FRAME_INPUTS = ("length", "num_frames", "video_frames", "frames")
 _FPS_INPUTS = ("frame_rate", "fps")
 # Nodes that decide the output size and length: the empty-latent video nodes and the
 # image-to-video conditioning nodes that build the latent themselves.
-_LATENT_CLASS = re.compile(r"Empty.*Latent|Latent.*Video|ImageToVideo|img2vid", re.IGNORECASE)
+_LATENT_CLASS = re.compile(r"Empty.*(Latent|Embeds)|Latent.*Video|ToVideo|img2vid",
+                           re.IGNORECASE)
 _VIDEO_EXT = {".mp4", ".webm", ".mkv", ".mov", ".m4v", ".avi"}
 _ANIM_EXT = {".webp", ".gif", ".apng"}
 _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -195,22 +196,33 @@ def substitute(graph: dict[str, Any], *, prompt: str, negative: str | None = Non
     done: dict[str, list[str]] = {}
     skipped: list[str] = []
 
+    # Wrapper nodes (e.g. WanVideoTextEncode) hold both prompts in one node.
+    pair = [nid for nid in sorted(g, key=_node_order)
+            if isinstance(g[nid]["inputs"].get("positive_prompt"), str)]
+    for nid in pair:
+        _set(g, done, "prompt", nid, "positive_prompt", prompt)
+        if negative is not None and isinstance(g[nid]["inputs"].get("negative_prompt"), str):
+            _set(g, done, "negative", nid, "negative_prompt", negative)
     pos, neg = find_prompt_nodes(g)
-    if pos is None:
+    if pair and pos is None:
+        if negative is not None and "negative" not in done:
+            skipped.append("negative")
+    elif pos is None:
         classes = sorted({n["class_type"] for n in g.values()})
         raise UsageError(
             "could not find the positive prompt node in the workflow (no text-encode node "
             f"is linked to a sampler's positive input; node types: {', '.join(classes)})",
             hint="in ComfyUI set the prompt node's title to \"Positive Prompt\" (and the "
                  "negative one to \"Negative Prompt\"), export the API format again")
-    for key in _text_inputs(g[pos]):
-        _set(g, done, "prompt", pos, key, prompt)
-    if negative is not None:
-        if neg is None:
-            skipped.append("negative")
-        else:
-            for key in _text_inputs(g[neg]):
-                _set(g, done, "negative", neg, key, negative)
+    else:
+        for key in _text_inputs(g[pos]):
+            _set(g, done, "prompt", pos, key, prompt)
+        if negative is not None and "negative" not in done:
+            if neg is None:
+                skipped.append("negative")
+            else:
+                for key in _text_inputs(g[neg]):
+                    _set(g, done, "negative", neg, key, negative)
 
     def literal(kind: type | tuple[type, ...], names: tuple[str, ...],
                 only: Callable[[dict[str, Any]], bool] = lambda n: True,
@@ -231,7 +243,10 @@ def substitute(graph: dict[str, Any], *, prompt: str, negative: str | None = Non
         if not hits:
             skipped.append(what)
         for nid, key in hits:
-            _set(g, done, what, nid, key, value)
+            old = g[nid]["inputs"][key]
+            # Keep an INT input an int (ComfyUI validates types) when the value allows it.
+            v = int(value) if isinstance(old, int) and float(value).is_integer() else value
+            _set(g, done, what, nid, key, v)
 
     put("seed", seed, list(literal(int, ("seed", "noise_seed"))))
     put("steps", steps, list(literal(int, ("steps",))))
@@ -282,8 +297,9 @@ class ComfyUIBackend:
             raise UsageError(f"invalid ComfyUI URL {url!r}: {exc}",
                              hint="pass --comfy-url http://127.0.0.1:8188") from exc
         if parsed.scheme not in ("http", "https") or not parsed.host:
+            guess = f"http://{url.strip()}" if "://" not in url else "http://127.0.0.1:8188"
             raise UsageError(f"invalid ComfyUI URL {url!r}: expected http://HOST:PORT",
-                             hint="pass --comfy-url http://127.0.0.1:8188")
+                             hint=f"pass --comfy-url {guess}")
         if timeout <= 0:
             raise UsageError(f"timeout must be positive, got {timeout}")
         self.url = str(parsed).rstrip("/")
