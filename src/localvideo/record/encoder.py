@@ -81,6 +81,7 @@ class ChunkWriter:
         self.frames = 0
         self.last_pts: int | None = None
         self._closed = False
+        options = encoder_options(encoder, quality)  # an unknown name fails before any file
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._container: Any = av.open(
@@ -93,7 +94,7 @@ class ChunkWriter:
             raise EncoderError(f"cannot create chunk {path}: {exc}",
                                "check that the data dir is writable and has free space") from exc
         try:
-            stream: Any = self._container.add_stream(encoder, options=encoder_options(encoder, quality))
+            stream: Any = self._container.add_stream(encoder, options=options)
             stream.width = width
             stream.height = height
             stream.pix_fmt = "yuv420p"
