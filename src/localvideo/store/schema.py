@@ -152,4 +152,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX observations_status ON observations(status, next_try_ts);
         """,
     ),
+    (
+        "0400_clips",
+        """
+        CREATE TABLE clips (
+            id          INTEGER PRIMARY KEY,
+            path        TEXT NOT NULL,            -- absolute path of the MP4
+            sidecar     TEXT NOT NULL,            -- the JSON sidecar, whole
+            created_ts  REAL NOT NULL,
+            backend     TEXT NOT NULL,            -- diffusers | comfyui
+            model       TEXT,                     -- preset name, folder or workflow
+            family      TEXT,
+            prompt      TEXT NOT NULL,
+            negative    TEXT,
+            seed        INTEGER,
+            frames      INTEGER,
+            width       INTEGER,
+            height      INTEGER,
+            fps         REAL,
+            steps       INTEGER,
+            guidance    REAL,
+            device      TEXT,
+            peak_bytes  INTEGER,
+            seconds     REAL                      -- wall time of the whole generation
+        );
+        CREATE INDEX clips_created ON clips(created_ts);
+        """,
+    ),
 ]
