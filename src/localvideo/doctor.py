@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -117,75 +116,32 @@ def check_capture() -> Check:
                  data={"width": w, "height": h, "ms": round(ms, 1)})
 
 
-# Hardware first: the seed's design is HEVC on the machine's media engine; software x264 is
-# the CPU fallback (it beat x265 on every screen workload measured, see FIELD-NOTES).
-_ENCODER_CANDIDATES = [
-    ("hevc_videotoolbox", "hevc"), ("hevc_nvenc", "hevc"), ("hevc_qsv", "hevc"),
-    ("hevc_vaapi", "hevc"), ("hevc_amf", "hevc"), ("h264_videotoolbox", "h264"),
-    ("h264_nvenc", "h264"), ("libx264", "h264"), ("libx265", "hevc"),
-]
+def check_encoders(settings: Settings) -> Check:
+    """The recorder's own probe (a one-frame test encode per encoder), fresh, so the doctor
+    reports exactly what ``record`` will pick."""
+    from .errors import EncoderError
+    from .record.encoder import HW_HEVC, plan_encoders, probe
 
-
-def _probe_encoders_pyav() -> list[dict[str, Any]]:
-    import av
-
-    found = []
-    for name, codec in _ENCODER_CANDIDATES:
-        try:
-            av.codec.Codec(name, "w")
-        except Exception:  # noqa: BLE001 - not compiled into this FFmpeg
-            continue
-        try:
-            ctx: Any = av.CodecContext.create(name, "w")
-            ctx.width, ctx.height = 256, 256
-            ctx.pix_fmt = "nv12" if not name.startswith("lib") else "yuv420p"
-            ctx.time_base = Fraction(1, 1000)
-            ctx.framerate = Fraction(2, 1)
-            if name == "libx265":
-                ctx.options = {"x265-params": "log-level=error"}
-            frame = av.VideoFrame(256, 256, "rgb24").reformat(format=ctx.pix_fmt)
-            frame.pts = 0
-            packets = list(ctx.encode(frame)) + list(ctx.encode(None))
-            works = bool(packets)
-            error = None if works else "encoded nothing"
-        except Exception as exc:  # noqa: BLE001 - hardware encoders fail in many ways
-            works, error = False, str(exc).splitlines()[0][:160]
-        found.append({"name": name, "codec": codec, "hardware": not name.startswith("lib"),
-                      "works": works, "error": error})
-    return found
-
-
-def probe_encoders() -> list[dict[str, Any]]:
-    """Encoders that are compiled in, each tried on a real frame."""
+    candidates = (*HW_HEVC, "libx264", "libx265")
     try:
-        from .record import encoder as rec_encoder
-    except ImportError:
-        rec_encoder = None  # type: ignore[assignment]
-    probe = getattr(rec_encoder, "probe_encoders", None)
-    if callable(probe):
-        # The recorder's own probe decides what it will use, so the doctor reports the same.
-        result = probe()
-        return [r if isinstance(r, dict) else asdict(r) for r in result]
-    return _probe_encoders_pyav()
-
-
-def check_encoders() -> Check:
-    try:
-        encoders = probe_encoders()
-    except Exception as exc:  # noqa: BLE001
+        tried = probe(settings.data_dir, candidates, refresh=True)
+    except Exception as exc:  # noqa: BLE001 - a broken PyAV is a finding
         return Check("encoders", False, f"cannot probe encoders: {exc}",
                      "pip install --force-reinstall av")
-    working = [e["name"] for e in encoders if e.get("works")]
-    hw = [e["name"] for e in encoders if e.get("works") and e.get("hardware")]
-    if not working:
-        return Check("encoders", False, "no encoder could encode a frame",
-                     "pip install --force-reinstall av   # the wheel carries libx264",
-                     data={"encoders": encoders})
-    detail = f"working: {', '.join(working)}"
+    encoders = [{"name": n, "hardware": n in HW_HEVC, "works": r is None, "error": r}
+                for n, r in tried.items()]
+    working = [n for n, r in tried.items() if r is None]
+    hw = [n for n in working if n in HW_HEVC]
+    try:
+        chain = plan_encoders(settings.data_dir, settings.record.codec).chain
+    except EncoderError as exc:
+        return Check("encoders", False, exc.message, exc.hint,
+                     data={"encoders": encoders, "working": working, "hardware": hw})
+    detail = f"record will use {chain[0]} (working: {', '.join(working)})"
     if not hw:
-        detail += " (no hardware encoder: software x264 at 2 fps is cheap enough)"
+        detail += "; no hardware HEVC encoder, software x264 at 2 fps is cheap enough"
     return Check("encoders", True, detail, data={"encoders": encoders, "working": working,
-                                                 "hardware": hw})
+                                                 "hardware": hw, "chain": chain})
 
 
 def check_tesseract() -> Check:
@@ -267,11 +223,7 @@ def check_disk(data_dir: Path, min_free: int) -> Check:
 # -- verdicts -------------------------------------------------------------------------------
 def _observe_verdict(checks: dict[str, Check], settings: Settings) -> dict[str, Any]:
     enc = checks["encoders"].data or {}
-    hw = enc.get("hardware") or []
-    working = enc.get("working") or []
-    hevc_hw = [e for e in hw if e.startswith("hevc_")]
-    encoder = hevc_hw[0] if hevc_hw else ("libx264" if "libx264" in working
-                                          else (working[0] if working else None))
+    encoder = (enc.get("chain") or [None])[0]
     blockers = [c.name for c in (checks["display"], checks["capture"], checks["encoders"],
                                  checks["disk"]) if not c.ok]
     suited = not blockers
@@ -336,7 +288,7 @@ def run_checks(settings: Settings) -> dict[str, Any]:
         "display": display,
         "capture": check_capture() if display.ok else
         Check("capture", False, "skipped: no display", display.fix),
-        "encoders": check_encoders(),
+        "encoders": check_encoders(settings),
         "tesseract": check_tesseract(),
         "gpu": check_gpu(),
         "disk": check_disk(settings.data_dir, settings.record.min_free_bytes),

@@ -1,9 +1,264 @@
-"""CLI commands for the serve area."""
+"""CLI commands for the serve area: observe, serve, token, mcp, act, actions, doctor, service."""
 
 from __future__ import annotations
 
+import os
+import platform
+import signal
+import threading
+import time
+from typing import Annotated, Any
+
 import typer
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import NoDisplayError
+from ..units import format_ts, parse_duration
+from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
+
+Host = Annotated[str | None, typer.Option(
+    help="Address to bind (default 127.0.0.1; anything else exposes your screen history).")]
+Port = Annotated[int | None, typer.Option(help="Port (default 8765).")]
+
+
+def ui_url(host: str, port: int, token: str | None = None) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def _status_text(snapshot: list[dict[str, Any]], url: str) -> Text:
+    line = Text()
+    marks = {"running": ("●", "green"), "restarting": ("↻", "yellow"),
+             "stopping": ("■", "yellow"), "stopped": ("■", "red")}
+    for i, p in enumerate(snapshot):
+        mark, style = marks.get(p["state"], ("?", "dim"))
+        if i:
+            line.append("  │  ", style="dim")
+        line.append(f"{mark} {p['name']} ", style=f"bold {style}")
+        if p["state"] == "running":
+            m, s = divmod(int(p["uptime"]), 60)
+            line.append(f"pid {p['pid']} up {m}:{s:02d}", style="dim")
+        else:
+            line.append(p["state"], style=style)
+        if p["restarts"]:
+            line.append(f" ({p['restarts']}×)", style="yellow")
+    line.append(f"   {url}", style="cyan")
+    return line
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command()
+    def observe(
+        data_dir: DataDir = None,
+        duration: Annotated[str | None, typer.Option(
+            help="Stop everything after this long (e.g. 40s, 8h); default: until Ctrl-C.")] = None,
+        virtual_display: Annotated[bool, typer.Option(
+            "--virtual-display", help="Start a private Xvfb desktop with demo windows and "
+                                      "record that (for machines with no display).")] = False,
+        host: Host = None,
+        port: Port = None,
+        fps: Annotated[float | None, typer.Option(help="Recorder frames per second.")] = None,
+        codec: Annotated[str | None, typer.Option(help="auto, hevc or h264.")] = None,
+        reasoner: Annotated[str | None, typer.Option(
+            help="Reasoner for observations: auto, offline, anthropic, openai, gemini.")] = None,
+    ) -> None:
+        """Record + analyze --follow + serve, supervised: the one command to run.
+
+        One Ctrl-C stops all three cleanly; a part that dies is restarted (and said so)."""
+        from ..supervise import Supervisor, observe_parts
+
+        svc = open_service(data_dir, {"serve": {"host": host, "port": port}})
+        settings = svc.settings
+        token = svc.api_token()
+        svc.close()
+        seconds = parse_duration(duration, what="--duration") if duration else None
+        if (platform.system() == "Linux" and not virtual_display
+                and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+            raise NoDisplayError("no display server: DISPLAY and WAYLAND_DISPLAY are unset, so "
+                                 "there is no screen to record",
+                                 "run `localvideo observe --virtual-display` to see the whole "
+                                 "path work on a private virtual screen")
+        record_args: list[str] = []
+        for flag, value in (("--fps", fps), ("--codec", codec)):
+            if value is not None:
+                record_args += [flag, str(value)]
+        analyze_args = ["--reasoner", reasoner] if reasoner else []
+        parts = observe_parts(settings.data_dir, host=settings.serve.host,
+                              port=settings.serve.port, record_args=record_args,
+                              analyze_args=analyze_args)
+
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        url = ui_url(settings.serve.host, settings.serve.port)
+
+        def event(msg: str) -> None:
+            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {msg}", highlight=False)
+
+        vd = None
+        if virtual_display:
+            from ..capture.virtual import VirtualDisplay
+
+            vd = VirtualDisplay()
+            vd.start()
+            event(f"virtual display {vd.name} started (Xvfb + openbox + demo windows)")
+        try:
+            env = {**os.environ}
+            sup = Supervisor(parts, env=env, log_dir=settings.data_dir / "logs",
+                             on_event=event, watch=settings.config_path,
+                             restart_on_change=("record", "analyze"))
+            console.print(f"[bold]localvideo observe[/] — data in {settings.data_dir}")
+            console.print(f"Open the UI: [bold cyan]{ui_url(settings.serve.host, settings.serve.port, token)}[/]",
+                          highlight=False, soft_wrap=True)
+            console.print(f"[dim]logs: {settings.data_dir / 'logs'}  ·  Ctrl-C stops all "
+                          "three[/]", highlight=False)
+            if console.is_terminal:
+                with Live(_status_text([], url), console=console, refresh_per_second=2,
+                          transient=True) as live:
+                    sup.run(stop, seconds,
+                            tick=lambda: live.update(_status_text(sup.snapshot(), url)))
+            else:
+                last = [0.0]
+
+                def tick() -> None:
+                    # No terminal (a log, a test): a status line every 10 s instead of live.
+                    if time.monotonic() - last[0] >= 10:
+                        last[0] = time.monotonic()
+                        console.print(_status_text(sup.snapshot(), url), highlight=False,
+                                      soft_wrap=True)
+
+                sup.run(stop, seconds, tick=tick)
+        finally:
+            if vd is not None:
+                vd.stop()
+        codes = ", ".join(f"{p['name']} {p['last_exit']}" for p in sup.snapshot())
+        console.print(f"stopped ({codes})", highlight=False)
+
+    @app.command()
+    def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
+        """Serve the REST API (OpenAPI at /docs) and the web UI on this machine."""
+        from ..web.app import run_server
+
+        svc = open_service(data_dir, {"serve": {"host": host, "port": port}})
+        s = svc.settings.serve
+        if s.host not in ("127.0.0.1", "localhost", "::1"):
+            err_console.print(f"[bold yellow]warning:[/] binding {s.host}: anyone who can "
+                              "reach it and has the token sees your screen history")
+        console.print(f"serving {ui_url(s.host, s.port)} (token: `localvideo token`)",
+                      highlight=False)
+        try:
+            run_server(svc, s.host, s.port)
+        finally:
+            svc.close()
+
+    @app.command()
+    def token(data_dir: DataDir = None,
+              url: Annotated[bool, typer.Option("--url", help="Print the UI address with "
+                                                               "the token.")] = False) -> None:
+        """Print the API token (created on first use; LOCALVIDEO_API_TOKEN overrides)."""
+        svc = open_service(data_dir)
+        t = svc.api_token()
+        s = svc.settings.serve
+        print(ui_url(s.host, s.port, t) if url else t)
+
+    @app.command("mcp")
+    def mcp_cmd(data_dir: DataDir = None) -> None:
+        """Run the MCP server on stdio (for Claude Desktop, Claude Code, any MCP client)."""
+        from ..mcp_server import run_stdio
+
+        run_stdio(data_dir)
+
+    @app.command()
+    def act(observation_id: Annotated[int, typer.Argument(help="Observation id "
+                                                          "(see `localvideo observations`).")],
+            data_dir: DataDir = None, json_out: JsonFlag = False) -> None:
+        """Hand an observation's suggested task to your agent command ([serve] agent_command)."""
+        svc = open_service(data_dir)
+        with console.status(f"handing observation {observation_id} to "
+                            f"{svc.settings.serve.agent_command or '?'} …"):
+            result = svc.act(observation_id)
+        if json_out:
+            print_json(result)
+            return
+        style = "green" if result["state"] == "done" else "red"
+        console.print(f"[{style}]{result['state']}[/] (exit {result['exit_code']}) — "
+                      f"action {result['id']}, logged", highlight=False)
+        if result.get("output_tail"):
+            console.print(result["output_tail"], highlight=False, markup=False)
+        if result["state"] != "done":
+            raise typer.Exit(1)
+
+    @app.command()
+    def actions(data_dir: DataDir = None, limit: int = 20, json_out: JsonFlag = False) -> None:
+        """The log of hand-offs to the agent command."""
+        rows = open_service(data_dir).actions(limit)
+        if json_out:
+            print_json(rows)
+            return
+        table = Table("id", "when", "observation", "command", "state", "exit")
+        for r in rows:
+            table.add_row(str(r["id"]), format_ts(r["ts"]), str(r["observation_id"]),
+                          r["command"], r["state"], str(r["exit_code"]))
+        console.print(table)
+
+    @app.command()
+    def doctor(data_dir: DataDir = None, json_out: JsonFlag = False) -> None:
+        """Check this machine: display, capture, encoders, OCR, GPU, disk — and what to run."""
+        report = open_service(data_dir).doctor()
+        if json_out:
+            print_json(report)
+            return
+        p = report["platform"]
+        console.print(f"[bold]localvideo doctor[/] — {p['system']} {p['release']} "
+                      f"{p['machine']}, Python {p['python']}", highlight=False)
+        for c in report["checks"]:
+            mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
+            console.print(f" {mark} [bold]{c['name']:<10}[/] {c['detail']}", highlight=False)
+            if not c["ok"] and c.get("fix"):
+                console.print(f"   [yellow]→[/] {c['fix']}", highlight=False)
+        console.print()
+        for name, job in report["jobs"].items():
+            mark = "[green]suits[/]" if job["suited"] else "[red]not suited[/]"
+            console.print(f"[bold]{name}[/]: {mark} — {job['reason']}", highlight=False)
+            settings = ", ".join(f"{k}={v}" for k, v in job["settings"].items())
+            console.print(f"   settings: {settings}", highlight=False)
+            if job.get("command"):
+                console.print(f"   run: [cyan]{job['command']}[/]", highlight=False)
+        if report["install"]:
+            console.print("\n[bold]to fix:[/]")
+            for cmd in report["install"]:
+                console.print(f"  {cmd}", highlight=False, markup=False)
+        console.print(f"[dim]({report['seconds']} s)[/]")
+
+    service_app = typer.Typer(help="Start `localvideo observe` at login (systemd user unit "
+                                   "or launchd agent).", no_args_is_help=True)
+    app.add_typer(service_app, name="service")
+
+    @service_app.command("install")
+    def service_install(data_dir: DataDir = None) -> None:
+        """Write the autostart file and print the command that enables it."""
+        r = open_service(data_dir).service_install()
+        console.print(f"wrote {r['path']}", highlight=False)
+        console.print(f"enable it with:\n  [cyan]{r['enable_command']}[/]", highlight=False)
+
+    @service_app.command("uninstall")
+    def service_uninstall(data_dir: DataDir = None) -> None:
+        """Remove the autostart file (and its enablement links)."""
+        r = open_service(data_dir).service_uninstall()
+        if r["removed"]:
+            for path in r["removed"]:
+                console.print(f"removed {path}", highlight=False)
+        else:
+            console.print(f"nothing to remove at {r['path']}", highlight=False)
+        console.print(f"stop a running copy with:\n  [cyan]{r['stop_command']}[/]",
+                      highlight=False)
+
+
+__all__ = ["register", "ui_url"]
