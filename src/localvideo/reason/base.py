@@ -180,10 +180,16 @@ def is_local(url: str | None) -> bool:
     """A loopback endpoint (Ollama, LM Studio, a local shim) needs no real key."""
     if not url:
         return False
+    import ipaddress
     from urllib.parse import urlparse
 
     host = (urlparse(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.") or host.endswith(".localhost")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def http_failure(reasoner: str, status: int, detail: str, *, url: str | None,
