@@ -1,5 +1,6 @@
-"""Screen capture backends, imported lazily per platform (see base.open_backend)."""
+"""Screen capture backends, imported lazily per platform (see registry.open_backend)."""
 
 from .base import CaptureBackend, Frame, WindowInfo, open_backend
+from .virtual import VirtualDisplay
 
-__all__ = ["CaptureBackend", "Frame", "WindowInfo", "open_backend"]
+__all__ = ["CaptureBackend", "Frame", "VirtualDisplay", "WindowInfo", "open_backend"]

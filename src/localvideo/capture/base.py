@@ -81,7 +81,7 @@ class CaptureBackend(abc.ABC):
 
 def open_backend(mode: str = "active-window", display: str = "1",
                  system: str | None = None) -> CaptureBackend:
-    """Pick and open the backend for this platform (filled in by capture/registry logic)."""
+    """Pick and open the backend for this platform (see capture/registry.py)."""
     from .registry import open_backend as _open
 
     return _open(mode=mode, display=display, system=system)
