@@ -262,7 +262,8 @@ class Recorder:
     def _open_chunk(self, ts: float, screen: tuple[int, int]) -> None:
         path = chunk_path(self.settings.recordings_dir, self.device_id, ts)
         base, n = path, 1
-        while path.exists():
+        while path.exists() or self.db.one("SELECT 1 FROM chunks WHERE path = ?", (
+                path.relative_to(self.settings.data_dir).as_posix(),)):
             path = base.with_name(f"{base.stem}_{n}.mp4")
             n += 1
         rel = path.relative_to(self.settings.data_dir).as_posix()
@@ -292,6 +293,9 @@ class Recorder:
         self.chunk = None
         ch.writer.close()
         self._flush()
+        if ch.writer.frames == 0:
+            self._drop_empty(ch)
+            return
         try:
             with self.db.tx() as conn:
                 conn.execute("UPDATE chunks SET state = ?, end_ts = ?, frames = ?, bytes = ? "
@@ -303,6 +307,22 @@ class Recorder:
             log.error("%s", exc)
         log.info("chunk %s %s: %d frames, %d bytes", ch.rel, state, ch.writer.frames,
                  ch.writer.bytes)
+
+    def _drop_empty(self, ch: _Chunk) -> None:
+        """A chunk that never got a picture (its encoder failed at once) is not kept."""
+        try:
+            with self.db.tx() as conn:
+                # Rows seen meanwhile stay: they just point at no picture.
+                conn.execute("UPDATE frames SET chunk_id = NULL, pts = NULL WHERE chunk_id = ?",
+                             (ch.id,))
+                conn.execute("DELETE FROM chunks WHERE id = ?", (ch.id,))
+            ch.path.unlink(missing_ok=True)
+            if ch.rel in self.stats.chunks:
+                self.stats.chunks.remove(ch.rel)
+        except DiskFullError as exc:
+            self.stats.last_error = str(exc)
+            log.error("%s", exc)
+        log.info("chunk %s dropped: no frame was encoded into it", ch.rel)
 
     # -- index ----------------------------------------------------------------------------
     def _flush(self, final: bool = False) -> None:
