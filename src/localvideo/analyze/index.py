@@ -31,19 +31,26 @@ def _quote(words: list[str], prefix: bool = False) -> str:
 def match_expression(query: str) -> str:
     """Any user text → a valid FTS5 MATCH expression.
 
-    ``a b`` → both; ``"a b"`` → the phrase; ``a OR b``; ``-a`` excludes; ``ab*`` is a prefix;
+    ``a b`` → both; ``"a b"`` → the phrase; ``a OR b``; ``-a`` or ``NOT a`` excludes; ``a AND b``
+    is ``a b``; ``ab*`` is a prefix;
     ``build-failed`` → the phrase "build failed" (the tokenizer splits hyphens the same way).
     """
     groups: list[list[str]] = []     # AND of groups, each an OR of terms
     negative: list[str] = []
-    pending_or = False
+    pending_or = negate_next = False
     for m in _PHRASE.finditer(query):
         raw = m.group(1) if m.group(1) is not None else m.group(2)
         quoted = m.group(1) is not None
         if not quoted and raw == "OR":
             pending_or = bool(groups)
             continue
-        neg = not quoted and raw.startswith("-") and len(raw) > 1
+        if not quoted and raw == "AND":
+            continue        # terms are ANDed anyway
+        if not quoted and raw == "NOT":
+            negate_next = True
+            continue
+        neg = not quoted and (negate_next or raw.startswith("-") and len(raw) > 1)
+        negate_next = False
         words = _WORD.findall(raw)
         if not words:
             continue

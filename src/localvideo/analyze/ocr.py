@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, ImageStat
 
 from ..errors import DependencyError, UsageError
 
@@ -51,8 +51,7 @@ def preprocess(image: Image.Image) -> tuple[Image.Image, float]:
     """Gray, dark themes inverted, small windows upscaled; returns the image and its scale."""
     gray = ImageOps.grayscale(image)
     small = gray.reduce(8) if min(gray.size) >= 8 else gray
-    mean = sum(small.getdata()) / max(1, small.width * small.height)
-    if mean < DARK_MEAN:
+    if ImageStat.Stat(small).mean[0] < DARK_MEAN:
         gray = ImageOps.invert(gray)
     scale = 2.0 if max(gray.size) < UPSCALE_BELOW else 1.0
     if scale != 1.0:

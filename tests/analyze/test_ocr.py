@@ -1,0 +1,78 @@
+"""OCR on real rendered text: PIL-drawn frames and a real xterm under Xvfb."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from analyze_chunks import render
+from PIL import Image
+
+from localvideo.analyze import ocr
+from localvideo.errors import DependencyError, UsageError
+
+
+def words_of(result: ocr.OcrResult) -> set[str]:
+    return {w["t"].strip(".,:;").lower() for w in result.words}
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark-theme"])
+def test_reads_rendered_text_with_boxes(dark: bool) -> None:
+    image = render(["zanzibar quokka", "error: build failed"], (480, 120), dark=dark)
+    res = ocr.read_text(image)
+    assert {"zanzibar", "quokka", "error", "build", "failed"} <= words_of(res)
+    assert "zanzibar quokka" in res.text.lower()
+    assert res.ms > 0
+    # Boxes are in the input image's pixels (the 2× upscale is undone): "zanzibar" is
+    # drawn at x=12, y=12 in a 20 px font.
+    zan = next(w for w in res.words if w["t"].lower() == "zanzibar")
+    assert 6 <= zan["x"] <= 18 and 6 <= zan["y"] <= 22
+    assert 60 <= zan["w"] <= 130 and 10 <= zan["h"] <= 30
+
+
+def test_dark_theme_is_inverted_and_small_windows_upscaled() -> None:
+    dark = render(["x"], (300, 100), dark=True)
+    prepared, scale = ocr.preprocess(dark)
+    assert scale == 2.0 and prepared.size == (600, 200)
+    assert np.asarray(prepared).mean() > 128          # now dark text on a light ground
+    big = Image.new("RGB", (1920, 1080), "white")
+    assert ocr.preprocess(big)[1] == 1.0
+
+
+def test_real_xterm_window(desktop) -> None:  # type: ignore[no-untyped-def]
+    from localvideo.capture.base import open_backend
+
+    desktop.xterm("ocr-probe", "glockenspiel 4711 marmalade", geometry="60x6+50+60")
+    # The project's own X11 backend grabs the active window's content rectangle.
+    with open_backend("active-window") as backend:
+        frame = None
+        for _ in range(20):
+            frame = backend.grab()
+            if frame is not None and frame.title == "ocr-probe":
+                break
+    assert frame is not None and frame.title == "ocr-probe"
+    image = Image.fromarray(frame.pixels[:, :, 2::-1].copy())   # BGRA → RGB
+    res = ocr.read_text(image)
+    assert {"glockenspiel", "4711", "marmalade"} <= words_of(res), res.text
+
+
+def test_missing_tesseract_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytesseract
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    with pytest.raises(DependencyError) as err:
+        ocr.check_tesseract()
+    assert "apt-get install tesseract-ocr" in (err.value.hint or "")
+    with pytest.raises(DependencyError) as err:
+        ocr.read_text(render(["hello"], (200, 60)))
+    assert "apt-get install tesseract-ocr" in (err.value.hint or "")
+
+
+def test_unknown_language_is_a_usage_error() -> None:
+    with pytest.raises(UsageError) as err:
+        ocr.read_text(render(["hello"], (200, 60)), lang="klingon")
+    assert "ocr_lang" in (err.value.hint or "")
+
+
+def test_tiny_or_empty_images_read_nothing() -> None:
+    assert ocr.read_text(Image.new("RGB", (2, 2))).text == ""
+    assert ocr.read_text(Image.new("RGB", (300, 100), "white")).words == []
