@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import XDisplay
@@ -72,3 +73,18 @@ def test_other_platform_library_missing(system: str, package: str) -> None:
 def test_unsupported_platform() -> None:
     with pytest.raises(CaptureError, match="not supported on 'Plan9'"):
         open_backend(system="Plan9")
+
+
+def test_wayland_hint_names_the_x_server_that_is_there(tmp_path: Path) -> None:
+    from localvideo.capture.wayland import open_wayland, x_displays
+
+    (tmp_path / "X12").touch()
+    (tmp_path / "X3").touch()
+    (tmp_path / "X3-lock").touch()
+    assert x_displays(tmp_path) == [":3", ":12"]
+    with pytest.raises(NoDisplayError) as err:
+        open_wayland(socket_dir=tmp_path)
+    assert "export DISPLAY=:3" in (err.value.hint or "")
+    with pytest.raises(NoDisplayError) as err:
+        open_wayland(socket_dir=tmp_path / "missing")
+    assert "export DISPLAY=:0" in (err.value.hint or "")

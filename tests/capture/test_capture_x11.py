@@ -210,3 +210,36 @@ def test_display_env_is_used(desktop: XDisplay) -> None:
         assert b.monitors[0]["width"] == 1920
     finally:
         b.close()
+
+
+def test_focus_on_a_frame_or_a_widget_finds_the_client(bare: XDisplay) -> None:
+    """Without EWMH, focus may name a manager's frame (client inside) or a child widget."""
+    conn = xdisplay.Display(bare.name)
+    scr = conn.screen()
+    frame = scr.root.create_window(300, 200, 420, 330, 0, scr.root_depth,
+                                   background_pixel=scr.black_pixel)   # no WM_CLASS: a frame
+    client = frame.create_window(10, 30, 400, 300, 0, scr.root_depth,
+                                 background_pixel=scr.white_pixel)
+    client.set_wm_class("framed", "Framed")
+    client.set_wm_name("Inside a frame")
+    widget = client.create_window(5, 5, 50, 20, 0, scr.root_depth,
+                                  background_pixel=scr.black_pixel)
+    for w in (frame, client, widget):
+        w.map()
+    conn.sync()
+    backend = X11Backend(display_name=bare.name)
+    try:
+        for target in (frame, widget):
+            target.set_input_focus(X.RevertToParent, X.CurrentTime)
+            conn.sync()
+            f = backend.grab()
+            assert f is not None, target
+            assert (f.app, f.title, f.x, f.y, f.w, f.h) == ("Framed", "Inside a frame",
+                                                            310, 230, 400, 300)
+            assert f.extra["window_id"] == client.id
+            # White client with a black widget at (5, 5): the crop is the client, not the frame.
+            assert f.pixels[0, 0, :3].tolist() == [255, 255, 255]
+            assert f.pixels[10, 10, :3].tolist() == [0, 0, 0]
+    finally:
+        backend.close()
+        conn.close()
