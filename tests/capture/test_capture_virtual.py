@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -92,3 +94,27 @@ def test_missing_programs_name_the_install_command(monkeypatch: pytest.MonkeyPat
         VirtualDisplay().start()
     assert "Xvfb" in err.value.message and "xdotool" in err.value.message
     assert "apt-get install xvfb openbox xterm xdotool" in (err.value.hint or "")
+
+
+def test_killed_owner_leaves_nothing_behind() -> None:
+    """SIGKILL runs no cleanup code: the children must still go (PR_SET_PDEATHSIG)."""
+    script = ("import sys, time\n"
+              "from localvideo.capture.virtual import VirtualDisplay\n"
+              "vd = VirtualDisplay(switch_every=0)\n"
+              "vd.start()\n"
+              "print(' '.join(map(str, vd.pids)), flush=True)\n"
+              "time.sleep(60)\n")
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None
+        pids = [int(p) for p in owner.stdout.readline().split()]
+        assert len(pids) == 4, pids             # Xvfb, openbox, two xterms
+        tree = _children_of(pids)
+        assert all(_alive(p) for p in pids)
+    finally:
+        owner.kill()
+        owner.wait(5)
+    end = time.time() + 10
+    while time.time() < end and [p for p in tree if _alive(p)]:
+        time.sleep(0.1)
+    assert not [p for p in tree if _alive(p)], "processes outlived their killed owner"

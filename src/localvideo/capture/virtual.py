@@ -8,6 +8,7 @@ switching between them every ``switch_every`` seconds.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import shutil
@@ -44,10 +45,23 @@ def _notes_script(lines: list[str], pause: float) -> str:
             f"echo; sleep {pause}; done; done")
 
 
+def _die_with_parent() -> None:
+    """Runs in each child before exec: SIGTERM it when the starting thread dies.
+
+    A recorder killed with SIGKILL runs no cleanup; without this its Xvfb would outlive it.
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass   # not Linux: stop() is the only cleanup
+
+
 class VirtualDisplay:
     """Context manager: a private X display with a demo desktop; DISPLAY points at it inside.
 
-    Every child is stopped on exit, also when the body raises.
+    Every child is stopped on exit, also when the body raises, and also (Linux) when this
+    process is killed outright. Start and stop it from one thread: the children are tied to
+    the thread that started them.
     """
 
     def __init__(self, width: int = 1920, height: int = 1080, *, demo: bool = True,
@@ -134,9 +148,10 @@ class VirtualDisplay:
 
     # -- pieces ----------------------------------------------------------------------------
 
-    def _spawn(self, argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: list[str]) -> subprocess.Popen[bytes]:
         p = subprocess.Popen(argv, env=self.env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True, **kw)  # type: ignore[call-overload]
+                             stderr=subprocess.DEVNULL, start_new_session=True,
+                             preexec_fn=_die_with_parent)
         self._procs.append(p)
         return p
 
@@ -149,7 +164,7 @@ class VirtualDisplay:
                 ["Xvfb", "-displayfd", str(w), "-screen", "0",
                  f"{self.width}x{self.height}x24", "-nolisten", "tcp", "-noreset"],
                 pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_die_with_parent)
             self._procs.append(p)
         finally:
             os.close(w)
