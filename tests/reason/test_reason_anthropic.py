@@ -138,3 +138,11 @@ def test_html_error_page_is_retryable(settings, db, monkeypatch, anthropic_serve
     r = _reasoner(settings, db, monkeypatch, anthropic_server)
     assert r.execute(observe_request(images=0)).data is not None
     assert "not JSON" in recent(db)[-1]["error"]
+
+
+def test_local_shim_needs_no_key(settings, db, monkeypatch, anthropic_server):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", anthropic_server.url)
+    r = get_reasoner(None, settings=settings, db=db)
+    assert r.name == "anthropic" and r.key is None
+    r.execute(observe_request(images=0))
+    assert anthropic_server.model_calls()[0].api_key == "local-no-key"

@@ -70,9 +70,13 @@ class OpenAIReasoner(Reasoner):
             self.db.set_kv(self._kv_key(what), True)
 
     # -- request -------------------------------------------------------------------------
+    def system(self, req: ReasonRequest) -> str:
+        if req.schema is None:
+            return req.system
+        return f"{req.system}\n\n{schema_instruction(req.schema)}".strip()
+
     def messages(self, req: ReasonRequest) -> list[dict[str, Any]]:
-        system = req.system if req.schema is None else \
-            f"{req.system}\n\n{schema_instruction(req.schema)}".strip()
+        system = self.system(req)
         if not (self.takes_images and req.images):
             user: Any = req.text
         else:
@@ -87,8 +91,7 @@ class OpenAIReasoner(Reasoner):
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
     def payload(self, req: ReasonRequest) -> dict[str, Any]:
-        msgs = self.messages(req)
-        return {**super().payload(req), "system": msgs[0]["content"],
+        return {**super().payload(req), "system": self.system(req),
                 "response_format": "json_object" if req.schema and self.json_mode else None}
 
     def _send(self, req: ReasonRequest) -> ReasonResponse:
