@@ -243,3 +243,10 @@ def test_focus_on_a_frame_or_a_widget_finds_the_client(bare: XDisplay) -> None:
     finally:
         backend.close()
         conn.close()
+
+
+def test_direct_construction_checks_arguments(desktop: XDisplay) -> None:
+    with pytest.raises(UsageError, match="capture mode"):
+        X11Backend(mode="fullscreen")
+    with pytest.raises(UsageError, match="invalid display"):
+        X11Backend(mode="display", display="second")

@@ -23,6 +23,7 @@ from AppKit import NSWorkspace
 
 from ..errors import CaptureError, UsageError
 from .base import CaptureBackend, Frame, WindowInfo
+from .registry import check_display, check_mode
 
 try:  # macOS 12.3+; SCScreenshotManager itself is macOS 14+
     import ScreenCaptureKit as SCK
@@ -108,6 +109,7 @@ class MacOSBackend(CaptureBackend):
 
     def __init__(self, mode: str = "active-window", display: str = "1",
                  timeout: float = 2.0) -> None:
+        mode, display = check_mode(mode), check_display(display)
         super().__init__(mode=mode, display=display)
         self.timeout = timeout
         check_permission()

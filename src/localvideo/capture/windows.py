@@ -26,6 +26,7 @@ from mss.exception import ScreenShotError
 
 from ..errors import CaptureError, UsageError
 from .base import CaptureBackend, Frame, WindowInfo
+from .registry import check_display, check_mode
 
 PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 DWMWA_EXTENDED_FRAME_BOUNDS = 9
@@ -76,6 +77,7 @@ class WindowsBackend(CaptureBackend):
     name = "windows"
 
     def __init__(self, mode: str = "active-window", display: str = "1") -> None:
+        mode, display = check_mode(mode), check_display(display)
         super().__init__(mode=mode, display=display)
         try:
             self._sct = _open_mss()

@@ -28,6 +28,7 @@ from Xlib.xobject.drawable import Window
 
 from ..errors import CaptureError, NoDisplayError, UsageError
 from .base import CaptureBackend, Frame, WindowInfo
+from .registry import check_display, check_mode
 
 T = TypeVar("T")
 
@@ -48,6 +49,7 @@ class X11Backend(CaptureBackend):
 
     def __init__(self, mode: str = "active-window", display: str = "1",
                  display_name: str | None = None) -> None:
+        mode, display = check_mode(mode), check_display(display)
         super().__init__(mode=mode, display=display)
         self.display_name = display_name or os.environ.get("DISPLAY", "")
         try:
