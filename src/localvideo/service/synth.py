@@ -1,9 +1,429 @@
-"""Service operations for the synth area."""
+"""Service operations for the synth area: generate clips, plan memory, list models and clips.
+
+Thin over ``localvideo.synth``: this file resolves defaults and paths, writes the JSON
+sidecar beside every MP4 and records the clip in the index, for both backends.
+"""
 
 from __future__ import annotations
 
+import json
+import platform
+import random
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import ComfyUIError, NotFoundError, UsageError
+from ..synth.registry import PRESETS, Profile, ResolvedModel, get_preset
+from ..units import parse_size
 from .base import ServiceBase
+
+Progress = Callable[[dict[str, Any]], None]
+BACKENDS = ("diffusers", "comfyui")
+_PARAMS = ("frames", "height", "width", "fps", "steps", "guidance")
+
+
+def _slug(text: str, n: int = 32) -> str:
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return s[:n].rstrip("-") or "clip"
+
+
+def _torch_device(device: str | None, *, for_plan: bool, max_vram: int | None) -> tuple[str, bool]:
+    """(device, hypothetical). ``--plan --max-vram`` on a machine without a GPU plans for a
+    CUDA GPU of that size: that is the question the user is asking."""
+    try:
+        import torch
+    except ImportError:
+        torch = None  # type: ignore[assignment]
+    if device not in (None, "", "auto"):
+        assert device is not None
+        if device.split(":")[0] == "cuda" and for_plan and (torch is None
+                                                             or not torch.cuda.is_available()):
+            return device, True
+        if torch is None:
+            return device, for_plan
+        from ..synth.engine import resolve_device
+
+        return resolve_device(device), False
+    if torch is not None and torch.cuda.is_available():
+        return "cuda", False
+    if torch is not None and torch.backends.mps.is_available():
+        return "mps", False
+    if for_plan and max_vram is not None:
+        return "cuda", True
+    return "cpu", False
 
 
 class SynthOps(ServiceBase):
-    pass
+    # -- models ----------------------------------------------------------------------------
+    def models(self) -> list[dict[str, Any]]:
+        from ..synth.registry import list_models
+
+        return list_models(self.settings.models_dir)
+
+    def models_pull(self, name: str) -> dict[str, Any]:
+        from ..synth.registry import pull
+
+        return pull(self.settings.models_dir, name)
+
+    # -- planning --------------------------------------------------------------------------
+    def _request(self, prompt: str, family: str, preset_defaults: dict[str, Any],
+                 model_dir: Path | None, i2v: bool, **given: Any) -> Any:
+        from ..synth.family import Request
+        from ..synth.family import get as get_family
+
+        fam = get_family(family)
+        values: dict[str, Any] = {k: given.get(k) if given.get(k) is not None else
+                  preset_defaults.get(k, fam.defaults[k]) for k in _PARAMS}
+        image = Path(given["image"]).expanduser() if given.get("image") else None
+        seed = given.get("seed")
+        if seed is None:
+            # Recorded in the sidecar, so a lucky clip can be made again.
+            seed = random.SystemRandom().randrange(2**31)
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise UsageError("the prompt is empty",
+                             'pass a prompt: localvideo generate "a red fox running through snow"')
+        try:
+            req = Request(prompt=prompt, negative=given.get("negative"), image=image,
+                          frames=int(values["frames"]), height=int(values["height"]),
+                          width=int(values["width"]), fps=float(values["fps"]),
+                          steps=int(values["steps"]), guidance=float(values["guidance"]),
+                          seed=int(seed))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"invalid generation parameter: {exc}") from exc
+        if req.seed < 0:
+            raise UsageError(f"--seed must not be negative (got {req.seed})")
+        fam.check_inputs(req, model_dir, i2v=i2v)
+        return req
+
+    def _model_for_plan(self, model: str | None, model_path: str | Path | None
+                        ) -> tuple[ResolvedModel | None, Profile, str, dict[str, Any], str]:
+        """(resolved model if present, profile, family, preset defaults, label)."""
+        from ..errors import ModelNotFoundError
+        from ..synth.registry import resolve
+
+        try:
+            res = resolve(self.settings.models_dir, model=model, model_path=model_path)
+        except ModelNotFoundError:
+            # Planning needs only the preset's numbers, not its weights.
+            preset = get_preset(str(model))
+            return None, preset.profile, preset.family, _preset_defaults(preset), preset.name
+        defaults = _preset_defaults(res.preset) if res.preset else {}
+        return res, res.profile, res.family, defaults, res.label
+
+    def plan(self, prompt: str = "plan", *, model: str | None = None,
+             model_path: str | Path | None = None, image: str | Path | None = None,
+             frames: int | None = None, height: int | None = None, width: int | None = None,
+             fps: float | None = None, steps: int | None = None,
+             guidance: float | None = None, seed: int | None = None,
+             negative: str | None = None, max_vram: str | int | None = None,
+             device: str | None = None, **_ignored: Any) -> dict[str, Any]:
+        """The memory plan for a generation, without loading anything."""
+        from ..synth.planner import make_plan, query_vram
+
+        res, profile, family, defaults, label = self._model_for_plan(model, model_path)
+        req = self._request(prompt, family, defaults, res.path if res else None,
+                            bool(res and res.i2v), frames=frames, height=height, width=width,
+                            fps=fps, steps=steps, guidance=guidance, seed=seed or 0,
+                            negative=negative, image=image)
+        vram = parse_size(max_vram, what="--max-vram") if max_vram not in (None, "") else None
+        dev, hypothetical = _torch_device(device, for_plan=True, max_vram=vram)
+        kind = dev.split(":")[0]
+        if vram is None and kind == "cuda" and not hypothetical:
+            vram = query_vram("cuda")
+        plan = make_plan(profile, device=kind, vram_bytes=vram, height=req.height,
+                         width=req.width, frames=req.frames, guidance=req.guidance,
+                         hypothetical=hypothetical)
+        if hypothetical:
+            plan.reasons.insert(0, f"no {kind} device here: planned for a {kind} GPU with "
+                                   "the memory given by --max-vram")
+        out = plan.to_dict()
+        out["model"] = label
+        out["family"] = family
+        out["params"] = {k: getattr(req, k) for k in _PARAMS}
+        return out
+
+    # -- generation ------------------------------------------------------------------------
+    def _default_out(self, prompt: str) -> Path:
+        now = datetime.now()
+        folder = self.settings.clips_dir / f"{now:%Y-%m-%d}"
+        return folder / f"clip_{now:%H%M%S}_{_slug(prompt)}.mp4"
+
+    def _out_path(self, out: str | Path | None, prompt: str) -> Path:
+        if out in (None, ""):
+            return self._default_out(prompt)
+        p = Path(str(out)).expanduser().resolve()
+        if p.suffix.lower() != ".mp4":
+            raise UsageError(f"--out {out} must end in .mp4", "e.g. --out clip.mp4")
+        if p.exists() and p.is_dir():
+            raise UsageError(f"--out {out} is a folder", "pass a file name ending in .mp4")
+        return p
+
+    def generate(self, prompt: str, *, model: str | None = None,
+                 model_path: str | Path | None = None, image: str | Path | None = None,
+                 frames: int | None = None, height: int | None = None,
+                 width: int | None = None, fps: float | None = None, steps: int | None = None,
+                 guidance: float | None = None, seed: int | None = None,
+                 negative: str | None = None, out: str | Path | None = None,
+                 backend: str | None = None, comfy_url: str | None = None,
+                 workflow: str | Path | dict[str, Any] | None = None,
+                 max_vram: str | int | None = None, cache: bool = False,
+                 compile: bool = False, attention: str | None = None,
+                 device: str | None = None, on_progress: Progress | None = None
+                 ) -> dict[str, Any]:
+        """Generate one clip: MP4 + JSON sidecar beside it + a row in the clips table."""
+        backend = backend or self.settings.synth.backend
+        if backend not in BACKENDS:
+            raise UsageError(f"unknown backend {backend!r}", f"use one of: {', '.join(BACKENDS)}")
+        out_path = self._out_path(out, prompt if isinstance(prompt, str) else "clip")
+        started = time.time()
+        if backend == "comfyui":
+            return self._generate_comfyui(
+                prompt, image=image, frames=frames, height=height, width=width, fps=fps,
+                steps=steps, guidance=guidance, seed=seed, negative=negative, out=out_path,
+                comfy_url=comfy_url, workflow=workflow, on_progress=on_progress,
+                started=started)
+        from ..synth import engine
+        from ..synth.planner import make_plan, query_vram
+        from ..synth.registry import resolve
+        from ..synth.torchdeps import require_synth, versions
+
+        res = resolve(self.settings.models_dir, model=model, model_path=model_path)
+        defaults = _preset_defaults(res.preset) if res.preset else {}
+        req = self._request(prompt, res.family, defaults, res.path, res.i2v, frames=frames,
+                            height=height, width=width, fps=fps, steps=steps,
+                            guidance=guidance, seed=seed, negative=negative, image=image)
+        require_synth()
+        dev = engine.resolve_device(device)
+        kind = dev.split(":")[0]
+        vram = parse_size(max_vram, what="--max-vram") if max_vram not in (None, "") else None
+        if kind == "cuda":
+            free = query_vram("cuda")
+            vram = min(vram, free) if (vram and free) else (vram or free)
+        plan = make_plan(res.profile, device=kind, vram_bytes=vram if kind == "cuda" else None,
+                         height=req.height, width=req.width, frames=req.frames,
+                         guidance=req.guidance)
+        if max_vram not in (None, "") and kind != "cuda":
+            plan.reasons.append(f"--max-vram ignored: running on {kind}")
+        if not plan.fits:
+            from ..errors import OutOfMemoryError
+
+            raise OutOfMemoryError(
+                f"{res.label} at {req.width}×{req.height}×{req.frames} does not fit in "
+                f"{(vram or 0) / 1e9:.1f} GB even with the smallest plan "
+                f"(estimated {plan.estimate['peak'] / 1e9:.1f} GB)",
+                "lower --height/--width/--frames; `localvideo generate ... --plan` shows "
+                "the estimate")
+        result = engine.generate(
+            res, req, plan, device=dev, out=out_path,
+            speed=engine.Speed(cache=cache, compile=compile, attention=attention),
+            on_progress=on_progress)
+        sidecar = {
+            "backend": "diffusers", "prompt": req.prompt, "negative": req.negative,
+            "seed": req.seed, "model": res.describe(), "family": res.family,
+            "pipeline": result["pipeline"],
+            "params": {**{k: getattr(req, k) for k in _PARAMS},
+                       "image": str(req.image) if req.image else None},
+            "plan": plan.to_dict(), "speed": result["speed"], "timings": result["timings"],
+            "peak_memory": result["peak_memory"], "device": _device_info(dev),
+            "versions": versions(), "video": result["video"], "latents": result["latents"],
+        }
+        return self._record_clip(out_path, sidecar, started)
+
+    def _generate_comfyui(self, prompt: str, *, image: str | Path | None, frames: int | None,
+                          height: int | None, width: int | None, fps: float | None,
+                          steps: int | None, guidance: float | None, seed: int | None,
+                          negative: str | None, out: Path, comfy_url: str | None,
+                          workflow: str | Path | dict[str, Any] | None,
+                          on_progress: Progress | None, started: float) -> dict[str, Any]:
+        if workflow in (None, ""):
+            raise UsageError("--backend comfyui needs --workflow graph.json",
+                             "export the graph from ComfyUI with 'Save (API format)'")
+        assert workflow is not None
+        wf: Path | dict[str, Any] = (workflow if isinstance(workflow, dict)
+                                     else Path(str(workflow)).expanduser())
+        if isinstance(wf, Path) and not wf.is_file():
+            raise UsageError(f"workflow {wf} does not exist",
+                             "pass --workflow with a graph saved in ComfyUI's API format")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise UsageError("the prompt is empty",
+                             'pass a prompt: localvideo generate "a red fox running through snow"')
+        img = Path(str(image)).expanduser() if image else None
+        if img is not None and not img.is_file():
+            raise UsageError(f"image {img} does not exist", "pass --image with a PNG or JPEG")
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        url = comfy_url or self.settings.synth.comfy_url
+        from ..synth.comfyui import ComfyUIBackend
+
+        backend = ComfyUIBackend(url)
+        try:
+            res = backend.run(wf, prompt=prompt, negative=negative, seed=int(seed), width=width,
+                              height=height, frames=frames, fps=fps, steps=steps,
+                              guidance=guidance, image=img, out=out, on_progress=on_progress)
+        finally:
+            backend.close()
+        video = _probe(res.path)
+        sidecar = {
+            "backend": "comfyui", "prompt": prompt, "negative": negative, "seed": int(seed),
+            "model": {"name": None, "workflow": str(wf) if isinstance(wf, Path) else "inline",
+                      "comfy_url": url},
+            "family": None, "pipeline": "ComfyUI",
+            "params": {"frames": frames, "height": height, "width": width, "fps": fps,
+                       "steps": steps, "guidance": guidance,
+                       "image": str(img) if img else None},
+            "comfy": {"prompt_id": res.prompt_id, "outputs": res.outputs,
+                      "substituted": res.substituted, "skipped": res.skipped,
+                      "transport": res.transport},
+            "plan": None, "speed": None, "timings": res.timings, "peak_memory": None,
+            "device": {"kind": "comfyui", "url": url}, "versions": _light_versions(),
+            "video": video, "latents": None,
+        }
+        return self._record_clip(Path(res.path), sidecar, started)
+
+    def _record_clip(self, out: Path, sidecar: dict[str, Any], started: float) -> dict[str, Any]:
+        sidecar["path"] = str(out)
+        sidecar["created_ts"] = time.time()
+        sidecar["seconds"] = sidecar["created_ts"] - started
+        side = out.with_suffix(".json")
+        tmp = side.with_name(side.name + ".part")
+        tmp.write_text(json.dumps(sidecar, indent=2, default=str, ensure_ascii=False))
+        tmp.replace(side)
+        sidecar["sidecar"] = str(side)
+        params = sidecar.get("params") or {}
+        video = sidecar.get("video") or {}
+        model = sidecar.get("model") or {}
+        with self.db.tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO clips(path, sidecar, created_ts, backend, model, family, prompt, "
+                "negative, seed, frames, width, height, fps, steps, guidance, device, "
+                "peak_bytes, seconds) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (str(out), json.dumps(sidecar, default=str), sidecar["created_ts"],
+                 sidecar["backend"], model.get("name") or model.get("path")
+                 or model.get("workflow"), sidecar.get("family"), sidecar["prompt"],
+                 sidecar.get("negative"), sidecar.get("seed"),
+                 video.get("frames", params.get("frames")),
+                 video.get("width", params.get("width")),
+                 video.get("height", params.get("height")),
+                 video.get("fps", params.get("fps")), params.get("steps"),
+                 params.get("guidance"), (sidecar.get("device") or {}).get("kind"),
+                 (sidecar.get("peak_memory") or {}).get("bytes"), sidecar["seconds"]))
+            sidecar["clip_id"] = int(cur.lastrowid or 0)
+        return sidecar
+
+    # -- decode ----------------------------------------------------------------------------
+    def decode(self, latents: str | Path, out: str | Path | None = None, *,
+               device: str | None = None, tiling: bool = True,
+               on_progress: Progress | None = None) -> dict[str, Any]:
+        """Finish a generation from its saved latents (after a failed or skipped decode)."""
+        from ..synth import engine
+        from ..synth.torchdeps import require_synth, versions
+
+        require_synth()
+        lpath = Path(str(latents)).expanduser().resolve()
+        if out in (None, ""):
+            stem = lpath.name.removesuffix(".pt").removesuffix(".latents")
+            out_path = lpath.with_name(stem + ".mp4")
+        else:
+            out_path = self._out_path(out, "decode")
+        started = time.time()
+        dev = engine.resolve_device(device)
+        result = engine.decode_file(lpath, out_path, device=dev, tiling=tiling,
+                                    on_progress=on_progress)
+        payload = result["payload"]
+        req = payload["request"]
+        sidecar = {
+            "backend": "diffusers", "prompt": req["prompt"], "negative": req.get("negative"),
+            "seed": req["seed"], "model": payload["model"], "family": payload["family"],
+            "pipeline": payload["pipeline"],
+            "params": {**{k: req[k] for k in _PARAMS}, "image": req.get("image")},
+            "plan": payload["plan"], "speed": None,
+            "timings": result["timings"], "peak_memory": result["peak_memory"],
+            "device": _device_info(dev), "versions": versions(), "video": result["video"],
+            "latents": str(lpath), "decoded_from_latents": True,
+            "decode_tiling": result["tiling"],
+        }
+        return self._record_clip(out_path, sidecar, started)
+
+    # -- clips -----------------------------------------------------------------------------
+    def _clip_row(self, row: Any) -> dict[str, Any]:
+        data = json.loads(row["sidecar"])
+        data["clip_id"] = data["id"] = int(row["id"])
+        p = Path(row["path"])
+        data["abs_path"] = str(p)
+        try:
+            data["path"] = str(p.relative_to(self.settings.data_dir))
+        except ValueError:
+            data["path"] = str(p)
+        data["exists"] = p.is_file()
+        return data
+
+    def clips(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Generated clips, newest last."""
+        if limit is not None and limit < 1:
+            raise UsageError(f"--limit must be at least 1 (got {limit})")
+        rows = self.db.query(
+            "SELECT * FROM (SELECT * FROM clips ORDER BY created_ts DESC, id DESC LIMIT ?) "
+            "ORDER BY created_ts, id", (limit if limit is not None else -1,))
+        return [self._clip_row(r) for r in rows]
+
+    def clip(self, clip_id: int) -> dict[str, Any]:
+        row = self.db.one("SELECT * FROM clips WHERE id = ?", (int(clip_id),))
+        if row is None:
+            raise NotFoundError(f"no clip with id {clip_id}", "list them with `localvideo clips`")
+        return self._clip_row(row)
+
+    def clip_file(self, clip_id: int) -> Path:
+        c = self.clip(clip_id)
+        p = Path(c["abs_path"])
+        if not p.is_file():
+            raise NotFoundError(f"clip {clip_id}'s file {p} is gone",
+                                "it was moved or deleted outside localvideo")
+        return p
+
+
+def _preset_defaults(preset: Any) -> dict[str, Any]:
+    return {k: getattr(preset, k) for k in _PARAMS}
+
+
+def _device_info(device: str) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"kind": device.split(":")[0], "name": device,
+                            "machine": platform.machine(), "torch_threads": torch.get_num_threads()}
+    if device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(torch.device(device))
+        info.update(gpu=props.name, total_memory=int(props.total_memory),
+                    capability=f"{props.major}.{props.minor}")
+    elif device == "cpu":
+        info["processor"] = platform.processor() or platform.machine()
+    return info
+
+
+def _light_versions() -> dict[str, str]:
+    import av
+
+    from .. import __version__
+
+    return {"localvideo": str(__version__), "av": str(av.__version__)}
+
+
+def _probe(path: Path) -> dict[str, Any]:
+    """Frames, size and rate of a file a ComfyUI server produced."""
+    import av
+
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            frames = s.frames or sum(1 for _ in c.decode(s))
+            return {"path": str(path), "frames": int(frames), "width": s.width,
+                    "height": s.height, "fps": float(s.average_rate or 0),
+                    "codec": s.codec_context.name, "bytes": path.stat().st_size}
+    except (av.FFmpegError, IndexError, OSError) as exc:
+        raise ComfyUIError(f"cannot read the clip ComfyUI produced ({path}): {exc}") from exc
+
+
+__all__ = ["SynthOps", "PRESETS"]

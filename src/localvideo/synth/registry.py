@@ -1,0 +1,368 @@
+"""Known model presets, family detection for local folders, and fetching weights on request.
+
+A preset names a diffusers-format repository on the Hugging Face hub plus what the planner
+needs to know before any weight is read: parameter counts per component, transformer width
+and depth, how much the VAE compresses, and the family's defaults. Weights are never
+downloaded implicitly; ``localvideo models pull NAME`` is the one command that does it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DependencyError, ModelNotFoundError, SynthError, UsageError
+
+FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox")
+
+# model_index.json `_class_name` → (family, takes an image)
+PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
+    "LTXPipeline": ("ltx", False),
+    "LTXImageToVideoPipeline": ("ltx", True),
+    "LTXConditionPipeline": ("ltx", True),
+    "WanPipeline": ("wan", False),
+    "WanImageToVideoPipeline": ("wan", True),
+    "HunyuanVideoPipeline": ("hunyuan", False),
+    "HunyuanVideoImageToVideoPipeline": ("hunyuan", True),
+    "CogVideoXPipeline": ("cogvideox", False),
+    "CogVideoXImageToVideoPipeline": ("cogvideox", True),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the planner knows about a model, from a preset or read from a folder.
+
+    ``components`` are parameter counts; ``blocks`` the number of repeated blocks a
+    component streams through under group offload; ``hidden`` the transformer width (it sets
+    activation memory per latent token). ``vae_spatial``/``vae_temporal`` are the VAE's
+    compression and ``patch`` the transformer's spatial patch, so tokens per frame are
+    (H / vae_spatial / patch) × (W / vae_spatial / patch). ``cfg`` says whether the pipeline
+    runs a second (unconditional) batch per step. ``decode_bytes_per_px`` and
+    ``decode_frames`` model the VAE decode: bytes per output pixel held at once, for how
+    many frames at a time (0 = all frames together).
+    """
+
+    family: str
+    components: dict[str, float]
+    blocks: dict[str, int]
+    hidden: int
+    vae_spatial: int
+    vae_temporal: int
+    patch: int
+    cfg: bool
+    decode_bytes_per_px: float
+    decode_frames: int = 0
+    active: tuple[str, ...] = ()   # components that run denoising (Wan 2.2 A14B: 2 experts)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    family: str
+    repo_id: str
+    pipeline: str            # diffusers class in model_index.json
+    i2v: bool
+    height: int
+    width: int
+    frames: int
+    fps: float
+    steps: int
+    guidance: float
+    profile: Profile
+    revision: str = "main"
+    params: str = ""         # human size, e.g. "2B"
+    note: str = ""
+    transformer_config: dict[str, Any] = field(default_factory=dict)  # real size, for bench
+
+    @property
+    def spatial_multiple(self) -> int:
+        return self.profile.vae_spatial * self.profile.patch
+
+
+_B = 1e9
+# Text encoders shared by several families (parameter counts of the published checkpoints).
+_T5_XXL = 4.76 * _B
+_UMT5_XXL = 5.68 * _B
+
+_LTX = Profile("ltx", {"transformer": 1.92 * _B, "text_encoder": _T5_XXL, "vae": 0.42 * _B},
+               {"transformer": 28, "text_encoder": 24}, hidden=2048, vae_spatial=32,
+               vae_temporal=8, patch=1, cfg=True, decode_bytes_per_px=240.0)
+_LTX13 = Profile("ltx", {"transformer": 13.1 * _B, "text_encoder": _T5_XXL, "vae": 0.42 * _B},
+                 {"transformer": 48, "text_encoder": 24}, hidden=4096, vae_spatial=32,
+                 vae_temporal=8, patch=1, cfg=False, decode_bytes_per_px=240.0)
+_WAN13 = Profile("wan", {"transformer": 1.42 * _B, "text_encoder": _UMT5_XXL, "vae": 0.127 * _B},
+                 {"transformer": 30, "text_encoder": 24}, hidden=1536, vae_spatial=8,
+                 vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0, decode_frames=4)
+_WAN14 = Profile("wan", {"transformer": 14.3 * _B, "text_encoder": _UMT5_XXL, "vae": 0.127 * _B},
+                 {"transformer": 40, "text_encoder": 24}, hidden=5120, vae_spatial=8,
+                 vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0, decode_frames=4)
+_WAN14I = Profile("wan", {"transformer": 16.4 * _B, "text_encoder": _UMT5_XXL,
+                          "image_encoder": 0.63 * _B, "vae": 0.127 * _B},
+                  {"transformer": 40, "text_encoder": 24, "image_encoder": 32}, hidden=5120,
+                  vae_spatial=8, vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0,
+                  decode_frames=4)
+_WAN5 = Profile("wan", {"transformer": 5.0 * _B, "text_encoder": _UMT5_XXL, "vae": 0.7 * _B},
+                {"transformer": 30, "text_encoder": 24}, hidden=3072, vae_spatial=16,
+                vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=300.0, decode_frames=4)
+_WANA14 = Profile("wan", {"transformer": 14.3 * _B, "transformer_2": 14.3 * _B,
+                          "text_encoder": _UMT5_XXL, "vae": 0.127 * _B},
+                  {"transformer": 40, "transformer_2": 40, "text_encoder": 24}, hidden=5120,
+                  vae_spatial=8, vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0,
+                  decode_frames=4, active=("transformer", "transformer_2"))
+_HY = Profile("hunyuan", {"transformer": 12.8 * _B, "text_encoder": 7.5 * _B,
+                          "text_encoder_2": 0.12 * _B, "vae": 0.49 * _B},
+              {"transformer": 60, "text_encoder": 32, "text_encoder_2": 12}, hidden=3072,
+              vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=500.0)
+_HYI = Profile("hunyuan", {"transformer": 12.8 * _B, "text_encoder": 8.4 * _B,
+                           "text_encoder_2": 0.12 * _B, "vae": 0.49 * _B},
+               {"transformer": 60, "text_encoder": 32, "text_encoder_2": 12}, hidden=3072,
+               vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=500.0)
+_COG2 = Profile("cogvideox", {"transformer": 1.69 * _B, "text_encoder": _T5_XXL, "vae": 0.22 * _B},
+                {"transformer": 30, "text_encoder": 24}, hidden=1920, vae_spatial=8,
+                vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=300.0, decode_frames=8)
+_COG5 = Profile("cogvideox", {"transformer": 5.57 * _B, "text_encoder": _T5_XXL, "vae": 0.22 * _B},
+                {"transformer": 42, "text_encoder": 24}, hidden=3072, vae_spatial=8,
+                vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=300.0, decode_frames=8)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset("ltx-video", "ltx", "Lightricks/LTX-Video", "LTXPipeline", False, 480, 704, 161, 25,
+           50, 3.0, _LTX, params="2B",
+           transformer_config={}),  # LTXVideoTransformer3DModel defaults are the 2B model
+    Preset("ltx-video-i2v", "ltx", "Lightricks/LTX-Video", "LTXImageToVideoPipeline", True,
+           480, 704, 161, 25, 50, 3.0, _LTX, params="2B",
+           note="same weights as ltx-video, first frame from --image"),
+    Preset("ltx-video-0.9.7-distilled", "ltx", "Lightricks/LTX-Video-0.9.7-distilled",
+           "LTXConditionPipeline", True, 480, 704, 161, 30, 8, 1.0, _LTX13, params="13B",
+           note="distilled: few steps, no CFG; --image optional",
+           transformer_config={"num_attention_heads": 32, "attention_head_dim": 128,
+                               "cross_attention_dim": 4096, "num_layers": 48}),
+    Preset("wan2.1-t2v-1.3b", "wan", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "WanPipeline", False,
+           480, 832, 81, 16, 50, 5.0, _WAN13, params="1.3B",
+           transformer_config={"num_attention_heads": 12, "attention_head_dim": 128,
+                               "ffn_dim": 8960, "num_layers": 30, "in_channels": 16,
+                               "out_channels": 16, "text_dim": 4096}),
+    Preset("wan2.1-t2v-14b", "wan", "Wan-AI/Wan2.1-T2V-14B-Diffusers", "WanPipeline", False,
+           720, 1280, 81, 16, 50, 5.0, _WAN14, params="14B",
+           transformer_config={"num_attention_heads": 40, "attention_head_dim": 128,
+                               "ffn_dim": 13824, "num_layers": 40}),
+    Preset("wan2.1-i2v-14b-480p", "wan", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+           "WanImageToVideoPipeline", True, 480, 832, 81, 16, 50, 5.0, _WAN14I, params="14B"),
+    Preset("wan2.2-ti2v-5b", "wan", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", "WanPipeline", False,
+           704, 1280, 121, 24, 50, 5.0, _WAN5, params="5B",
+           note="text or image to video; sizes are multiples of 32"),
+    Preset("wan2.2-t2v-a14b", "wan", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", "WanPipeline", False,
+           720, 1280, 81, 16, 40, 4.0, _WANA14, params="2×14B MoE",
+           note="two 14B experts, one active per step"),
+    Preset("hunyuanvideo", "hunyuan", "hunyuanvideo-community/HunyuanVideo",
+           "HunyuanVideoPipeline", False, 720, 1280, 129, 24, 50, 6.0, _HY, params="13B",
+           transformer_config={}),  # HunyuanVideoTransformer3DModel defaults are the 13B model
+    Preset("hunyuanvideo-i2v", "hunyuan", "hunyuanvideo-community/HunyuanVideo-I2V",
+           "HunyuanVideoImageToVideoPipeline", True, 720, 1280, 129, 24, 50, 1.0, _HYI,
+           params="13B"),
+    Preset("cogvideox-2b", "cogvideox", "THUDM/CogVideoX-2b", "CogVideoXPipeline", False,
+           480, 720, 49, 8, 50, 6.0, _COG2, params="2B",
+           transformer_config={}),  # CogVideoXTransformer3DModel defaults are the 2B model
+    Preset("cogvideox-5b", "cogvideox", "THUDM/CogVideoX-5b", "CogVideoXPipeline", False,
+           480, 720, 49, 8, 50, 6.0, _COG5, params="5B"),
+    Preset("cogvideox-5b-i2v", "cogvideox", "THUDM/CogVideoX-5b-I2V",
+           "CogVideoXImageToVideoPipeline", True, 480, 720, 49, 8, 50, 6.0, _COG5, params="5B"),
+]}
+
+
+@dataclass
+class ResolvedModel:
+    """A model ready to load: where it is, which family, and where it came from."""
+
+    path: Path
+    family: str
+    pipeline: str
+    i2v: bool
+    preset: Preset | None
+    profile: Profile
+
+    @property
+    def label(self) -> str:
+        return self.preset.name if self.preset else str(self.path)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.preset.name if self.preset else None,
+                "repo_id": self.preset.repo_id if self.preset else None,
+                "revision": self.preset.revision if self.preset else None,
+                "path": str(self.path), "family": self.family, "pipeline": self.pipeline,
+                "i2v": self.i2v}
+
+
+def preset_dir(models_dir: Path, preset: Preset) -> Path:
+    return models_dir / preset.repo_id.replace("/", "--")
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UsageError(f"unknown model {name!r}",
+                         f"known models: {', '.join(PRESETS)} (or pass --model-path DIR; "
+                         "see `localvideo models`)") from None
+
+
+def read_model_index(model_dir: Path) -> dict[str, Any]:
+    index = model_dir / "model_index.json"
+    if not model_dir.is_dir():
+        raise UsageError(f"model folder {model_dir} does not exist",
+                         "pass --model-path with a diffusers-format folder (it holds "
+                         "model_index.json), or --model NAME with a preset")
+    if not index.is_file():
+        raise UsageError(f"{model_dir} is not a diffusers-format model: no model_index.json",
+                         "point --model-path at the folder that holds model_index.json")
+    try:
+        data = json.loads(index.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot read {index}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"{index} is not a JSON object")
+    return data
+
+
+def detect_family(model_dir: Path) -> tuple[str, str, bool]:
+    """(family, pipeline class, takes an image) from model_index.json ``_class_name``."""
+    cls = str(read_model_index(model_dir).get("_class_name", ""))
+    if cls not in PIPELINE_CLASSES:
+        raise UsageError(
+            f"{model_dir} holds a {cls or 'unnamed'} pipeline, which localvideo does not drive",
+            f"supported pipelines: {', '.join(PIPELINE_CLASSES)}")
+    family, i2v = PIPELINE_CLASSES[cls]
+    return family, cls, i2v
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _count_params(folder: Path) -> float:
+    """Parameters stored in a component folder, read from safetensors headers (no weights)."""
+    total = 0.0
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        # .bin checkpoints: the file size over 2 bytes is close enough for a half-precision save.
+        return sum(f.stat().st_size for f in folder.glob("*.bin")) / 2.0
+    from safetensors import safe_open
+
+    for f in files:
+        with safe_open(str(f), framework="numpy") as st:
+            for key in st.keys():  # noqa: SIM118 - safe_open is not a Mapping
+                n = 1
+                for dim in st.get_slice(key).get_shape():
+                    n *= int(dim)
+                total += n
+    return total
+
+
+def profile_from_dir(model_dir: Path, family: str) -> Profile:
+    """Build a planner profile from a local folder: real parameter counts and configs."""
+    index = read_model_index(model_dir)
+    components: dict[str, float] = {}
+    blocks: dict[str, int] = {}
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list) or spec[0] is None:
+            continue
+        folder = model_dir / name
+        if not folder.is_dir() or name in ("tokenizer", "tokenizer_2", "scheduler"):
+            continue
+        n = _count_params(folder)
+        if n:
+            components[name] = n
+            cfg = _read_config(folder / "config.json")
+            depth = (cfg.get("num_layers") or cfg.get("num_hidden_layers") or 0) + \
+                (cfg.get("num_single_layers") or 0)
+            if depth:
+                blocks[name] = int(depth)
+    tcfg = _read_config(model_dir / "transformer" / "config.json")
+    vcfg = _read_config(model_dir / "vae" / "config.json")
+    hidden = int(tcfg.get("num_attention_heads", 1) * tcfg.get("attention_head_dim", 64))
+    patch_raw = tcfg.get("patch_size", 1)
+    patch = int(patch_raw[-1] if isinstance(patch_raw, list) else patch_raw or 1)
+    from .family import get as get_family
+
+    spatial, temporal = get_family(family).vae_factors(vcfg)
+    base = {"ltx": _LTX, "wan": _WAN13, "hunyuan": _HY, "cogvideox": _COG2}[family]
+    active = tuple(n for n in ("transformer", "transformer_2") if n in components)
+    return Profile(family, components, blocks, hidden=hidden, vae_spatial=spatial,
+                   vae_temporal=temporal, patch=patch, cfg=base.cfg,
+                   decode_bytes_per_px=base.decode_bytes_per_px,
+                   decode_frames=base.decode_frames, active=active)
+
+
+def resolve(models_dir: Path, *, model: str | None = None,
+            model_path: str | Path | None = None) -> ResolvedModel:
+    """Find the weights for ``--model NAME`` or ``--model-path DIR``; never download."""
+    if model and model_path:
+        raise UsageError("pass either --model or --model-path, not both")
+    if model_path:
+        path = Path(model_path).expanduser().resolve()
+        family, cls, i2v = detect_family(path)
+        return ResolvedModel(path, family, cls, i2v, None, profile_from_dir(path, family))
+    if not model:
+        raise UsageError("no model given",
+                         "pass --model NAME (see `localvideo models`) or --model-path DIR")
+    preset = get_preset(model)
+    path = preset_dir(models_dir, preset)
+    if not (path / "model_index.json").is_file():
+        raise ModelNotFoundError(
+            f"the weights of {preset.name} ({preset.repo_id}) are not in {path}",
+            f"fetch them with `localvideo models pull {preset.name}` "
+            f"(or pass --model-path DIR with a local copy)")
+    family, cls, i2v = detect_family(path)
+    return ResolvedModel(path, family, cls, i2v or preset.i2v, preset, preset.profile)
+
+
+def list_models(models_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    for p in PRESETS.values():
+        path = preset_dir(models_dir, p)
+        present = (path / "model_index.json").is_file()
+        out.append({"name": p.name, "family": p.family, "repo_id": p.repo_id,
+                    "revision": p.revision, "pipeline": p.pipeline, "i2v": p.i2v,
+                    "params": p.params, "height": p.height, "width": p.width,
+                    "frames": p.frames, "fps": p.fps, "steps": p.steps,
+                    "guidance": p.guidance, "present": present,
+                    "path": str(path) if present else None, "note": p.note,
+                    "profile": asdict(p.profile)})
+    return out
+
+
+def pull(models_dir: Path, name: str) -> dict[str, Any]:
+    """Download a preset's diffusers-format snapshot into the models folder."""
+    preset = get_preset(name)
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as exc:
+        raise DependencyError("pulling models needs huggingface_hub",
+                              "install the synth extra: pip install 'localvideo[synth]'") from exc
+    target = preset_dir(models_dir, preset)
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        snapshot_download(repo_id=preset.repo_id, revision=preset.revision,
+                          local_dir=str(target))
+    except LocalEntryNotFoundError as exc:
+        raise SynthError(
+            f"cannot download {preset.repo_id}: the Hugging Face hub is not reachable ({exc})",
+            "connect to the network (or unset HF_HUB_OFFLINE) and rerun "
+            f"`localvideo models pull {name}`; or copy the folder to {target}") from exc
+    except HfHubHTTPError as exc:
+        raise SynthError(f"the hub refused {preset.repo_id}: {exc}",
+                         "gated models need `hf auth login` first (and the licence accepted "
+                         "on the model page)") from exc
+    except OSError as exc:
+        raise SynthError(f"cannot write {target}: {exc}",
+                         "free disk space or set [synth] models_dir in config.toml") from exc
+    return {"name": name, "repo_id": preset.repo_id, "revision": preset.revision,
+            "path": str(target), "offline": bool(os.environ.get("HF_HUB_OFFLINE"))}
