@@ -123,3 +123,11 @@ def test_blur_clamps_boxes_outside_the_image():
     img = Image.new("RGB", (20, 20), "red")
     out = blur_regions(img, [(-10, -10, 5, 5), (30, 30, 40, 40)])
     assert out.size == (20, 20) and out is not img
+
+
+def test_a_whole_request_text_without_secrets_is_unchanged():
+    from reason.helpers import TEXT
+
+    text = ("Local date: 2026-11-25\nWindow: 14:00:00–14:05:00\n" + TEXT
+            + "[2026-11-25 14:05:59] xterm — ~/src/app: Ran 112 tests in 3.021s (pid 48213)\n")
+    assert redact_text(text) == (text, [])
