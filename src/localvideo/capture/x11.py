@@ -67,6 +67,7 @@ class X11Backend(CaptureBackend):
         self._wm_state = atom("WM_STATE")
         # WM_CLASS never changes for a window's lifetime; titles do, so only classes are cached.
         self._class_cache: dict[int, str] = {}
+        self._pid_cache: dict[int, int | None] = {}
         try:
             self._sct = _open_mss(self.display_name)
             self._monitors = list(self._sct.monitors)
@@ -160,8 +161,13 @@ class X11Backend(CaptureBackend):
         return app
 
     def _pid(self, w: Window) -> int | None:
-        prop = self._x(lambda: w.get_full_property(self._net_wm_pid, Xatom.CARDINAL))
-        return int(prop.value[0]) if prop is not None and len(prop.value) else None
+        if w.id not in self._pid_cache:      # a window's process never changes either
+            prop = self._x(lambda: w.get_full_property(self._net_wm_pid, Xatom.CARDINAL))
+            if len(self._pid_cache) > 512:
+                self._pid_cache.clear()
+            self._pid_cache[w.id] = (int(prop.value[0]) if prop is not None and len(prop.value)
+                                     else None)
+        return self._pid_cache[w.id]
 
     def _window_info(self) -> WindowInfo | None:
         wid = self._active_id()
@@ -182,7 +188,9 @@ class X11Backend(CaptureBackend):
             try:
                 return self._window_info()
             except _GONE as exc:
-                self._class_cache.pop(getattr(exc, "resource_id", -1), None)
+                gone = getattr(exc, "resource_id", -1)
+                self._class_cache.pop(gone, None)
+                self._pid_cache.pop(gone, None)
         return None
 
     # -- pixels ----------------------------------------------------------------------------
