@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from record_helpers import Step, decode_all, run_scripted, solid
 
 from localvideo.config import load_settings
 from localvideo.service import Service
-from record_helpers import Step, decode_all, run_scripted, solid
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from record_helpers import decode_all, ffprobe, mp4_boxes
 
 pytestmark = pytest.mark.x11

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import av
 import pytest
+from record_helpers import decode_all, ffprobe, glyph, mp4_boxes, solid
 
 from localvideo.capture.base import Frame
 from localvideo.errors import EncoderError, UsageError
 from localvideo.record.canvas import Canvas
 from localvideo.record.encoder import ChunkWriter, plan_encoders, probe
-from record_helpers import decode_all, ffprobe, glyph, mp4_boxes, solid
 
 
 def _picture(c: Canvas, i: int) -> av.VideoFrame:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from record_helpers import Step, decode_all, glyph, run_scripted, solid
 
 from localvideo.errors import NotFoundError, UsageError
 from localvideo.record.encoder import ChunkWriter
 from localvideo.record.lock import RecorderLock, running_pid
 from localvideo.service import Service
-from record_helpers import Step, decode_all, glyph, run_scripted, solid
 
 
 def _rows(svc: Service) -> list[dict]:
