@@ -79,3 +79,11 @@ def test_reasoner_is_deterministic_validated_and_logged(settings, db):
                                     schema=ASK_SCHEMA))
     assert asked.data and asked.data["timestamps"]
     assert [row["status"] for row in recent(db)] == ["ok", "ok", "ok"]
+
+
+def test_trouble_words_in_the_question_find_error_lines():
+    out = ask(ERRORS + "\n## Question\nwhat was I doing when the build broke?\n")
+    assert "[14:05:50] xterm" in out["answer"]       # no "build" there, but an error line
+    assert "make test" not in out["answer"]
+    day = datetime(2026, 11, 25, 14, 3, 12).timestamp()
+    assert out["timestamps"][0] == day and day + 158 in out["timestamps"]

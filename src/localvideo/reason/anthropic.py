@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..errors import DependencyError, EndpointError, ReasonerError
+from ..errors import DependencyError, EndpointError
 from .base import (
     Reasoner,
     ReasonRequest,
@@ -81,9 +81,6 @@ class AnthropicReasoner(Reasoner):
                                 f"is not JSON: {exc}",
                                 "the work stays pending and is retried on the next run",
                                 retryable=True) from exc
-        except TypeError as exc:  # the SDK could not find any credentials
-            raise ReasonerError(f"anthropic client could not be built: {exc}",
-                                key_hint(self.name, self.key_envs())) from exc
         text = "".join(getattr(b, "text", "") for b in msg.content
                        if getattr(b, "type", "") == "text")
         usage = {"input_tokens": msg.usage.input_tokens,

@@ -32,6 +32,10 @@ _SCREEN = re.compile(
 _DATE = re.compile(r"^(?:local\s+)?date:\s*(\d{4}-\d\d-\d\d)\s*$", re.I)
 _ERROR = re.compile(r"\b(error|errors|failed|failure|traceback|exception|fatal|panic|"
                     r"segmentation fault)\b", re.I)
+# Question words that mean "something went wrong": they find error-like lines whatever the
+# exact wording on screen ("when did the build break?" → "error: test_login failed").
+_TROUBLE = frozenset("""break broke broken breaks crash crashed crashes fail failed fails failing
+failure error errors bug bugs wrong problem problems""".split())
 _WORD = re.compile(r"[\w#.+-]+", re.U)
 _STOP = frozenset("""a an and are as at be been but by can did do does doing for from had has
 have how i i'm in into is it its me my of on or so that the then there this to up was
@@ -238,7 +242,9 @@ def ask(text: str) -> dict[str, Any]:
     scored: list[tuple[int, float, str, float, str | None]] = []
     for ln in p.lines:
         hay = set(_tokens(f"{ln.app} {ln.title} {ln.text}"))
-        score = sum(1 for k in keywords if any(_match(k, h) for h in hay))
+        trouble = bool(_ERROR.search(ln.text) or _ERROR.search(ln.title))
+        score = sum(1 for k in keywords
+                    if any(_match(k, h) for h in hay) or (k in _TROUBLE and trouble))
         if score:
             scored.append((score, ln.at, ln.raw, ln.at, ln.day))
     for s in p.sessions:
