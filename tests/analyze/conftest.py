@@ -39,7 +39,7 @@ def session_shots() -> list[Shot]:
         Shot(4.0, render(web, dark=True), "firefox", "Jenkins - Mozilla Firefox"),
         Shot(4.5, None, "firefox", "Jenkins - Mozilla Firefox"),
         Shot(6.0, render(web + ["contact jane.doe@example.com"], dark=True), "firefox",
-             "Jenkins - Mozilla Firefox"),
+             "Contact - Mozilla Firefox"),
         Shot(7.0, render(["secret vault entry hunter2"]), "keepassxc", "Passwords",
              excluded=True),
         Shot(8.0, render(term + ["$ make test", "error: test_login failed again"]), "xterm",

@@ -43,7 +43,8 @@ def test_finds_words_with_time_app_window_chunk_and_offset(indexed: Service,
     hits = indexed.search("quokka")
     assert hits, "a word shown on screen must be found"
     h = hits[0]
-    assert h["app"] == "firefox" and h["title"] == "Jenkins - Mozilla Firefox"
+    assert h["app"] == "firefox"
+    assert h["title"] in ("Jenkins - Mozilla Firefox", "Contact - Mozilla Firefox")
     assert h["chunk_id"] == recorded.chunk_id and h["chunk_path"] == recorded.rel
     assert h["offset"] in (4.0, 6.0) and h["ts"] == recorded.start_ts + h["offset"]
     assert "[quokka]" in h["snippet"]

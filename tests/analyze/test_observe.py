@@ -1,0 +1,200 @@
+"""Observations and ask: the offline reasoner, and a real Anthropic-compatible server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import pytest
+from analyze_chunks import ChunkWriter
+from PIL import Image
+from reason.servers import AnthropicServer
+
+from localvideo.analyze import ocr
+from localvideo.errors import MissingKeyError, UsageError
+from localvideo.service import Service
+
+
+@pytest.fixture
+def anthropic(monkeypatch: pytest.MonkeyPatch, data_dir: Path):  # type: ignore[no-untyped-def]
+    with AnthropicServer() as srv:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key")
+        yield srv
+
+
+def sent_text(body: dict) -> str:  # type: ignore[type-arg]
+    return "\n".join(b["text"] for m in body["messages"] for b in m["content"]
+                     if b["type"] == "text")
+
+
+def sent_images(body: dict) -> list[Image.Image]:  # type: ignore[type-arg]
+    return [Image.open(io.BytesIO(base64.b64decode(b["source"]["data"])))
+            for m in body["messages"] for b in m["content"] if b["type"] == "image"]
+
+
+def test_offline_observation_with_no_endpoint(svc: Service, recorded: ChunkWriter) -> None:
+    res = svc.analyze()                      # nothing configured: auto → offline
+    assert res["reasoner"] == "offline"
+    obs = svc.observations()
+    assert len(obs) == 1
+    o = obs[0]
+    assert o["status"] == "done" and o["reasoner"] == "offline"
+    assert o["start_ts"] == recorded.start_ts
+    assert "xterm" in o["summary"] and "firefox" in o["summary"]
+    assert o["task"]["verdict"] == "TASK_FOUND" and o["task"]["category"] == "FIX"
+    assert "test_login" in o["task"]["description"]
+    assert all("keepassxc" not in a for a in o["activities"])
+    assert svc.observation(o["id"]) == o
+    assert svc.analysis_status()["observations_done"] == 1
+    # A second run has nothing new to observe.
+    svc.analyze()
+    assert len(svc.observations()) == 1
+
+
+def test_windows_are_cut_by_the_window_setting(svc: Service, recorded: ChunkWriter) -> None:
+    svc.analyze(window="5s", reasoner="offline")
+    spans = [(o["start_ts"] - recorded.start_ts, round(o["end_ts"] - recorded.start_ts, 3))
+             for o in svc.observations()]
+    # Frames at 0…4.5, 6, 8 and 20 s (7 s is an excluded window): idle time opens no window,
+    # and the last one is closed at the last frame because nothing is recording.
+    assert spans == [(0.0, 5.0), (6.0, 11.0), (20.0, 20.001)]
+    with pytest.raises(UsageError):
+        svc.analyze(window="1s")
+    with pytest.raises(UsageError):
+        svc.analyze(window="soon")
+
+
+def test_anthropic_endpoint_gets_frames_and_text_and_the_answer_is_stored(
+        svc: Service, recorded: ChunkWriter, anthropic: AnthropicServer) -> None:
+    res = svc.analyze()
+    assert res["reasoner"] == "anthropic"
+    calls = anthropic.model_calls()
+    assert len(calls) == 1
+    body = calls[0].json
+    assert calls[0].api_key == "sk-ant-test-key"
+    text = sent_text(body)
+    assert "## Timeline" in text and "## Screen text" in text
+    assert "xterm — ~/src/app" in text and "test_login" in text and "quokka" in text
+    images = sent_images(body)
+    assert 1 <= len(images) <= svc.settings.analyze.max_images
+    # Key frames are cropped to the window: the canvas is 640×360 and so are these windows.
+    assert all(im.size == (640, 360) for im in images)
+    o = svc.observations()[0]
+    assert o["status"] == "done" and o["reasoner"] == "anthropic"
+    assert o["summary"].startswith("Reading a failed build")
+    assert o["task"] == {"verdict": "TASK_FOUND", "category": "FIX", "title": "Fix test_login",
+                         "description": "test_login fails with an AssertionError in build #42."}
+    log = svc.db.one("SELECT request, status FROM reason_log WHERE id = ?",
+                     (o["request_ids"][0],))
+    assert log["status"] == "ok"
+    assert "base64" not in log["request"] and "sha256" in log["request"]
+
+
+def test_secrets_and_excluded_windows_never_reach_the_endpoint(
+        svc: Service, recorded: ChunkWriter, anthropic: AnthropicServer) -> None:
+    svc.analyze()
+    raw = anthropic.model_calls()[0].body.decode()
+    body = anthropic.model_calls()[0].json
+    assert "jane.doe@example.com" not in raw
+    assert "[REDACTED:email]" in sent_text(body)
+    assert "hunter2" not in raw and "vault" not in raw and "keepassxc" not in raw
+    # The e-mail is on the frame at 6 s; its pixels are blurred before the image leaves.
+    for im in sent_images(body):
+        words = {w["t"].lower() for w in ocr.read_text(im).words}
+        assert not any("jane" in w or "example.com" in w for w in words), words
+
+
+def test_endpoint_down_keeps_the_observation_pending_then_completes_it(
+        svc: Service, recorded: ChunkWriter, anthropic: AnthropicServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    anthropic.stop()                         # killed before the run: connection refused
+    res = svc.analyze()
+    assert res["observations"][0]["status"] == "pending"
+    status = svc.analysis_status()
+    assert status["observations_pending"] == 1 and status["next_retry_ts"] is not None
+    assert "last endpoint error" in status["line"]
+    assert svc.observations(status="pending")[0]["error"]
+    keyframes = status["frames_read"]
+    with AnthropicServer() as back:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", back.url)
+        back.fail(503, times=3)              # overloaded for the whole first run
+        svc.analyze()
+        assert svc.observations()[0]["status"] == "pending"
+        assert svc.observations()[0]["attempts"] == 2
+        svc.analyze()                        # the next run completes it
+        assert len(back.model_calls()) == 4
+    o = svc.observations()
+    assert len(o) == 1 and o[0]["status"] == "done" and o[0]["attempts"] == 3
+    after = svc.analysis_status()
+    assert after["frames_read"] == keyframes          # nothing read twice
+    assert after["last_endpoint_error"] is None
+
+
+def test_malformed_answer_is_retried(svc: Service, recorded: ChunkWriter,
+                                     anthropic: AnthropicServer) -> None:
+    anthropic.say("I think the user was busy.")     # not JSON; the reasoner retries
+    svc.analyze()
+    assert svc.observations()[0]["status"] == "done"
+    assert len(anthropic.model_calls()) == 2
+
+
+def test_dry_run_sends_nothing_and_shows_what_would_be_sent(
+        svc: Service, recorded: ChunkWriter, anthropic: AnthropicServer) -> None:
+    res = svc.analyze(dry_run=True)
+    assert anthropic.model_calls() == []
+    assert svc.observations() == []
+    (req,) = res["requests"]
+    assert req["reasoner"] == "anthropic" and req["task"] == "observe"
+    assert "[REDACTED:email]" in req["text"] and "jane.doe" not in json.dumps(req)
+    assert req["images"] and all(len(i["sha256"]) == 64 for i in req["images"])
+    assert res["keyframes"] >= 4              # the local part (OCR, index) did run
+
+
+def test_missing_key_names_the_command(svc: Service, recorded: ChunkWriter) -> None:
+    with pytest.raises(MissingKeyError) as err:
+        svc.analyze(reasoner="anthropic")
+    assert "localvideo keys set anthropic" in (err.value.hint or "")
+    assert svc.observations() == []
+
+
+def test_ask_offline_answers_with_the_moments_used(svc: Service,
+                                                   recorded: ChunkWriter) -> None:
+    svc.analyze(reasoner="offline")
+    res = svc.ask("when did the login test fail?", since="1d")
+    t0 = recorded.start_ts
+    assert res["reasoner"] == "offline"
+    assert "test_login" in res["answer"]
+    assert res["timestamps"] and all(t0 - 1 <= t <= t0 + 21 for t in res["timestamps"])
+    assert {round(h["ts"] - t0, 1) for h in res["sources"]} >= {0.0, 8.0}
+    with pytest.raises(UsageError):
+        svc.ask("   ")
+
+
+def test_ask_through_anthropic(svc: Service, recorded: ChunkWriter,
+                               anthropic: AnthropicServer) -> None:
+    svc.analyze()
+    t0 = recorded.start_ts
+    anthropic.answer = json.dumps({"answer": "You were reading Jenkins build 42.",
+                                   "timestamps": [t0 + 4.0]})
+    res = svc.ask("what was on the jenkins page?", since="1d")
+    assert res == {**res, "answer": "You were reading Jenkins build 42.",
+                   "timestamps": [t0 + 4.0], "reasoner": "anthropic"}
+    text = sent_text(anthropic.model_calls()[-1].json)
+    assert "## Question" in text and "what was on the jenkins page?" in text
+    assert "quokka" in text and "jane.doe@example.com" not in text
+    assert "## Earlier observations" in text
+
+
+def test_keys(svc: Service) -> None:
+    svc.keys_set("anthropic", "sk-ant-abcdefghijklmnop")
+    listed = {k["name"]: k for k in svc.keys_list()}
+    assert listed["anthropic"]["stored"] and "abcdef" not in str(listed["anthropic"]["preview"])
+    assert (svc.settings.data_dir / "keys.json").stat().st_mode & 0o777 == 0o600
+    svc.keys_delete("anthropic")
+    assert not {k["name"]: k for k in svc.keys_list()}["anthropic"]["stored"]
+    from localvideo.errors import NotFoundError
+    with pytest.raises(NotFoundError):
+        svc.keys_delete("anthropic")
