@@ -1,9 +1,243 @@
-"""CLI commands for the synth area."""
+"""CLI commands for the synth area: generate, models (list, pull), decode, clips.
+
+Thin: parse flags, call the service, show progress bars and tables (or JSON).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ..units import format_bytes, format_ts
+from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A progress bar per denoising step and one for the decode, fed by on_progress."""
+    if not enabled:
+        yield lambda _e: None
+        return
+    bars = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err_console, transient=False)
+    tasks: dict[str, TaskID] = {}
+
+    def on_progress(e: dict[str, Any]) -> None:
+        phase = e.get("phase")
+        if phase == "load" and "load" not in tasks:
+            tasks["load"] = bars.add_task(f"loading {e.get('model', '')}", total=None)
+        elif phase in ("denoise", "progress") and e.get("steps"):
+            if "load" in tasks:
+                bars.update(tasks["load"], total=1, completed=1)
+            if "denoise" not in tasks:
+                tasks["denoise"] = bars.add_task("denoising", total=e["steps"])
+            bars.update(tasks["denoise"], completed=e.get("step", 0))
+        elif phase == "decode":
+            if "decode" not in tasks:
+                tasks["decode"] = bars.add_task("VAE decode", total=1)
+            if e.get("state") == "done":
+                bars.update(tasks["decode"], completed=1)
+        elif phase == "latents":
+            bars.console.print(f"[dim]latents saved: {e.get('path')}[/]")
+
+    with bars:
+        yield on_progress
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    est = plan["estimate"]
+    p = plan["params"]
+    console.print(f"[bold]{plan['model']}[/] ({plan['family']}) {p['width']}×{p['height']}, "
+                  f"{p['frames']} frames, {p['steps']} steps — device {plan['device']}, "
+                  f"{plan['dtype']}")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("offload", plan["offload"])
+    table.add_row("fp8 (layerwise casting)", ", ".join(plan["fp8_components"]) or "no")
+    table.add_row("VAE tiling / slicing", f"{'on' if plan['vae_tiling'] else 'off'} / "
+                                          f"{'on' if plan['vae_slicing'] else 'off'}")
+    table.add_row("estimated peak", f"{est['peak'] / 1e9:.1f} GB "
+                                    f"(weights {est['weights'] / 1e9:.1f}, activations "
+                                    f"{est['activations'] / 1e9:.1f}, decode "
+                                    f"{est['decode'] / 1e9:.2f})")
+    if plan.get("budget_bytes"):
+        table.add_row("budget", f"{plan['budget_bytes'] / 1e9:.1f} GB of "
+                                f"{plan['vram_bytes'] / 1e9:.1f} GB")
+    table.add_row("fits", "[green]yes[/]" if plan["fits"] else "[red]no[/]")
+    console.print(table)
+    for r in plan["reasons"]:
+        console.print(f"  • {r}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command()
+    def generate(
+        prompt: Annotated[str, typer.Argument(help="What the clip shows.")],
+        model: Annotated[str | None, typer.Option(
+            help="A preset (see `localvideo models`), e.g. ltx-video, wan2.1-t2v-1.3b.")] = None,
+        model_path: Annotated[Path | None, typer.Option(
+            help="A local diffusers-format folder; the family is read from model_index.json.")
+        ] = None,
+        image: Annotated[Path | None, typer.Option(
+            help="First frame, for image-to-video models.")] = None,
+        frames: Annotated[int | None, typer.Option(help="Frame count (e.g. 8k+1 for LTX, "
+                                                        "4k+1 for the others).")] = None,
+        height: Annotated[int | None, typer.Option(help="Height in pixels.")] = None,
+        width: Annotated[int | None, typer.Option(help="Width in pixels.")] = None,
+        fps: Annotated[float | None, typer.Option(help="Frames per second of the MP4.")] = None,
+        steps: Annotated[int | None, typer.Option(help="Denoising steps.")] = None,
+        guidance: Annotated[float | None, typer.Option(help="Guidance scale.")] = None,
+        seed: Annotated[int | None, typer.Option(
+            help="Random seed (same seed + parameters → same frames on the same device).")
+        ] = None,
+        negative: Annotated[str | None, typer.Option(help="Negative prompt.")] = None,
+        out: Annotated[Path | None, typer.Option(
+            help="Output .mp4 (default: <data-dir>/clips/<date>/clip_<time>_<prompt>.mp4).")
+        ] = None,
+        backend: Annotated[str | None, typer.Option(
+            help="diffusers (default) or comfyui.")] = None,
+        comfy_url: Annotated[str | None, typer.Option(
+            help="ComfyUI server (default http://127.0.0.1:8188).")] = None,
+        workflow: Annotated[Path | None, typer.Option(
+            help="ComfyUI graph in API format (with --backend comfyui).")] = None,
+        max_vram: Annotated[str | None, typer.Option(
+            help="Plan for at most this much GPU memory, e.g. 12GB.")] = None,
+        plan: Annotated[bool, typer.Option(
+            "--plan", help="Print the memory plan and its estimate; run nothing.")] = False,
+        cache: Annotated[bool, typer.Option(
+            "--cache", help="FirstBlockCache: skip transformer blocks when steps barely "
+                            "change.")] = False,
+        compile: Annotated[bool, typer.Option(
+            "--compile", help="torch.compile the transformer (slow first run).")] = False,
+        attention: Annotated[str | None, typer.Option(
+            help="diffusers attention backend, e.g. native, flash, sage.")] = None,
+        device: Annotated[str | None, typer.Option(
+            help="cuda, mps or cpu (default: the best available).")] = None,
+        data_dir: DataDir = None,
+        json_out: JsonFlag = False,
+    ) -> None:
+        """Generate a video clip from a prompt (and optionally a first frame)."""
+        svc = open_service(data_dir, {"synth": {"backend": backend, "comfy_url": comfy_url}})
+        args: dict[str, Any] = {
+            "model": model, "model_path": model_path, "image": image, "frames": frames,
+            "height": height, "width": width, "fps": fps, "steps": steps,
+            "guidance": guidance, "seed": seed, "negative": negative,
+            "max_vram": max_vram, "device": device}
+        if plan:
+            result = svc.plan(prompt, **args)
+            print_json(result) if json_out else _print_plan(result)
+            return
+        with _progress(not json_out) as on_progress:
+            result = svc.generate(prompt, out=out, backend=backend, comfy_url=comfy_url,
+                                  workflow=workflow, cache=cache, compile=compile,
+                                  attention=attention, on_progress=on_progress, **args)
+        if json_out:
+            print_json(result)
+            return
+        t = result.get("timings") or {}
+        console.print(f"[bold green]clip {result['clip_id']}[/] {result['path']}  "
+                      f"(sidecar {result['sidecar']})", highlight=False)
+        v = result.get("video") or {}
+        console.print(f"  {v.get('width')}×{v.get('height')}, {v.get('frames')} frames at "
+                      f"{v.get('fps')} fps, seed {result['seed']}; "
+                      + ", ".join(f"{k} {s:.1f}s" for k, s in t.items()), highlight=False)
+
+    models_app = typer.Typer(help="Model presets: list them, or pull one's weights.",
+                             invoke_without_command=True, no_args_is_help=False)
+    app.add_typer(models_app, name="models")
+
+    @models_app.callback()
+    def models(ctx: typer.Context, data_dir: DataDir = None, json_out: JsonFlag = False) -> None:
+        """List model presets and which are present locally."""
+        if ctx.invoked_subcommand is not None:
+            return
+        svc = open_service(data_dir)
+        rows = svc.models()
+        if json_out:
+            print_json(rows)
+            return
+        table = Table(title=f"models in {svc.settings.models_dir}")
+        for col in ("name", "family", "size", "kind", "default", "repo", "present"):
+            table.add_column(col)
+        for m in rows:
+            table.add_row(m["name"], m["family"], m["params"], "i2v" if m["i2v"] else "t2v",
+                          f"{m['width']}×{m['height']}×{m['frames']} @{m['fps']:g}",
+                          m["repo_id"], "[green]yes[/]" if m["present"] else "no")
+        console.print(table)
+        console.print("[dim]fetch one with `localvideo models pull NAME`; any local "
+                      "diffusers folder works with --model-path DIR[/]")
+
+    @models_app.command("pull")
+    def models_pull(
+        name: Annotated[str, typer.Argument(help="Preset name (see `localvideo models`).")],
+        data_dir: DataDir = None,
+        json_out: JsonFlag = False,
+    ) -> None:
+        """Download a preset's weights from the Hugging Face hub into the models folder."""
+        svc = open_service(data_dir)
+        result = svc.models_pull(name)
+        print_json(result) if json_out else console.print(
+            f"[green]pulled[/] {result['repo_id']} → {result['path']}", highlight=False)
+
+    @app.command()
+    def decode(
+        latents: Annotated[Path, typer.Argument(help="The .latents.pt a generation saved.")],
+        out: Annotated[Path | None, typer.Option(help="Output .mp4 (default: beside the "
+                                                       "latents).")] = None,
+        device: Annotated[str | None, typer.Option(help="cuda, mps or cpu.")] = None,
+        tiling: Annotated[bool, typer.Option(
+            "--tiling/--no-tiling", help="Tiled VAE decode (default on: uses far less "
+                                         "memory).")] = True,
+        data_dir: DataDir = None,
+        json_out: JsonFlag = False,
+    ) -> None:
+        """Finish a generation from its saved latents (e.g. after a decode ran out of memory)."""
+        svc = open_service(data_dir)
+        with _progress(not json_out) as on_progress:
+            result = svc.decode(latents, out, device=device, tiling=tiling,
+                                on_progress=on_progress)
+        print_json(result) if json_out else console.print(
+            f"[bold green]clip {result['clip_id']}[/] {result['path']}", highlight=False)
+
+    @app.command()
+    def clips(
+        limit: Annotated[int | None, typer.Option(help="Only the newest N.")] = None,
+        data_dir: DataDir = None,
+        json_out: JsonFlag = False,
+    ) -> None:
+        """List generated clips, newest last."""
+        svc = open_service(data_dir)
+        rows = svc.clips(limit=limit)
+        if json_out:
+            print_json(rows)
+            return
+        table = Table()
+        for col in ("id", "created", "model", "size", "seed", "time", "file", "prompt"):
+            table.add_column(col)
+        for c in rows:
+            v = c.get("video") or {}
+            model = c.get("model") or {}
+            table.add_row(str(c["id"]), format_ts(c["created_ts"])[:19],
+                          str(model.get("name") or Path(str(model.get("path") or
+                                                            model.get("workflow"))).name),
+                          f"{v.get('width')}×{v.get('height')}×{v.get('frames')}",
+                          str(c.get("seed")), f"{c.get('seconds', 0):.0f}s",
+                          f"{c['path']} ({format_bytes(v.get('bytes') or 0)})"
+                          if c["exists"] else f"[red]missing[/] {c['path']}",
+                          c["prompt"][:40])
+        console.print(table)
