@@ -106,3 +106,15 @@ def test_missing_key_names_both_env_vars(settings, db, gemini_server):
         get_reasoner("gemini", settings=settings, db=db, base_url="https://example.com")
     assert "localvideo keys set gemini" in (info.value.hint or "")
     assert "GEMINI_API_KEY or GOOGLE_API_KEY" in (info.value.hint or "")
+
+
+def test_bad_key_answered_with_400_is_a_key_error(settings, db, gemini_server):
+    from localvideo.errors import ReasonerError
+
+    gemini_server.fail(400, message="API key not valid. Please pass a valid API key.")
+    r = _get(settings, db, gemini_server, key="wrong")
+    with pytest.raises(ReasonerError) as info:
+        r.execute(observe_request(images=0))
+    assert not isinstance(info.value, EndpointError)
+    assert "localvideo keys set gemini" in (info.value.hint or "")
+    assert len(gemini_server.model_calls()) == 1

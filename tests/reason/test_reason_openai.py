@@ -11,6 +11,7 @@ from reason.helpers import observe_request
 from localvideo.errors import EndpointError, MissingKeyError
 from localvideo.reason import describe_request, get_reasoner
 from localvideo.reason.base import ASK_SCHEMA, ReasonRequest
+from localvideo.reason.log import recent
 
 
 def _get(settings, db, monkeypatch, srv, model, **kw):  # type: ignore[no-untyped-def]
@@ -67,6 +68,8 @@ def test_server_refusing_images_falls_back_to_text_and_remembers(settings, db, m
     again.execute(observe_request(images=1))
     assert not _image_urls(openai_server.model_calls()[-1])
     assert len(openai_server.model_calls()) == 3
+    statuses = [row["status"] for row in reversed(recent(db))]
+    assert statuses == ["error:400", "ok", "ok"]
 
 
 def test_forced_images_option_overrides_the_name(settings, db, monkeypatch, openai_server):

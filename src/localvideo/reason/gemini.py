@@ -120,8 +120,11 @@ class GeminiReasoner(Reasoner):
         except LocalVideoError:
             raise
         except errors.APIError as exc:
-            raise http_failure(self.name, int(exc.code or 502), str(exc.message or exc),
-                               url=self.base_url, key_hint=hint) from exc
+            status, message = int(exc.code or 502), str(exc.message or exc)
+            if status == 400 and "api key" in message.lower():
+                status = 401   # Gemini answers a bad key with 400 INVALID_ARGUMENT
+            raise http_failure(self.name, status, message, url=self.base_url,
+                               key_hint=hint) from exc
         except httpx.TimeoutException as exc:
             raise unreachable(self.name, self.base_url, exc, timeout=self.timeout,
                               url_env=self.base_url_env) from exc

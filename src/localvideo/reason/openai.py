@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from typing import Any
 
 from ..errors import DependencyError, EndpointError
@@ -95,9 +96,12 @@ class OpenAIReasoner(Reasoner):
                 "response_format": "json_object" if req.schema and self.json_mode else None}
 
     def _send(self, req: ReasonRequest) -> ReasonResponse:
+        started = time.monotonic()
         try:
             return self._create(req)
         except EndpointError as exc:
+            # The refused attempt is logged too; the retry below is logged by execute().
+            self._log(req, None, exc, started)
             # A text-only model behind a server that says so: drop the images, remember.
             if exc.status == 400 and self.takes_images and req.images \
                     and _IMAGE_COMPLAINT.search(exc.message):
