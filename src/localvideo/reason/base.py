@@ -8,8 +8,8 @@ failures, and one ``reason_log`` row per attempt (images by sha256, never bytes)
 Text format of ``ReasonRequest.text`` (the analysis loop builds it; the offline reasoner
 parses it, the model reasoners read it as plain prose)::
 
-    Date: 2026-11-25                 (optional: the local day of the first time below;
-                                      lets the offline reasoner turn times into unix seconds)
+    Local date: 2026-11-25           (optional, "Date:" works too: the local day of the first
+                                      time below; lets the offline reasoner give unix times)
     ## Timeline
     14:03:12–14:05:40  firefox — Build #42 failed - Jenkins (2m28s)
     14:05:40–14:06:10  xterm — ~/src/app (30s)
@@ -24,7 +24,8 @@ parses it, the model reasoners read it as plain prose)::
 Times are local ``HH:MM:SS``; the separator between the two times is an en dash (a plain
 ``-`` is accepted too); app and title are separated by `` — `` (em dash). Sections may be
 absent; a time may also carry its day (``2026-11-25 14:03:12``); times that go back by
-more than half a day are taken to have crossed midnight. Unknown sections (e.g. ``## Earlier observations``) are passed through as context.
+more than half a day are taken to have crossed midnight. Unknown sections (e.g.
+``## Earlier observations``) are passed through as context.
 """
 
 from __future__ import annotations
@@ -148,8 +149,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
 def validate(value: Any, schema: dict[str, Any], where: str = "answer") -> None:
     """Check the subset of JSON schema the reasoners use: type, required, enum, items."""
     tp = schema.get("type")
-    if tp and not isinstance(value, _TYPES[tp]) or (tp in ("number", "integer")
-                                                   and isinstance(value, bool)):
+    # bool is an int in Python but not a number in JSON.
+    wrong_type = tp is not None and (not isinstance(value, _TYPES[tp]) or (
+        tp in ("number", "integer") and isinstance(value, bool)))
+    if wrong_type:
         raise EndpointError(f"{where} should be a {tp}, got {type(value).__name__}",
                             "the observation stays pending and is retried on the next run")
     if "enum" in schema and value not in schema["enum"]:
