@@ -81,3 +81,11 @@ def test_unknown_task_is_a_usage_error(settings, db):
 ])
 def test_is_local(url, local):
     assert is_local(url) is local
+
+
+def test_validate_treats_booleans_as_non_numbers():
+    from localvideo.reason import ASK_SCHEMA
+
+    validate({"answer": "a", "timestamps": [1.5, 2]}, ASK_SCHEMA)
+    with pytest.raises(EndpointError, match=r"timestamps\[0\] should be a number"):
+        validate({"answer": "a", "timestamps": [True]}, ASK_SCHEMA)
