@@ -57,6 +57,9 @@ class AnalyzeSettings:
     keyframe_interval: float = 10.0      # steady cadence while content changes
     ocr_lang: str = "eng"
     max_images: int = 4                  # key frames sent per observation
+    retries: int = 2                     # per request, before an observation stays pending
+    timeout: float = 120.0               # seconds per reasoner request
+    images: bool | None = None           # force images on/off for OpenAI-compatible servers
 
 
 @dataclass
