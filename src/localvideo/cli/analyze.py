@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import re
 import signal
 import threading
 from typing import Annotated, Any
@@ -35,6 +36,14 @@ UntilOpt = Annotated[str | None, typer.Option("--until", help="Up to this moment
 def _flat(text: str, n: int = 120) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _hit(snippet: str) -> Text:
+    """The snippet with its [match] markers shown bold (as plain Text: no markup parsing)."""
+    out = Text()
+    for i, part in enumerate(re.split(r"\[([^\[\]]*)\]", _flat(snippet, 100))):
+        out.append(f"[{part}]" if i % 2 else part, style="bold yellow" if i % 2 else "")
+    return out
 
 
 def _hms(ts: float | None) -> str:
@@ -133,7 +142,7 @@ def register(app: typer.Typer) -> None:
                       + (f", OCR {per:.0f} ms per key frame" if per else "")
                       + f"; {len(result['observations'])} observation(s) via "
                       f"{result['reasoner']}" + (" (stopped)" if result["stopped"] else ""))
-        console.print(result["status"]["line"], highlight=False)
+        console.print(result["status"]["line"], highlight=False, markup=False)
         for err in result.get("errors", []):
             err_console.print(f"[yellow]warning:[/] {err}", highlight=False)
 
@@ -160,8 +169,8 @@ def register(app: typer.Typer) -> None:
             return
         table = Table("time", "app", "window", "text", "chunk @ offset")
         for h in hits:
-            table.add_row(format_ts(h["ts"])[:19].replace("T", " "), h["app"],
-                          _flat(h["title"], 40), _flat(h["snippet"], 80),
+            table.add_row(format_ts(h["ts"])[:19].replace("T", " "), Text(h["app"]),
+                          Text(_flat(h["title"], 40)), _hit(h["snippet"]),
                           f"{h['chunk_id']} @ {h['offset']:.1f}s" if h["offset"] is not None
                           else str(h["chunk_id"]))
         console.print(table)
@@ -183,7 +192,7 @@ def register(app: typer.Typer) -> None:
         table = Table("from", "to", "duration", "app", "window")
         for r in rows:
             table.add_row(_hms(r["start_ts"]), _hms(r["end_ts"]), fmt_duration(r["duration"]),
-                          r["app"], _flat(r["title"], 70))
+                          Text(r["app"]), Text(_flat(r["title"], 70)))
         console.print(table)
 
     @app.command()
@@ -206,7 +215,7 @@ def register(app: typer.Typer) -> None:
                          if task.get("verdict") == "TASK_FOUND" else "-")
             summary = r["summary"] or (r["error"] or "")
             table.add_row(str(r["id"]), f"{_hms(r['start_ts'])}–{_hms(r['end_ts'])}",
-                          r["status"], _flat(summary, 200), _flat(task_text, 80))
+                          r["status"], Text(_flat(summary, 200)), Text(_flat(task_text, 80)))
         console.print(table)
 
     @app.command()
@@ -230,7 +239,7 @@ def register(app: typer.Typer) -> None:
         if json_out or dry_run:
             print_json(res)
             return
-        console.print(res["answer"], highlight=False)
+        console.print(res["answer"], highlight=False, markup=False)
         if res["timestamps"]:
             console.print("moments: " + ", ".join(format_ts(t)[:19].replace("T", " ")
                                                   for t in res["timestamps"]), style="dim")
