@@ -173,7 +173,8 @@ def register(app: typer.Typer) -> None:
             return
         table = Table(title=f"models in {svc.settings.models_dir}")
         for col in ("name", "family", "size", "kind", "default", "repo", "present"):
-            table.add_column(col)
+            # Names are what people copy into --model: never wrap or cut them.
+            table.add_column(col, no_wrap=col == "name", overflow="fold")
         for m in rows:
             table.add_row(m["name"], m["family"], m["params"], "i2v" if m["i2v"] else "t2v",
                           f"{m['width']}×{m['height']}×{m['frames']} @{m['fps']:g}",

@@ -9,7 +9,6 @@ downloaded implicitly; ``localvideo models pull NAME`` is the one command that d
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,16 +352,25 @@ def pull(models_dir: Path, name: str) -> dict[str, Any]:
         snapshot_download(repo_id=preset.repo_id, revision=preset.revision,
                           local_dir=str(target))
     except LocalEntryNotFoundError as exc:
+        _drop_if_empty(target)
         raise SynthError(
             f"cannot download {preset.repo_id}: the Hugging Face hub is not reachable ({exc})",
             "connect to the network (or unset HF_HUB_OFFLINE) and rerun "
             f"`localvideo models pull {name}`; or copy the folder to {target}") from exc
     except HfHubHTTPError as exc:
+        _drop_if_empty(target)
         raise SynthError(f"the hub refused {preset.repo_id}: {exc}",
                          "gated models need `hf auth login` first (and the licence accepted "
                          "on the model page)") from exc
     except OSError as exc:
+        _drop_if_empty(target)
         raise SynthError(f"cannot write {target}: {exc}",
                          "free disk space or set [synth] models_dir in config.toml") from exc
     return {"name": name, "repo_id": preset.repo_id, "revision": preset.revision,
-            "path": str(target), "offline": bool(os.environ.get("HF_HUB_OFFLINE"))}
+            "path": str(target)}
+
+
+def _drop_if_empty(folder: Path) -> None:
+    # No empty folder left behind; a partial download stays, so a retry resumes it.
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
