@@ -198,3 +198,31 @@ def test_keys(svc: Service) -> None:
     from localvideo.errors import NotFoundError
     with pytest.raises(NotFoundError):
         svc.keys_delete("anthropic")
+
+
+@pytest.mark.parametrize("secret", [False, True], ids=["clean", "with-email"])
+def test_gemini_gets_the_chunk_video_only_when_nothing_was_redacted(
+        svc: Service, data_dir: Path, t0: float, secret: bool) -> None:
+    import base64 as b64
+
+    from analyze_chunks import Shot, render, write_chunk
+    from reason.servers import GeminiServer
+
+    lines = ["deploy pipeline green"] + (["mail ops@example.org"] if secret else [])
+    chunk = write_chunk(svc.db, data_dir, t0, [Shot(0, render(lines), "xterm", "deploy"),
+                                               Shot(1, None, "xterm", "deploy")])
+    with GeminiServer() as srv:
+        svc.analyze(reasoner="gemini", base_url=srv.url, key="g-test-key")
+        (call,) = srv.model_calls()
+    parts = [p for c in call.json["contents"] for p in c["parts"]]
+    # The SDK writes the protocol's inlineData with a snake_case mime_type.
+    inline = [p["inlineData"] for p in parts if "inlineData" in p]
+    videos = [d for d in inline if d.get("mime_type", d.get("mimeType")) == "video/mp4"]
+    images = [d for d in inline if d.get("mime_type", d.get("mimeType")) == "image/jpeg"]
+    assert images, "key frames go along in both cases"
+    if secret:
+        assert videos == [] and "ops@example.org" not in call.body.decode()
+    else:
+        assert len(videos) == 1
+        assert b64.urlsafe_b64decode(videos[0]["data"]) == chunk.path.read_bytes()
+    assert svc.observations()[0]["status"] == "done"
