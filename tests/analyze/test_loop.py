@@ -115,8 +115,9 @@ def test_stop_midway_then_rerun_nothing_twice_nothing_skipped(
     assert len(read) == len(set(read)) == 8          # every key frame OCR'd exactly once
 
 
+@pytest.mark.parametrize("how", ["kill-9", "ctrl-c"])
 def test_killed_process_resumes_where_it_stopped(data_dir: Path, t0: float,
-                                                 tmp_path: Path) -> None:
+                                                 tmp_path: Path, how: str) -> None:
     shots = switching_shots(16)
     ref = Service.open(tmp_path / "ref", recover=False)
     write_chunk(ref.db, ref.settings.data_dir, t0, shots)
@@ -127,14 +128,22 @@ def test_killed_process_resumes_where_it_stopped(data_dir: Path, t0: float,
     write_chunk(svc.db, data_dir, t0, shots)
     cmd = [sys.executable, "-m", "localvideo", "analyze", "--data-dir", str(data_dir),
            "--reasoner", "offline"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches tesseract too.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     end = time.time() + 60
     while time.time() < end and proc.poll() is None:
         if svc.db.one("SELECT COUNT(*) FROM frame_text")[0] >= 3:
             break
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
+    if how == "kill-9":
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+        out_, err_ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err_
+        assert "(stopped)" in out_
     done_before = svc.db.one("SELECT COUNT(*) FROM frame_text")[0]
     assert 3 <= done_before < len(expected), "the kill should land mid-chunk"
     ids_before = {r[0] for r in svc.db.query("SELECT frame_id FROM frame_text")}

@@ -9,6 +9,7 @@ as far as it is flushed and finished on a later pass.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from ..errors import LocalVideoError
 from ..store.db import Database
 from ..store.layout import inside
 from . import index, ocr
@@ -127,13 +129,23 @@ class ChunkReader:
             gray = dec.gray()
             box = crop_box(row, gray.shape[1], gray.shape[0])
             thumb = thumbnail(gray, box)
+            before = copy.copy(sampler.state)
             reason = sampler.decide(row, thumb)
+            if reason:
+                try:
+                    stats.ocr_ms += self._read(cid, row, dec, box, reason, sampler.state,
+                                               handled + 1)
+                except LocalVideoError:
+                    if not self.stop.is_set():
+                        raise
+                    # Ctrl-C reaches tesseract too (same process group): this frame was not
+                    # read, so forget it was chosen and leave it for the next run.
+                    sampler.state = before
+                    break
+                stats.keyframes += 1
+                handled = -1
             handled += 1
             stats.frames += 1
-            if reason:
-                stats.ocr_ms += self._read(cid, row, dec, box, reason, sampler.state, handled)
-                stats.keyframes += 1
-                handled = 0
             last_pts = dec.pts
             last_seen = (row, dec, thumb)
         stopped = self.stop.is_set()
