@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -482,7 +483,11 @@ class ComfyUIBackend:
                                                        "SaveVideo, VHS_VideoCombine) to the workflow")
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".comfy-", dir=out.parent) as tmp:
-            local = [self._download(f, Path(tmp), emit) for f in chosen]
+            # A PNG-frame output is one request per frame: a few in flight hide the
+            # per-request round trip (pool.map keeps the frame order).
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                local = list(pool.map(lambda i: self._download(chosen[i], Path(tmp), i, emit),
+                                      range(len(chosen))))
             timings["download"] = time.monotonic() - t
             t = time.monotonic()
             emit({"stage": "convert", "source": local[0].name})
@@ -595,9 +600,9 @@ class ComfyUIBackend:
             time.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
-    def _download(self, f: dict[str, Any], tmp: Path, emit: Progress) -> Path:
+    def _download(self, f: dict[str, Any], tmp: Path, index: int, emit: Progress) -> Path:
         name = Path(str(f["filename"])).name   # never let a server name escape tmp
-        dest = tmp / f"{len(list(tmp.iterdir())):05d}-{name}"
+        dest = tmp / f"{index:05d}-{name}"
         params = {"filename": f["filename"], "subfolder": f.get("subfolder", ""),
                   "type": f.get("type", "output")}
         emit({"stage": "download", "filename": f["filename"]})
