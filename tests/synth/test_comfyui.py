@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -431,3 +432,18 @@ def test_substitution_in_video_workflows(graph: dict[str, Any], expect: dict[str
     if "30" in new:
         assert new["30"]["inputs"]["frame_rate"] == 12
         assert isinstance(new["30"]["inputs"]["frame_rate"], int)
+
+
+@pytest.mark.parametrize("ws_enabled", [True, False], ids=["websocket", "polling"])
+def test_cancelled_in_comfyui(server: ComfyServer, tmp_path: Path, ws_enabled: bool) -> None:
+    server.step_delay = 0.1
+    server.ws_enabled = ws_enabled
+
+    def press_cancel(e: dict[str, Any]) -> None:
+        # Another client (the ComfyUI page) presses Cancel once the job is queued.
+        if e["stage"] == "queued":
+            threading.Timer(0.15, httpx.post, args=(f"{server.url}/interrupt",),
+                            kwargs={"json": {}}).start()
+
+    with ComfyUIBackend(server.url) as b, pytest.raises(ComfyUIError, match="interrupted"):
+        run(b, t2v_graph(), tmp_path / "x.mp4", steps=40, on_progress=press_cancel)

@@ -565,9 +565,7 @@ class ComfyUIBackend:
             elif kind == "execution_error":
                 raise _execution_error(data, graph, prompt_id)
             elif kind == "execution_interrupted":
-                raise ComfyUIError(f"ComfyUI job {prompt_id} was interrupted at node "
-                                   f"{data.get('node_id')} ({data.get('node_type')})",
-                                   hint="someone pressed Cancel in ComfyUI; run again")
+                raise _interrupted_error(data, prompt_id)
 
     def _poll(self, prompt_id: str, graph: dict[str, Any], deadline: float, emit: Progress,
               marks: dict[str, float], *, poll_only: bool) -> dict[str, Any]:
@@ -581,6 +579,8 @@ class ComfyUIBackend:
                 for m in messages:
                     if isinstance(m, list) and len(m) == 2 and m[0] == "execution_error":
                         raise _execution_error(m[1], graph, prompt_id)
+                    if isinstance(m, list) and len(m) == 2 and m[0] == "execution_interrupted":
+                        raise _interrupted_error(m[1], prompt_id)
                 if status.get("status_str") == "error":
                     raise ComfyUIError(f"ComfyUI job {prompt_id} failed: {messages}")
                 if status.get("completed", True) or entry.get("outputs"):
@@ -628,6 +628,13 @@ def _cls(graph: dict[str, Any], node: Any) -> str | None:
 def _timeout_error(backend: ComfyUIBackend, prompt_id: str) -> ComfyUIError:
     return ComfyUIError(f"ComfyUI job {prompt_id} did not finish within {backend.timeout:.0f} s",
                         hint=f"it may still be running: see {backend.url}/history/{prompt_id}")
+
+
+def _interrupted_error(data: dict[str, Any], prompt_id: str) -> ComfyUIError:
+    return ComfyUIError(f"ComfyUI job {prompt_id} was interrupted at node "
+                        f"{data.get('node_id')} ({data.get('node_type')})",
+                        hint="the job was cancelled in ComfyUI (Cancel button or /interrupt); "
+                             "run the command again")
 
 
 def _execution_error(data: dict[str, Any], graph: dict[str, Any], prompt_id: str
