@@ -71,6 +71,9 @@ class _Chunk:
     screen: tuple[int, int]
     end_ts: float
     last_pts: float | None = None  # seconds, of the last encoded frame
+    # The mp4 muxer keeps the newest sample back until the next one arrives (it needs its
+    # duration), so after a change the picture would stay unreadable through an idle stretch.
+    held: bool = False
 
 
 @dataclass
@@ -221,6 +224,8 @@ class Recorder:
         elif ch is not None and not skip_excluded:
             pts = ch.last_pts
             self.stats.frames_skipped += 1
+            if ch.held:
+                self._push_out(ch, frame.ts)
         if ch is not None:
             ch.end_ts = frame.ts
         self._rows.append((ch.id if ch else None, frame.ts, pts, frame.app, decision.title,
@@ -255,8 +260,24 @@ class Recorder:
                 self.filter.reset()
                 continue
             ch.last_pts = (ch.writer.last_pts or 0) / 1000
+            ch.held = True
             self.stats.frames_encoded += 1
             return ch.last_pts
+
+    def _push_out(self, ch: _Chunk, ts: float) -> None:
+        """Encode the unchanged canvas once more so the muxer writes the held picture out.
+
+        Costs one all-skip P-frame (a few hundred bytes) per burst of changes and keeps a
+        chunk being written readable to within one frame interval even when the screen then
+        sits still. The index keeps pointing at the real picture, not at this copy.
+        """
+        ch.held = False
+        try:
+            ch.writer.write(ch.canvas.video_frame(), max(0, round((ts - ch.start_ts) * 1000)))
+        except EncoderError as exc:
+            # Not fatal: the next real change goes through the fallback path.
+            self.stats.last_error = str(exc)
+            log.error("%s", exc)
 
     # -- chunks ---------------------------------------------------------------------------
     def _open_chunk(self, ts: float, screen: tuple[int, int]) -> None:
