@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import socket
 import sys
@@ -447,3 +449,18 @@ def test_cancelled_in_comfyui(server: ComfyServer, tmp_path: Path, ws_enabled: b
 
     with ComfyUIBackend(server.url) as b, pytest.raises(ComfyUIError, match="interrupted"):
         run(b, t2v_graph(), tmp_path / "x.mp4", steps=40, on_progress=press_cancel)
+
+
+def test_a_server_that_is_not_comfyui(tmp_path: Path) -> None:
+    # Some other web server on the port (here the stdlib file server): 404 on /system_stats.
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{httpd.server_address[1]}"
+            with ComfyUIBackend(url) as b, pytest.raises(ComfyUIError) as ei:
+                run(b, t2v_graph(), tmp_path / "x.mp4")
+        finally:
+            httpd.shutdown()
+    assert "is not a ComfyUI server" in str(ei.value) and "--comfy-url" in (ei.value.hint or "")
+    assert not (tmp_path / "x.mp4").exists()
