@@ -63,7 +63,7 @@ function onGenerate() {
         const p = job.progress || {};
         if (p.steps) { bar.max = p.steps; bar.value = p.step || 0; }
         status.textContent = job.state === "queued" ? "Queued…" :
-          (p.stage ? `${p.stage}${p.steps ? ` — step ${p.step || 0}/${p.steps}` : ""}` : "Running…");
+          (p.phase ? `${p.phase}${p.steps ? ` — step ${p.step || 0}/${p.steps}` : ""}` : "Running…");
         await new Promise((r) => setTimeout(r, 700));
         job = await api("GET", `/api/jobs/${job.id}`);
       }

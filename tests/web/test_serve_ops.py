@@ -1,0 +1,196 @@
+"""ServeOps: the API token, the generation job queue, act, autostart files."""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import shlex
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from web_helpers import Recorded
+
+from localvideo.errors import ConfigError, NotFoundError, UsageError
+from localvideo.service import Service
+
+# -- token ----------------------------------------------------------------------------------
+
+
+def test_token_is_created_once_with_mode_0600(data_dir: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCALVIDEO_API_TOKEN", raising=False)
+    a, b = Service.open(data_dir), Service.open(data_dir)
+    token = a.api_token()
+    assert len(token) >= 40
+    assert b.api_token() == token  # a second process reads the same file
+    path = data_dir / "api-token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert a.check_token(token) and not a.check_token(token[:-1] + "x")
+    assert not a.check_token("") and not a.check_token(None)
+
+
+def test_env_token_overrides_the_file(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = Service.open(data_dir)
+    file_token = svc.api_token()
+    monkeypatch.setenv("LOCALVIDEO_API_TOKEN", "from-the-environment")
+    assert svc.api_token() == "from-the-environment"
+    assert svc.check_token("from-the-environment") and not svc.check_token(file_token)
+
+
+def test_token_command_prints_it(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCALVIDEO_API_TOKEN", raising=False)
+    out = subprocess.run([sys.executable, "-m", "localvideo", "token", "--url"],
+                         capture_output=True, text=True, check=True, env=os.environ).stdout
+    token = Service.open(data_dir).api_token()
+    assert out.strip() == f"http://127.0.0.1:8765/?token={token}"
+
+
+# -- act ------------------------------------------------------------------------------------
+def _task_observation(rec: Recorded) -> dict:
+    found = [o for o in rec.svc.observations()
+             if (o["task"] or {}).get("verdict") == "TASK_FOUND"]
+    assert found, "the recorded error lines should make the offline reasoner suggest a fix"
+    return found[0]
+
+
+def test_act_refuses_without_agent_command(recorded: Recorded) -> None:
+    obs = _task_observation(recorded)
+    before = len(recorded.svc.actions())
+    with pytest.raises(ConfigError) as info:
+        recorded.svc.act(obs["id"])
+    assert "agent_command" in (info.value.hint or "")
+    assert len(recorded.svc.actions()) == before  # nothing ran, nothing logged
+
+
+def test_act_hands_the_task_on_stdin_and_logs_it(recorded: Recorded) -> None:
+    obs = _task_observation(recorded)
+    # A real program stands in for `claude -p`: it reads the task from stdin like it would.
+    script = ("import sys; t = sys.stdin.read(); "
+              "print('agent got', len(t), 'chars'); print(t.splitlines()[2])")
+    cmd = f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}"
+    svc = Service.open(recorded.data_dir, {"serve": {"agent_command": cmd}})
+    result = svc.act(obs["id"])
+    assert result["state"] == "done" and result["exit_code"] == 0
+    assert "agent got" in result["output_tail"]
+    assert f"Title: {obs['task']['title']}" in result["output_tail"]
+    assert obs["task"]["description"].splitlines()[0] in result["task"]
+    logged = svc.actions()[0]
+    assert logged["id"] == result["id"] and logged["observation_id"] == obs["id"]
+    assert logged["command"] == cmd and logged["finished_ts"] >= logged["ts"]
+
+
+def test_act_task_placeholder_and_failing_agent(recorded: Recorded) -> None:
+    obs = _task_observation(recorded)
+    svc = Service.open(recorded.data_dir, {"serve": {"agent_command": "printf %s {task}"}})
+    result = svc.act(obs["id"])
+    assert result["state"] == "done" and result["output_tail"] == result["task"]
+    svc = Service.open(recorded.data_dir, {"serve": {"agent_command": "false"}})
+    result = svc.act(obs["id"])
+    assert result["state"] == "failed" and result["exit_code"] == 1
+    svc = Service.open(recorded.data_dir,
+                       {"serve": {"agent_command": "no-such-agent-binary -p"}})
+    with pytest.raises(ConfigError, match="not on PATH"):
+        svc.act(obs["id"])
+
+
+def test_act_refuses_observations_without_a_task(recorded: Recorded) -> None:
+    svc = Service.open(recorded.data_dir, {"serve": {"agent_command": "cat"}})
+    plain = [o for o in svc.observations() if (o["task"] or {}).get("verdict") != "TASK_FOUND"]
+    if plain:
+        with pytest.raises(UsageError, match="no suggested task"):
+            svc.act(plain[0]["id"])
+    with pytest.raises(NotFoundError):
+        svc.act(999_999)
+
+
+# -- autostart ------------------------------------------------------------------------------
+def test_systemd_unit_is_written_and_removed(data_dir: Path, tmp_path: Path) -> None:
+    svc = Service.open(data_dir)
+    home = tmp_path / "home"
+    r = svc.service_install(home=home, system="Linux", python="/opt/py/bin/python3")
+    unit = home / ".config/systemd/user/localvideo.service"
+    assert r["path"] == str(unit)
+    text = unit.read_text()
+    assert f"ExecStart=/opt/py/bin/python3 -m localvideo observe --data-dir {data_dir}" in text
+    assert "KillSignal=SIGINT" in text and "Restart=on-failure" in text
+    assert "WantedBy=graphical-session.target" in text
+    assert r["enable_command"].endswith("systemctl --user enable --now localvideo.service")
+    # What `systemctl --user enable` would create; uninstall must remove it too.
+    wants = unit.parent / "graphical-session.target.wants"
+    wants.mkdir()
+    (wants / "localvideo.service").symlink_to(unit)
+    r = svc.service_uninstall(home=home, system="Linux")
+    assert not unit.exists() and not (wants / "localvideo.service").is_symlink()
+    assert len(r["removed"]) == 2 and "systemctl --user stop" in r["stop_command"]
+    assert svc.service_uninstall(home=home, system="Linux")["removed"] == []
+
+
+def test_launchd_agent_is_a_valid_plist(data_dir: Path, tmp_path: Path) -> None:
+    svc = Service.open(data_dir)
+    r = svc.service_install(home=tmp_path, system="Darwin", python="/usr/bin/python3")
+    path = Path(r["path"])
+    assert path == tmp_path / "Library/LaunchAgents/dev.localvideo.observe.plist"
+    plist = plistlib.loads(path.read_bytes())
+    assert plist["ProgramArguments"] == ["/usr/bin/python3", "-m", "localvideo", "observe",
+                                         "--data-dir", str(data_dir)]
+    assert plist["RunAtLoad"] is True and plist["Label"] == "dev.localvideo.observe"
+    assert r["enable_command"].startswith("launchctl bootstrap gui/")
+    assert svc.service_uninstall(home=tmp_path, system="Darwin")["removed"] == [str(path)]
+
+
+def test_autostart_elsewhere_says_what_to_do(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as info:
+        Service.open(data_dir).service_install(home=tmp_path, system="Windows")
+    assert "login items" in info.value.hint
+
+
+# -- generation jobs ------------------------------------------------------------------------
+def test_submit_refuses_bad_arguments(data_dir: Path) -> None:
+    svc = Service.open(data_dir)
+    with pytest.raises(UsageError, match="prompt"):
+        svc.submit_generate(prompt="  ")
+    with pytest.raises(UsageError, match="unknown generation argument"):
+        svc.submit_generate(prompt="a fox", out="/tmp/elsewhere.mp4")
+    assert svc.jobs() == []
+    with pytest.raises(NotFoundError):
+        svc.job(42)
+
+
+def test_a_job_left_by_a_dead_server_reads_as_failed(data_dir: Path) -> None:
+    svc = Service.open(data_dir)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with svc.db.tx() as conn:
+        conn.execute("INSERT INTO jobs(params, state, pid, created_ts) VALUES(?, 'running', ?, ?)",
+                     (json.dumps({"prompt": "x"}), dead.pid, time.time()))
+    job = svc.jobs()[0]
+    assert job["state"] == "failed" and job["error"]["type"] == "Interrupted"
+    assert svc.db.one("SELECT state FROM jobs")[0] == "failed"
+
+
+@pytest.mark.synth
+def test_generation_jobs_run_one_at_a_time_with_progress(data_dir: Path) -> None:
+    tiny = pytest.importorskip("localvideo.synth.tiny")
+    svc = Service.open(data_dir)
+    path = tiny.build_tiny("ltx", svc.settings.models_dir / "tiny-ltx")
+    size = tiny.TINY_SIZES["ltx"]
+    good = svc.submit_generate(prompt="a red fox", model_path=str(path), steps=2, seed=3,
+                               **size)
+    bad = svc.submit_generate(prompt="a red fox",
+                              model_path=str(svc.settings.models_dir / "missing"))
+    assert good["state"] in ("queued", "running") and bad["state"] == "queued"
+    svc.wait_jobs()
+    done, failed = svc.job(good["id"]), svc.job(bad["id"])
+    assert done["state"] == "done", done["error"]
+    assert done["progress"]["phase"] in ("encode", "decode")
+    clip = svc.clip(done["result"]["clip_id"])
+    assert Path(clip["abs_path"]).is_file()
+    # One at a time: the second started only after the first finished.
+    assert failed["started_ts"] >= done["finished_ts"]
+    assert failed["state"] == "failed" and failed["error"]["message"]
+    assert [j["id"] for j in svc.jobs()] == [bad["id"], good["id"]]
