@@ -105,6 +105,13 @@ def apply_speed(pipe: Any, speed: Speed) -> dict[str, Any]:
             if not hasattr(model, "enable_cache"):
                 raise UsageError(f"{type(model).__name__} does not support caching",
                                  "drop --cache for this model")
+            blocks = sum(len(getattr(model, a, ())) for a in
+                         ("transformer_blocks", "single_transformer_blocks", "blocks"))
+            if blocks == 1:
+                # The cache compares the first block's output and skips the rest: with
+                # nothing after the first block there is nothing to skip.
+                raise UsageError(f"{type(model).__name__} has a single block: FirstBlockCache "
+                                 "has nothing to skip", "drop --cache for this model")
             try:
                 model.enable_cache(FirstBlockCacheConfig(threshold=speed.cache_threshold))
             except (ValueError, NotImplementedError) as exc:

@@ -9,6 +9,7 @@ token count.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +33,16 @@ class Hunyuan(Family):
         return 16, temporal
 
     def extra_kwargs(self, pipe: Any, req: Request) -> dict[str, Any]:
-        from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import (
-            DEFAULT_PROMPT_TEMPLATE,
-        )
-
-        # diffusers hard-codes crop_start=95: the template prefix's length under the
-        # Llama-3 tokenizer the model ships with. Under any other tokenizer (a local
-        # fine-tune, a test model) that number crops the wrong tokens, so measure it.
-        template = dict(DEFAULT_PROMPT_TEMPLATE)
-        if "<|start_header_id|>" not in pipe.tokenizer.get_vocab():
-            prefix = str(template["template"]).split("{}")[0]
-            template["crop_start"] = len(pipe.tokenizer(prefix)["input_ids"])
+        # diffusers hard-codes the template's crop_start (95 for text-to-video): the length
+        # of its system prefix under the Llama-3 tokenizer the model ships with. Under any
+        # other tokenizer (a local fine-tune, a test model) that number crops the wrong
+        # tokens, so measure it; with the shipped tokenizer keep the pipeline's default.
+        if "<|start_header_id|>" in pipe.tokenizer.get_vocab():
+            return {}
+        module = sys.modules[type(pipe).__module__]
+        template = dict(module.DEFAULT_PROMPT_TEMPLATE)
+        prefix = str(template["template"]).split("{}")[0]
+        template["crop_start"] = len(pipe.tokenizer(prefix)["input_ids"])
         return {"prompt_template": template}
 
     def decode(self, vae: Any, latents: Any, meta: dict[str, Any], *, generator: Any,

@@ -17,7 +17,8 @@ from typing import Any
 from .torchdeps import require_synth
 
 # Valid tiny sizes per family (the tiny VAEs compress less than the real ones, but the
-# pipelines' own divisibility checks still apply).
+# pipelines' own divisibility checks still apply). Transformers get two blocks, not one:
+# FirstBlockCache needs a first block and at least one after it.
 TINY_SIZES: dict[str, dict[str, int]] = {
     "ltx": {"height": 32, "width": 32, "frames": 9},
     "wan": {"height": 16, "width": 16, "frames": 9},
@@ -88,7 +89,7 @@ def _ltx(*, i2v: bool) -> Any:
 
     transformer = LTXVideoTransformer3DModel(
         in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4,
-        attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=32)
+        attention_head_dim=8, cross_attention_dim=32, num_layers=2, caption_channels=32)
     vae = AutoencoderKLLTXVideo(
         in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
         decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
@@ -186,7 +187,7 @@ def _cogvideox(*, i2v: bool) -> Any:
                               "use_learned_positional_embeddings": True} if i2v else {})
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=4, attention_head_dim=16 if i2v else 8, in_channels=8 if i2v else 4,
-        out_channels=4, time_embed_dim=2, text_embed_dim=32, num_layers=1, sample_width=2,
+        out_channels=4, time_embed_dim=2, text_embed_dim=32, num_layers=2, sample_width=2,
         sample_height=2, sample_frames=9, patch_size=2, temporal_compression_ratio=4,
         max_text_seq_length=16, **extra)
     vae = AutoencoderKLCogVideoX(
