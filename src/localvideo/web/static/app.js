@@ -99,4 +99,12 @@ function onMoment() {
   if (v.readyState >= 1) seek(); else v.addEventListener("loadedmetadata", seek, { once: true });
 }
 
-document.addEventListener("DOMContentLoaded", () => { onPause(); onAct(); onGenerate(); onSettings(); onMoment(); });
+function onFallbackImages() {
+  // A cropped frame fails when the moment has no window rectangle: show the whole canvas.
+  document.querySelectorAll("img[data-fallback]").forEach((img) => {
+    const swap = () => { if (img.dataset.fallback) { img.src = img.dataset.fallback; delete img.dataset.fallback; } };
+    if (img.complete && img.naturalWidth === 0) swap(); else img.addEventListener("error", swap, { once: true });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => { onFallbackImages(); onPause(); onAct(); onGenerate(); onSettings(); onMoment(); });

@@ -1,0 +1,170 @@
+"""The web UI in real headless Chromium (Debian's, driven by Playwright's Python client).
+
+Screenshots land in the test's tmp folder; set LOCALVIDEO_UI_SCREENSHOT=docs/ui.png to also
+refresh the one the README shows.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web_helpers import WORD, LiveServer, Recorded
+
+from localvideo.service import Service
+
+pytestmark = pytest.mark.x11
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def ui_server(recorded: Recorded) -> Iterator[LiveServer]:
+    # A real program in place of `claude -p`, so the Act button is shown and works.
+    script = "import sys; t = sys.stdin.read(); print('agent got:', t.splitlines()[2])"
+    svc = Service.open(recorded.data_dir, {"serve": {
+        "agent_command": f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}"}})
+    with LiveServer(svc) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser: Any, ui_server: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The token goes in the URL once; the server swaps it for a cookie and redirects.
+    pg.goto(f"{ui_server.url}/?token={ui_server.token}")
+    assert pg.url == f"{ui_server.url}/", "the token must leave the address bar"
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def _shot(page: Any, tmp_path: Path, name: str, *, readme: bool = False) -> Path:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    target = os.environ.get("LOCALVIDEO_UI_SCREENSHOT")
+    if readme and target:
+        shutil.copyfile(path, target)
+    return path
+
+
+def test_today_shows_the_timeline_thumbnails_and_cards(page: Any, tmp_path: Path) -> None:
+    assert page.locator(".tl-seg").count() >= 1
+    assert "XTerm" in page.locator(".legend").inner_text()
+    thumb = page.locator(".thumb img").first
+    thumb.scroll_into_view_if_needed()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                           arg=thumb.element_handle(), timeout=20000)
+    card = page.locator(".obs .task").first
+    assert "FIX" in card.locator(".tag").inner_text().upper()
+    assert card.locator(".act-btn").is_visible()
+    _shot(page, tmp_path, "today", readme=True)
+
+
+def test_search_a_word_and_open_the_moment(page: Any, tmp_path: Path) -> None:
+    page.fill(".top-search input", WORD)
+    page.press(".top-search input", "Enter")
+    page.wait_for_url(f"**/search?q={WORD}")
+    hits = page.locator(".hit")
+    assert hits.count() >= 1
+    assert WORD in hits.first.locator(".snippet").inner_text()
+    hits.first.click()
+    page.wait_for_url("**/moment?at=*")
+    frame = page.locator("#moment-frame")
+    page.wait_for_function("img => img.complete && img.naturalWidth >= 400",
+                           arg=frame.element_handle(), timeout=20000)
+    video = page.locator("#moment-video")
+    assert video.locator("source").get_attribute("src").endswith("/media")
+    # The browser really decodes the chunk (H.264) and seeks to the moment.
+    page.wait_for_function("v => v.readyState >= 1 && v.duration > 0 && !v.error",
+                           arg=video.element_handle(), timeout=20000)
+    state = video.evaluate("v => ({t: v.currentTime, d: v.duration, o: +v.dataset.offset})")
+    assert abs(state["t"] - min(state["o"], state["d"])) < 0.2
+    page.wait_for_function("v => v.readyState >= 2", arg=video.element_handle(), timeout=20000)
+    _shot(page, tmp_path, "moment")
+
+
+def test_act_on_a_suggested_task(page: Any, ui_server: LiveServer) -> None:
+    page.goto(f"{ui_server.url}/observations")
+    btn = page.locator(".act-btn").first
+    btn.click()
+    out = page.locator(".act-out").first
+    out.wait_for(state="visible", timeout=20000)
+    assert "agent got: Title:" in out.inner_text()
+    assert btn.inner_text() == "Done"
+    assert ui_server.svc.actions()[0]["state"] == "done"
+
+
+def test_pause_and_resume_button(page: Any, ui_server: LiveServer) -> None:
+    page.click("#pause-btn")
+    page.wait_for_function("document.querySelector('#rec-state').textContent.includes('Paused')")
+    assert ui_server.svc.db.get_kv("paused") is True
+    page.click("#pause-btn")
+    page.wait_for_function("!document.querySelector('#rec-state').textContent.includes('Paused')")
+    assert ui_server.svc.db.get_kv("paused") is False
+
+
+def test_settings_page_saves_exclusions(page: Any, ui_server: LiveServer) -> None:
+    page.goto(f"{ui_server.url}/settings")
+    apps = page.locator("textarea[name=exclude_apps]")
+    apps.fill(apps.input_value() + "\nMyBankApp")
+    page.fill("input[name=max_age]", "14d")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#settings-status').textContent === 'Saved.'")
+    text = ui_server.svc.settings.config_path.read_text()
+    assert '"MyBankApp"' in text and "max_age = 1209600.0" in text
+    page.fill("textarea[name=exclude_titles]", "(broken")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#settings-status').textContent"
+                           ".includes('not a valid regex')")
+
+
+@pytest.mark.synth
+def test_generate_a_tiny_clip_with_live_progress(page: Any, ui_server: LiveServer,
+                                                 tmp_path: Path) -> None:
+    tiny = pytest.importorskip("localvideo.synth.tiny")
+    tiny.build_tiny("ltx", ui_server.svc.settings.models_dir / "tiny-ltx")
+    size = tiny.TINY_SIZES["ltx"]
+    page.goto(f"{ui_server.url}/clips")
+    before = page.locator(".clip").count()
+    page.fill("textarea[name=prompt]", "a red fox running through snow")
+    page.fill("input[name=model_path]", "tiny-ltx")
+    page.fill("input[name=frames]", str(size["frames"]))
+    page.fill("input[name=width]", str(size["width"]))
+    page.fill("input[name=height]", str(size["height"]))
+    page.fill("input[name=steps]", "2")
+    page.fill("input[name=seed]", "7")
+    page.click("#gen-form button[type=submit]")
+    page.locator("#gen-progress").wait_for(state="visible")
+    # Done → the page reloads with the new clip in the gallery.
+    page.wait_for_function(f"document.querySelectorAll('.clip').length > {before}",
+                           timeout=120000)
+    video = page.locator(".clip video").last
+    page.wait_for_function("v => v.readyState >= 1 && v.duration > 0",
+                           arg=video.element_handle(), timeout=20000)
+    job = ui_server.svc.jobs()[0]
+    assert job["state"] == "done" and job["params"]["prompt"].startswith("a red fox")
+    _shot(page, tmp_path, "clips")
