@@ -19,6 +19,7 @@ from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from .errors import LocalVideoError
+from .store.layout import inside
 from .units import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,11 +115,17 @@ def build_server(service: Any) -> MCPServer[Any]:
     @server.tool()
     @_tool_errors
     async def generate_video(prompt: str, ctx: Context, model: str | None = None,
-                             frames: int | None = None, width: int | None = None,
-                             height: int | None = None, steps: int | None = None,
-                             seed: int | None = None) -> dict[str, Any]:
+                             model_path: str | None = None, frames: int | None = None,
+                             width: int | None = None, height: int | None = None,
+                             steps: int | None = None, seed: int | None = None,
+                             ) -> dict[str, Any]:
         """Synthesize a video clip from a text prompt with a local open model (needs a GPU
-        for real models). Returns the clip's path and metadata; reports step progress."""
+        for real models). ``model`` is a name from the registry; ``model_path`` a folder
+        under the models directory. Returns the clip's path and metadata; reports step
+        progress."""
+        if model_path:
+            # Same rule as the REST API: an agent reads weights from the store only.
+            model_path = str(inside(svc.settings.models_dir, model_path))
 
         def on_progress(event: dict[str, Any]) -> None:
             if event.get("steps"):
@@ -126,8 +133,8 @@ def build_server(service: Any) -> MCPServer[Any]:
                                       float(event["steps"]), str(event.get("stage") or ""))
 
         result: dict[str, Any] = await call(
-            svc.generate, prompt, model=model, frames=frames, width=width, height=height,
-            steps=steps, seed=seed, on_progress=on_progress)
+            svc.generate, prompt, model=model, model_path=model_path, frames=frames,
+            width=width, height=height, steps=steps, seed=seed, on_progress=on_progress)
         return {k: v for k, v in result.items() if k != "latents"}
 
     return server
