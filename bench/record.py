@@ -166,6 +166,24 @@ def wait_usage(proc: subprocess.Popen[bytes]) -> tuple[float, int]:
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss
 
 
+def tree_usage(pid: int) -> tuple[float, int]:
+    """CPU-seconds so far and current RSS (KB) of ``pid`` and its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu, rss = 0.0, 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / tick
+            rss += int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+            for t in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (t / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return cpu, rss
+
+
 def newest(folder: Path) -> Path | None:
     files = sorted(folder.rglob("*.mp4"), key=lambda p: p.stat().st_mtime)
     return files[-1] if files else None
@@ -256,7 +274,17 @@ def main() -> None:
                                  "--duration", str(duration)], env=desk.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         sample_at = {duration * f for f in (0.3, 0.55, 0.8)}
+        # Steady state: CPU between 15 s in (start-up and first chunk done) and the end.
+        steady: dict[str, list[tuple[float, float]]] = {"ours": [], "baseline": []}
+        rss_track: dict[str, list[int]] = {"ours": [], "baseline": []}
+        next_usage = t_start + 15
         while time.time() - t_start < duration:
+            if time.time() >= next_usage and time.time() - t_start < duration - 2:
+                next_usage += 10
+                for name, pr in (("ours", ours), ("baseline", base)):
+                    cpu, rss = tree_usage(pr.pid)
+                    steady[name].append((time.time(), cpu))
+                    rss_track[name].append(rss // 1024)
             for folder in (ours_dir, base_dir):
                 for p in folder.rglob("*.mp4"):
                     first_seen.setdefault(p, time.time())
@@ -317,10 +345,18 @@ def main() -> None:
         "lag_samples": lags,
         "data": str(root),
     }
+    for name in ("ours", "baseline"):
+        pts = steady[name]
+        if len(pts) >= 2:
+            (ta, ca), (tb, cb) = pts[0], pts[-1]
+            res[name]["steady_cpu_s_per_min"] = (cb - ca) / (tb - ta) * 60
+            res[name]["steady_core_pct"] = (cb - ca) / (tb - ta) * 100
+        res[name]["rss_mb_over_time"] = rss_track[name]
     o, b = res["ours"], res["baseline"]
     res["ratio"] = {k: (o[k] / b[k] if b[k] else None)
-                    for k in ("cpu_s_per_min", "mb_per_hour", "peak_rss_mb", "lag_s")
-                    if o[k] is not None and b[k] is not None}
+                    for k in ("cpu_s_per_min", "steady_cpu_s_per_min", "mb_per_hour",
+                              "peak_rss_mb", "lag_s")
+                    if o.get(k) is not None and b.get(k) is not None}
     if args.json:
         print(json.dumps(res, indent=2))
         return
@@ -328,6 +364,8 @@ def main() -> None:
           f"switching, idle)\n")
     print(f"{'':22}{'ours':>12}{'baseline':>12}{'ours/base':>11}")
     rows = [("CPU-s per minute", "cpu_s_per_min", "{:.2f}"), ("% of one core", "core_pct", "{:.2f}"),
+            ("steady CPU-s/min", "steady_cpu_s_per_min", "{:.2f}"),
+            ("steady % of a core", "steady_core_pct", "{:.2f}"),
             ("MB per hour", "mb_per_hour", "{:.1f}"), ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
             ("partial-read lag s", "lag_s", "{:.1f}"), ("OCR word recall", "ocr_recall", "{:.2f}")]
     for label, key, fmt in rows:
@@ -336,6 +374,9 @@ def main() -> None:
         print(f"{label:22}{(fmt.format(ov) if ov is not None else '-'):>12}"
               f"{(fmt.format(bv) if bv is not None else '-'):>12}"
               f"{(f'{ratio:.3f}' if ratio is not None else ''):>11}")
+    print(f"\nRSS over time (MB, every 10 s): ours {o['rss_mb_over_time']}, "
+          f"baseline {b['rss_mb_over_time']}")
+    print("(steady = from 15 s in to the end: start-up imports and the first chunk excluded)")
     print("\ntargets: CPU ratio <= 0.25 and <= 1.5 % of a core; <= 20 MB/hour; RSS <= 150 MB")
     print(f"recordings: {root}")
 
