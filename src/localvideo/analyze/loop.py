@@ -26,6 +26,7 @@ from . import index, ocr
 from .sampler import FrameRow, Sampler, SamplerState, crop_box, decode, thumbnail
 
 Progress = Callable[[dict[str, Any]], None]
+CONTIGUOUS = 5.0      # seconds between chunks that still count as one stretch of recording
 
 
 @dataclass
@@ -100,6 +101,8 @@ class ChunkReader:
         after = chunk["last_pts"]
         state = SamplerState(chunk["key_ts"], chunk["key_app"], chunk["key_title"],
                              SamplerState.thumb_from(chunk["key_thumb"]))
+        if after is None and state.key_ts is None:
+            state = self._carried_state(chunk)
         sampler = Sampler(self.interval, state)
         rows_by_pts = self._rows(cid, after)
         last_pts = after
@@ -126,23 +129,25 @@ class ChunkReader:
                     last_pts = dec.pts
                     continue
             row = rows[0]
+            if sampler.leaving(row):
+                if last_seen is None and after is not None:
+                    # The window's last frame was handled on an earlier pass: fetch it again.
+                    last_seen = self._frame_at(path, cid, after)
+                if last_seen is not None:
+                    before = copy.copy(sampler.state)
+                    if sampler.leave(last_seen[0], last_seen[2]):
+                        if not self._read_or_stop(stats, cid, last_seen[0], last_seen[1],
+                                                  "leave", sampler, before, handled):
+                            break
+                        handled = 0
             gray = dec.gray()
-            box = crop_box(row, gray.shape[1], gray.shape[0])
-            thumb = thumbnail(gray, box)
+            thumb = thumbnail(gray, crop_box(row, gray.shape[1], gray.shape[0]))
             before = copy.copy(sampler.state)
             reason = sampler.decide(row, thumb)
             if reason:
-                try:
-                    stats.ocr_ms += self._read(cid, row, dec, box, reason, sampler.state,
-                                               handled + 1)
-                except LocalVideoError:
-                    if not self.stop.is_set():
-                        raise
-                    # Ctrl-C reaches tesseract too (same process group): this frame was not
-                    # read, so forget it was chosen and leave it for the next run.
-                    sampler.state = before
+                if not self._read_or_stop(stats, cid, row, dec, reason, sampler, before,
+                                          handled + 1):
                     break
-                stats.keyframes += 1
                 handled = -1
             handled += 1
             stats.frames += 1
@@ -156,11 +161,13 @@ class ChunkReader:
             last_seen = self._frame_at(path, cid, last_pts)
         if done and last_seen is not None:
             row, dec, thumb = last_seen
+            before = copy.copy(sampler.state)
             reason = sampler.settle(row, thumb)
-            if reason:
-                gray_box = crop_box(row, dec.frame.width, dec.frame.height)
-                stats.ocr_ms += self._read(cid, row, dec, gray_box, reason, sampler.state, 0)
-                stats.keyframes += 1
+            if reason and not self._read_or_stop(stats, cid, row, dec, reason, sampler, before,
+                                                 handled):
+                done = False
+            elif reason:
+                handled = 0
         self._save(cid, last_pts, sampler.state, done=done, frames=handled, keyframes=0)
         if done:
             stats.chunks_done = 1
@@ -168,6 +175,39 @@ class ChunkReader:
                     "frames": stats.frames, "keyframes": stats.keyframes,
                     "last_pts": last_pts})
         return stats
+
+    def _read_or_stop(self, stats: PassStats, cid: int, row: FrameRow, dec: Any, reason: str,
+                      sampler: Sampler, before: SamplerState, handled: int) -> bool:
+        """Read one key frame; False when Ctrl-C interrupted it (then it stays unread)."""
+        box = crop_box(row, dec.frame.width, dec.frame.height)
+        try:
+            stats.ocr_ms += self._read(cid, row, dec, box, reason, sampler.state, handled)
+        except LocalVideoError:
+            if not self.stop.is_set():
+                raise
+            # Ctrl-C reaches tesseract too (same process group): this frame was not read,
+            # so forget it was chosen and leave it for the next run.
+            sampler.state = before
+            return False
+        stats.keyframes += 1
+        return True
+
+    def _carried_state(self, chunk: Any) -> SamplerState:
+        """The last key frame of the chunk just before, when recording went on without a gap.
+
+        A new chunk starts with the screen as it was; reading it again would only repeat
+        the previous chunk's last key frame.
+        """
+        prev = self.db.one(
+            "SELECT c.end_ts, p.key_ts, p.key_app, p.key_title, p.key_thumb FROM chunks c "
+            "JOIN analysis_progress p ON p.chunk_id = c.id WHERE p.done = 1 AND c.id != ? "
+            "AND c.start_ts <= ? ORDER BY c.start_ts DESC, c.id DESC LIMIT 1",
+            (chunk["id"], chunk["start_ts"]))
+        if prev is None or prev["key_ts"] is None or prev["end_ts"] is None \
+                or chunk["start_ts"] - prev["end_ts"] > CONTIGUOUS:
+            return SamplerState()
+        return SamplerState(prev["key_ts"], prev["key_app"], prev["key_title"],
+                            SamplerState.thumb_from(prev["key_thumb"]))
 
     def _frame_at(self, path: Path, cid: int, pts: float) -> tuple[FrameRow, Any, Any] | None:
         rows = self._rows(cid, pts - 0.002).get(round(pts * 1000))

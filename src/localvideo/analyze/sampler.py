@@ -89,7 +89,10 @@ class Sampler:
         self.state = state or SamplerState()
 
     def decide(self, row: FrameRow, thumb: np.ndarray) -> str | None:
-        """The reason this frame is a key frame (start|switch|change|cadence), or None."""
+        """The reason this frame is a key frame (start|switch|change|cadence), or None.
+
+        (``leave`` and ``end`` come from :meth:`leave` and :meth:`settle`.)
+        """
         st = self.state
         if row.excluded:
             # Never read; the next readable frame counts as a window switch.
@@ -111,6 +114,25 @@ class Sampler:
         if reason:
             self.take(row, thumb)
         return reason
+
+    def leaving(self, row: FrameRow) -> bool:
+        """Whether ``row`` leaves the window of the last key frame."""
+        st = self.state
+        return st.key_app is not None and (
+            row.excluded or (row.app, row.title) != (st.key_app, st.key_title))
+
+    def leave(self, prev: FrameRow, thumb: np.ndarray) -> bool:
+        """Before a switch: read the window's last frame if it moved since its key frame.
+
+        What was typed or scrolled in just before switching away is often the point of the
+        visit; the cadence alone would miss it.
+        """
+        st = self.state
+        if prev.excluded or (prev.app, prev.title) != (st.key_app, st.key_title) \
+                or prev.ts == st.key_ts or changed_fraction(st.thumb, thumb) == 0:
+            return False
+        self.take(prev, thumb)
+        return True
 
     def settle(self, row: FrameRow, thumb: np.ndarray) -> str | None:
         """At the end of a chunk: read the last frame if it moved since the last key frame.
