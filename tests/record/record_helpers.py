@@ -39,8 +39,9 @@ def glyph(px: np.ndarray, x: int, y: int) -> np.ndarray:
 
 class Step:
     def __init__(self, pixels: np.ndarray, app: str = "XTerm", title: str = "term",
-                 screen: tuple[int, int] = (1280, 720)) -> None:
+                 screen: tuple[int, int] = (1280, 720), error: Exception | None = None) -> None:
         self.pixels, self.app, self.title, self.screen = pixels, app, title, screen
+        self.error = error                 # raised by grab() instead of returning a frame
 
 
 class ScriptedBackend(CaptureBackend):
@@ -65,6 +66,8 @@ class ScriptedBackend(CaptureBackend):
         self.i += 1
         if self.i >= len(self.steps):
             self.done.set()
+        if s.error is not None:
+            raise s.error
         h, w = s.pixels.shape[:2]
         return Frame(pixels=s.pixels, ts=time.time(), app=s.app, title=s.title, x=10, y=20,
                      w=w, h=h, display="1", screen_w=s.screen[0], screen_h=s.screen[1])

@@ -189,3 +189,20 @@ def test_no_display_is_a_clear_error(tmp_path: Path) -> None:
     assert r.returncode != 0
     assert "no display" in r.stderr and "--virtual-display" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_sigterm_closes_the_chunk_cleanly(desktop: Any, tmp_path: Path) -> None:
+    data = tmp_path / "D"
+    env = {**desktop.env, "LOCALVIDEO_HOME": str(tmp_path / "unused")}
+    desktop.xterm("term-window", "hello", geometry="50x10+30+30")
+    proc = subprocess.Popen([sys.executable, "-m", "localvideo", "record", "--data-dir",
+                             str(data)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "chunk" in out
+    (c,) = chunks_json(data, env)
+    assert c["state"] == "closed" and c["frames"] >= 1
+    assert len(decode_all(Path(c["abs_path"]))) == c["frames"]

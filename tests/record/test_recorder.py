@@ -290,3 +290,16 @@ def test_status_and_frame_bytes(make_service: Callable[..., Service]) -> None:
     assert svc.chunk_media(svc.chunks()[0]["id"])[0] == media  # cached
     with pytest.raises(NotFoundError):
         svc.frame_info(1000.0)
+
+
+def test_a_passing_capture_error_is_logged_and_recording_goes_on(
+        make_service: Callable[..., Service], data_dir: Path) -> None:
+    from localvideo.errors import CaptureError
+
+    svc = make_service()
+    px = solid(100, 60)
+    gone = CaptureError("window 0x1234 vanished during the grab")
+    summary = run_scripted(svc, [Step(px), Step(px, error=gone), Step(glyph(px, 4, 4))])
+    assert summary["frames_seen"] == 2 and summary["frames_encoded"] == 2
+    assert "vanished" in (summary["last_error"] or "")
+    assert "grab failed" in (data_dir / "logs" / "recorder.log").read_text()

@@ -26,7 +26,7 @@ import av
 
 from ..capture.base import CaptureBackend, Frame
 from ..config import Settings
-from ..errors import DiskFullError, EncoderError
+from ..errors import CaptureError, DiskFullError, EncoderError
 from ..store import retention
 from ..store.db import Database
 from ..store.layout import chunk_path
@@ -40,7 +40,8 @@ FLUSH_EVERY = 1.0        # seconds between index commits
 STATUS_EVERY = 1.0       # seconds between on_status calls
 DISK_CHECK_EVERY = 2.0   # seconds between free-space checks
 RESUME_HEADROOM = 8_000_000  # free bytes needed to resume after a disk-full pause
-MAX_PENDING_ROWS = 100_000  # frames rows kept in memory while the index cannot be written
+MAX_PENDING_ROWS = 100_000
+MAX_CAPTURE_ERRORS = 20    # consecutive failed grabs before the recorder gives up  # frames rows kept in memory while the index cannot be written
 
 
 def setup_logging(data_dir: Path) -> None:
@@ -111,6 +112,7 @@ class Recorder:
         self._rows: list[tuple[Any, ...]] = []
         self._last_flush = 0.0
         self._last_disk_check = 0.0
+        self._capture_errors = 0
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -185,7 +187,17 @@ class Recorder:
             return
         if not self._disk_ok():
             return
-        frame = self.backend.grab()
+        try:
+            frame = self.backend.grab()
+        except CaptureError as exc:
+            # A window closing mid-grab is a passing error; a capture that keeps failing is not.
+            self._capture_errors += 1
+            self.stats.last_error = str(exc)
+            log.warning("grab failed (%d in a row): %s", self._capture_errors, exc)
+            if self._capture_errors >= MAX_CAPTURE_ERRORS:
+                raise
+            return
+        self._capture_errors = 0
         self.stats.frames_seen += 1
         if frame is None:
             return
