@@ -226,3 +226,24 @@ def test_gemini_gets_the_chunk_video_only_when_nothing_was_redacted(
         assert len(videos) == 1
         assert b64.urlsafe_b64decode(videos[0]["data"]) == chunk.path.read_bytes()
     assert svc.observations()[0]["status"] == "done"
+
+
+def test_endpoint_dies_mid_run_nothing_lost(svc: Service, recorded: ChunkWriter,
+                                            anthropic: AnthropicServer,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from reason.servers import DEFAULT_OBSERVATION
+
+    # Three windows of 5 s: the first answer arrives, then the endpoint only fails.
+    anthropic.say(json.dumps(DEFAULT_OBSERVATION))
+    anthropic.fail(503, times=100)
+    svc.analyze(window="5s")
+    by_status = [o["status"] for o in svc.observations()]
+    assert by_status == ["done", "pending", "pending"]
+    anthropic.stop()
+    with AnthropicServer() as back:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", back.url)
+        svc.analyze(window="5s")
+        assert len(back.model_calls()) == 2          # only the two that were pending
+    obs = svc.observations()
+    assert [o["status"] for o in obs] == ["done", "done", "done"]
+    assert [o["attempts"] for o in obs] == [1, 2, 2]
