@@ -262,3 +262,22 @@ def test_delete_range_removes_rows_and_files(data_dir: Path, desktop: object,
         assert r.status_code == 400
     assert not any(f.exists() for f in files)
     assert svc.db.one("SELECT count(*) FROM frames")[0] == 0
+
+
+def test_ask_and_observations(live: LiveServer, recorded: Recorded) -> None:
+    with live.client() as c:
+        r = c.post("/api/ask", json={"question": f"when was {WORD} on screen?"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["reasoner"] == "offline" and body["answer"]
+        assert body["timestamps"] and all(recorded.start - 1 <= t <= recorded.end + 1
+                                          for t in body["timestamps"])
+        assert c.post("/api/ask", json={"question": ""}).status_code == 422
+        obs = c.get("/api/observations").json()
+        assert obs and {"id", "summary", "task", "status"} <= set(obs[0])
+        one = c.get(f"/api/observations/{obs[0]['id']}").json()
+        assert one == obs[0]
+        # Acting needs [serve] agent_command: refused with the way to configure it.
+        r = c.post(f"/api/observations/{obs[0]['id']}/act")
+        assert r.status_code == 409
+        assert r.json()["type"] == "ConfigError" and "agent_command" in r.json()["hint"]

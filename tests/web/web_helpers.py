@@ -51,7 +51,7 @@ class Recorded:
 def record_window(data_dir: Path, xdisplay: Any, *, seconds: float = 6.0,
                   title: str = WINDOW_TITLE, lines: list[str] | None = None) -> Recorded:
     """Record a real xterm for ``seconds`` with the real recorder; returns the open service."""
-    svc = Service.open(data_dir, {"analyze": {"keyframe_interval": 1.0},
+    svc = Service.open(data_dir, {"analyze": {"keyframe_interval": 1.0, "reasoner": "offline"},
                                   "record": {"fps": 4.0}})
     open_xterm(xdisplay, title, WINDOW_LINES if lines is None else lines)
     start = time.time()
