@@ -75,6 +75,7 @@ class ChunkReader:
         self.stop = stop or threading.Event()
         self.lang = settings.analyze.ocr_lang
         self.interval = settings.analyze.keyframe_interval
+        self._seen: dict[int, tuple[int, int]] = {}   # chunk being written → (bytes, last row)
 
     def _emit(self, event: dict[str, Any]) -> None:
         if self.on_progress is not None:
@@ -105,6 +106,14 @@ class ChunkReader:
             state = self._carried_state(chunk)
         sampler = Sampler(self.interval, state)
         rows_by_pts = self._rows(cid, after)
+        if not final:
+            # Decoding a chunk being written starts from its first frame each time: skip it
+            # while neither the file nor its index rows moved since the last pass.
+            mark = (path.stat().st_size if path.exists() else -1,
+                    max((r.id for rs in rows_by_pts.values() for r in rs), default=0))
+            if not rows_by_pts or self._seen.get(cid) == mark:
+                return stats
+            self._seen[cid] = mark
         last_pts = after
         last_seen: tuple[FrameRow, Any, Any] | None = None   # (row, decoded, thumb)
         handled = 0
