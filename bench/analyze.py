@@ -68,6 +68,8 @@ def live(duration: float, root: Path) -> dict[str, Any]:
     for k in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL"):
         env.pop(k, None)
     lags: dict[int, float] = {}
+    rec: subprocess.Popen[bytes] | None = None
+    ana: subprocess.Popen[bytes] | None = None
     try:
         load = threading.Thread(target=record_bench.workload, args=(desk, duration + 10, stop),
                                 daemon=True)
@@ -123,6 +125,9 @@ def live(duration: float, root: Path) -> dict[str, Any]:
             db.close()
     finally:
         stop.set()
+        for proc in (rec, ana):
+            if proc is not None and proc.returncode is None and proc.poll() is None:
+                proc.kill()      # interrupted bench: leave no recorder or --follow behind
         desk.close()
     lag_values = list(lags.values())
     flushed = [max(0.0, lag - holdback.get(fid, 0.0)) for fid, lag in lags.items()]
@@ -145,8 +150,8 @@ def replay(data: Path, root: Path) -> dict[str, Any]:
     copy = root / "replay-ours"
     shutil.copytree(data, copy)
     conn = sqlite3.connect(copy / "index.sqlite3")
-    for t in ("frame_text", "frame_fts", "analysis_progress", "observations"):
-        conn.execute(f"DELETE FROM {t}")
+    for table in ("frame_text", "frame_fts", "analysis_progress", "observations"):
+        conn.execute(f"DELETE FROM {table}")
     conn.execute("DELETE FROM kv WHERE key LIKE 'analyze.%'")
     conn.commit()
     minutes = conn.execute("SELECT (MAX(ts) - MIN(ts)) / 60.0 FROM frames").fetchone()[0] or 1
