@@ -281,7 +281,7 @@ def main() -> None:
     ap.add_argument("--families", default="ltx,wan,hunyuan,cogvideox")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=None,
-                    help="generations per column, best kept (default: 3 on cpu, 1 on cuda)")
+                    help="generations per column, best kept (default: 5 on cpu, 1 on cuda)")
     ap.add_argument("--budget", type=int, default=None,
                     help="bytes the plan columns may use (default: per-family goal on cuda)")
     ap.add_argument("--work-dir", type=Path, default=None)
@@ -304,10 +304,10 @@ def main() -> None:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     if args.repeat is None:
-        args.repeat = 3 if args.device == "cpu" else 1
+        args.repeat = 5 if args.device == "cpu" else 1
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda: no CUDA GPU here (CPU mode: drop --device)")
-    work = args.work_dir or Path(tempfile.mkdtemp(prefix="lv-bench-synth-"))
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="localvideo-bench-synth-"))
     work.mkdir(parents=True, exist_ok=True)
     where = (torch.cuda.get_device_name(0) if args.device == "cuda"
              else f"CPU, {torch.get_num_threads()} threads, tiny random-weight models")
