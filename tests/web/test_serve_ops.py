@@ -194,3 +194,37 @@ def test_generation_jobs_run_one_at_a_time_with_progress(data_dir: Path) -> None
     assert failed["started_ts"] >= done["finished_ts"]
     assert failed["state"] == "failed" and failed["error"]["message"]
     assert [j["id"] for j in svc.jobs()] == [bad["id"], good["id"]]
+
+
+# -- the CLI over these ---------------------------------------------------------------------
+def test_act_and_actions_commands(recorded: Recorded) -> None:
+    obs = _task_observation(recorded)
+    env = {**os.environ, "LOCALVIDEO_HOME": str(recorded.data_dir),
+           "LOCALVIDEO_SERVE_AGENT_COMMAND": "wc -l"}
+    r = subprocess.run([sys.executable, "-m", "localvideo", "act", str(obs["id"])], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "done (exit 0)" in r.stdout
+    lines = len(recorded.svc.act_task_text(obs).splitlines())
+    assert str(lines) in r.stdout.split("logged", 1)[1]  # wc -l counted the task's lines
+    listed = json.loads(subprocess.run(
+        [sys.executable, "-m", "localvideo", "actions", "--json"], env=env,
+        capture_output=True, text=True, check=True, timeout=60).stdout)
+    assert listed[0]["command"] == "wc -l" and listed[0]["observation_id"] == obs["id"]
+    env.pop("LOCALVIDEO_SERVE_AGENT_COMMAND")
+    r = subprocess.run([sys.executable, "-m", "localvideo", "act", str(obs["id"])], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "agent_command" in r.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="writes the systemd unit")
+def test_service_commands_write_under_home(data_dir: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "localvideo", "service", "install"], env=env,
+                       capture_output=True, text=True, check=True, timeout=60)
+    unit = tmp_path / ".config/systemd/user/localvideo.service"
+    assert unit.is_file() and f"--data-dir {data_dir}" in unit.read_text()
+    assert "systemctl --user enable --now localvideo.service" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "localvideo", "service", "uninstall"], env=env,
+                       capture_output=True, text=True, check=True, timeout=60)
+    assert not unit.exists() and "removed" in r.stdout

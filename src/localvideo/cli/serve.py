@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         url = ui_url(settings.serve.host, settings.serve.port)
 
         def event(msg: str) -> None:
-            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {msg}", highlight=False)
+            console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {msg}", highlight=False, soft_wrap=True)
 
         vd = None
         if virtual_display:
@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"Open the UI: [bold cyan]{ui_url(settings.serve.host, settings.serve.port, token)}[/]",
                           highlight=False, soft_wrap=True)
             console.print(f"[dim]logs: {settings.data_dir / 'logs'}  ·  Ctrl-C stops all "
-                          "three[/]", highlight=False)
+                          "three[/]", highlight=False, soft_wrap=True)
             if console.is_terminal:
                 with Live(_status_text([], url), console=console, refresh_per_second=2,
                           transient=True) as live:
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
             if vd is not None:
                 vd.stop()
         codes = ", ".join(f"{p['name']} {p['last_exit']}" for p in sup.snapshot())
-        console.print(f"stopped ({codes})", highlight=False)
+        console.print(f"stopped ({codes})", highlight=False, soft_wrap=True)
 
     @app.command()
     def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
             err_console.print(f"[bold yellow]warning:[/] binding {s.host}: anyone who can "
                               "reach it and has the token sees your screen history")
         console.print(f"serving {ui_url(s.host, s.port)} (token: `localvideo token`)",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
         try:
             run_server(svc, s.host, s.port)
         finally:
@@ -189,7 +189,7 @@ def register(app: typer.Typer) -> None:
             return
         style = "green" if result["state"] == "done" else "red"
         console.print(f"[{style}]{result['state']}[/] (exit {result['exit_code']}) — "
-                      f"action {result['id']}, logged", highlight=False)
+                      f"action {result['id']}, logged", highlight=False, soft_wrap=True)
         if result.get("output_tail"):
             console.print(result["output_tail"], highlight=False, markup=False)
         if result["state"] != "done":
@@ -217,20 +217,20 @@ def register(app: typer.Typer) -> None:
             return
         p = report["platform"]
         console.print(f"[bold]localvideo doctor[/] — {p['system']} {p['release']} "
-                      f"{p['machine']}, Python {p['python']}", highlight=False)
+                      f"{p['machine']}, Python {p['python']}", highlight=False, soft_wrap=True)
         for c in report["checks"]:
             mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
-            console.print(f" {mark} [bold]{c['name']:<10}[/] {c['detail']}", highlight=False)
+            console.print(f" {mark} [bold]{c['name']:<10}[/] {c['detail']}", highlight=False, soft_wrap=True)
             if not c["ok"] and c.get("fix"):
-                console.print(f"   [yellow]→[/] {c['fix']}", highlight=False)
+                console.print(f"   [yellow]→[/] {c['fix']}", highlight=False, soft_wrap=True)
         console.print()
         for name, job in report["jobs"].items():
             mark = "[green]suits[/]" if job["suited"] else "[red]not suited[/]"
-            console.print(f"[bold]{name}[/]: {mark} — {job['reason']}", highlight=False)
+            console.print(f"[bold]{name}[/]: {mark} — {job['reason']}", highlight=False, soft_wrap=True)
             settings = ", ".join(f"{k}={v}" for k, v in job["settings"].items())
-            console.print(f"   settings: {settings}", highlight=False)
+            console.print(f"   settings: {settings}", highlight=False, soft_wrap=True)
             if job.get("command"):
-                console.print(f"   run: [cyan]{job['command']}[/]", highlight=False)
+                console.print(f"   run: [cyan]{job['command']}[/]", highlight=False, soft_wrap=True)
         if report["install"]:
             console.print("\n[bold]to fix:[/]")
             for cmd in report["install"]:
@@ -245,8 +245,8 @@ def register(app: typer.Typer) -> None:
     def service_install(data_dir: DataDir = None) -> None:
         """Write the autostart file and print the command that enables it."""
         r = open_service(data_dir).service_install()
-        console.print(f"wrote {r['path']}", highlight=False)
-        console.print(f"enable it with:\n  [cyan]{r['enable_command']}[/]", highlight=False)
+        console.print(f"wrote {r['path']}", highlight=False, soft_wrap=True)
+        console.print(f"enable it with:\n  [cyan]{r['enable_command']}[/]", highlight=False, soft_wrap=True)
 
     @service_app.command("uninstall")
     def service_uninstall(data_dir: DataDir = None) -> None:
@@ -254,11 +254,11 @@ def register(app: typer.Typer) -> None:
         r = open_service(data_dir).service_uninstall()
         if r["removed"]:
             for path in r["removed"]:
-                console.print(f"removed {path}", highlight=False)
+                console.print(f"removed {path}", highlight=False, soft_wrap=True)
         else:
-            console.print(f"nothing to remove at {r['path']}", highlight=False)
+            console.print(f"nothing to remove at {r['path']}", highlight=False, soft_wrap=True)
         console.print(f"stop a running copy with:\n  [cyan]{r['stop_command']}[/]",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
 
 __all__ = ["register", "ui_url"]
