@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from localvideo.cli import app
 from localvideo.errors import UsageError
 from localvideo.service import Service
-from localvideo.synth.tiny import TINY_SIZES
+from localvideo.synth.tiny import tiny_size
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,7 +32,7 @@ def read_mp4(path: Path) -> tuple[str, str, int, int, list[np.ndarray]]:
 
 
 def gen_args(kind: str, model: Path, out: Path, *extra: str, seed: int = 7) -> list[str]:
-    s = TINY_SIZES[kind.split("-")[0]]
+    s = tiny_size(kind)
     return ["generate", "a red fox running through snow", "--model-path", str(model),
             "--frames", str(s["frames"]), "--height", str(s["height"]), "--width",
             str(s["width"]), "--steps", "2", "--seed", str(seed), "--fps", "8",
@@ -50,12 +50,15 @@ def run_cli(args: list[str]) -> dict[str, Any]:
 @pytest.mark.parametrize("kind,pipeline", [
     ("ltx", "LTXPipeline"), ("wan", "WanPipeline"), ("hunyuan", "HunyuanVideoPipeline"),
     ("cogvideox", "CogVideoXPipeline"),
+    ("ltx-condition", "LTXConditionPipeline"),   # latents come back unpacked
+    ("wan-ti2v", "WanPipeline"),                  # Wan 2.2 TI2V layout: 48-ch patching VAE
+    ("wan-a14b", "WanPipeline"),                  # Wan 2.2 A14B layout: two experts
 ])
 def test_text_to_video_every_family(kind: str, pipeline: str, tiny_model: Callable[[str], Path],
                                     data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / f"{kind}.mp4"
     r = run_cli([*gen_args(kind, tiny_model(kind), out), "--data-dir", str(data_dir)])
-    size = TINY_SIZES[kind]
+    size = tiny_size(kind)
 
     codec, pix_fmt, w, h, frames = read_mp4(out)
     assert (codec, pix_fmt) == ("h264", "yuv420p")
@@ -66,7 +69,7 @@ def test_text_to_video_every_family(kind: str, pipeline: str, tiny_model: Callab
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar == {k: v for k, v in r.items() if k != "clip_id" and k != "sidecar"}
     assert sidecar["prompt"] == "a red fox running through snow" and sidecar["seed"] == 7
-    assert sidecar["family"] == kind and sidecar["pipeline"] == pipeline
+    assert sidecar["family"] == kind.split("-")[0] and sidecar["pipeline"] == pipeline
     assert sidecar["model"]["path"] == str(tiny_model(kind))
     assert sidecar["params"] == {"frames": size["frames"], "height": size["height"],
                                  "width": size["width"], "fps": 8.0, "steps": 2,
@@ -88,6 +91,8 @@ def test_text_to_video_every_family(kind: str, pipeline: str, tiny_model: Callab
     ("ltx", "LTXImageToVideoPipeline"),          # a text-to-video folder animates an image
     ("ltx-i2v", "LTXImageToVideoPipeline"),
     ("wan-i2v", "WanImageToVideoPipeline"),
+    ("wan-ti2v", "WanImageToVideoPipeline"),      # a WanPipeline folder with expanded timesteps
+    ("ltx-condition", "LTXConditionPipeline"),
     ("cogvideox-i2v", "CogVideoXImageToVideoPipeline"),
 ])
 def test_image_to_video(kind: str, pipeline: str, tiny_model: Callable[[str], Path],
@@ -97,7 +102,7 @@ def test_image_to_video(kind: str, pipeline: str, tiny_model: Callable[[str], Pa
                  "--data-dir", str(data_dir)])
     assert r["pipeline"] == pipeline
     assert r["params"]["image"] == str(first_frame)
-    size = TINY_SIZES[kind.split("-")[0]]
+    size = tiny_size(kind)
     _, _, w, h, frames = read_mp4(out)
     assert (w, h, len(frames)) == (size["width"], size["height"], size["frames"])
 
@@ -156,6 +161,10 @@ def test_speed_options_are_used_and_recorded(tiny_model: Callable[[str], Path],
     cached = run_cli([*gen_args("hunyuan", tiny_model("hunyuan"), tmp_path / "c.mp4",
                                 "--cache", "--attention", "native"),
                       "--data-dir", str(data_dir)])
+    # Both experts of an A14B-style model get the cache.
+    moe = run_cli([*gen_args("wan-a14b", tiny_model("wan-a14b"), tmp_path / "m.mp4", "--cache"),
+                   "--data-dir", str(data_dir)])
+    assert moe["speed"]["cache"]["kind"] == "FirstBlockCache"
     assert plain["speed"]["cache"] is None
     assert cached["speed"]["cache"] == {"kind": "FirstBlockCache", "threshold": 0.05}
     assert cached["speed"]["attention"] == "native"

@@ -35,6 +35,7 @@ def test_frame_counts(kind: str, frames: int, valid: str, tiny_model: Callable[[
 
 @pytest.mark.parametrize("kind,size,multiple", [
     ("ltx", 48, 32), ("wan", 24, 16), ("hunyuan", 40, 16), ("cogvideox", 20, 16),
+    ("wan-ti2v", 48, 32),        # its VAE compresses 16×, the transformer patches 2×2
 ])
 def test_sizes(kind: str, size: int, multiple: int, tiny_model: Callable[[str], Path],
                data_dir: Path) -> None:

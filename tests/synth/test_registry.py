@@ -72,6 +72,11 @@ def test_profile_is_read_from_the_folder(tiny_model: Callable[[str], Path]) -> N
     assert (prof.vae_spatial, prof.vae_temporal) == (8, 4)
     assert prof.blocks["transformer"] == 2
     del torch
+    moe = profile_from_dir(tiny_model("wan-a14b"), "wan")
+    assert moe.active == ("transformer", "transformer_2")
+    assert moe.components["transformer"] == moe.components["transformer_2"]
+    ti2v = profile_from_dir(tiny_model("wan-ti2v"), "wan")
+    assert ti2v.vae_spatial == 16
 
 
 def test_missing_weights_name_the_repo_and_the_pull_command(data_dir: Path) -> None:

@@ -20,16 +20,23 @@ from .torchdeps import require_synth
 # pipelines' own divisibility checks still apply). Transformers get two blocks, not one:
 # FirstBlockCache needs a first block and at least one after it.
 TINY_SIZES: dict[str, dict[str, int]] = {
+    "wan-ti2v": {"height": 32, "width": 32, "frames": 9},   # its VAE patches: 32-multiples
     "ltx": {"height": 32, "width": 32, "frames": 9},
     "wan": {"height": 16, "width": 16, "frames": 9},
     "hunyuan": {"height": 16, "width": 16, "frames": 9},
     "cogvideox": {"height": 16, "width": 16, "frames": 9},
 }
 
-TINY_KINDS = ("ltx", "ltx-i2v", "wan", "wan-i2v", "hunyuan", "cogvideox", "cogvideox-i2v")
+TINY_KINDS = ("ltx", "ltx-i2v", "ltx-condition", "wan", "wan-i2v", "wan-ti2v", "wan-a14b",
+              "hunyuan", "cogvideox", "cogvideox-i2v")
 
 _WORDS = ("a red fox running through snow cat dog sea sky the of in on at with blue green "
           "white black city night day forest river mountain car bird flying walking").split()
+
+
+def tiny_size(kind: str) -> dict[str, int]:
+    """A valid (height, width, frames) for a tiny kind."""
+    return dict(TINY_SIZES.get(kind) or TINY_SIZES[kind.partition("-")[0]])
 
 
 def _tokenizer(*, bos: bool = False) -> Any:
@@ -70,18 +77,20 @@ def build_tiny(kind: str, out_dir: Path, *, seed: int = 0) -> Path:
     if kind not in TINY_KINDS:
         raise ValueError(f"unknown tiny kind {kind!r}; one of {', '.join(TINY_KINDS)}")
     torch.manual_seed(seed)
-    builder = {"ltx": _ltx, "ltx-i2v": _ltx, "wan": _wan, "wan-i2v": _wan,
-               "hunyuan": _hunyuan, "cogvideox": _cogvideox, "cogvideox-i2v": _cogvideox}[kind]
-    pipe = builder(i2v=kind.endswith("-i2v"))
+    family, _, variant = kind.partition("-")
+    builder = {"ltx": _ltx, "wan": _wan, "hunyuan": _hunyuan, "cogvideox": _cogvideox}[family]
+    pipe = builder(variant=variant)
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out_dir)
     return out_dir
 
 
-def _ltx(*, i2v: bool) -> Any:
+def _ltx(*, variant: str) -> Any:
+    """variant: "" (text), "i2v" (image pipeline), "condition" (LTXConditionPipeline)."""
     from diffusers import (
         AutoencoderKLLTXVideo,
         FlowMatchEulerDiscreteScheduler,
+        LTXConditionPipeline,
         LTXImageToVideoPipeline,
         LTXPipeline,
         LTXVideoTransformer3DModel,
@@ -100,12 +109,16 @@ def _ltx(*, i2v: bool) -> Any:
         upsample_residual=(False, False, False, False), upsample_factor=(1, 1, 1, 1),
         timestep_conditioning=False, patch_size=1, patch_size_t=1, encoder_causal=True,
         decoder_causal=False)
-    cls = LTXImageToVideoPipeline if i2v else LTXPipeline
+    cls = {"": LTXPipeline, "i2v": LTXImageToVideoPipeline,
+           "condition": LTXConditionPipeline}[variant]
     return cls(scheduler=FlowMatchEulerDiscreteScheduler(), vae=_eval(vae),
                text_encoder=_t5(32), tokenizer=_tokenizer(), transformer=_eval(transformer))
 
 
-def _wan(*, i2v: bool) -> Any:
+def _wan(*, variant: str) -> Any:
+    """variant: "" (2.1 text), "i2v" (2.1 image, CLIP image encoder), "ti2v" (2.2 TI2V-5B
+    layout: 48-channel VAE that patches 2×2 itself, expanded timesteps), "a14b" (2.2 A14B
+    layout: two transformer experts and a boundary)."""
     from diffusers import (
         AutoencoderKLWan,
         FlowMatchEulerDiscreteScheduler,
@@ -114,19 +127,31 @@ def _wan(*, i2v: bool) -> Any:
         WanTransformer3DModel,
     )
 
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
-    extra: dict[str, Any] = {"image_dim": 4} if i2v else {}
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-        in_channels=36 if i2v else 16, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
-        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32, **extra)
-    common = {"tokenizer": _tokenizer(), "text_encoder": _t5(32, umt5=True), "vae": _eval(vae),
-              "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0),
-              "transformer": _eval(transformer)}
-    if not i2v:
-        return WanPipeline(**common)
+    def transformer(channels_in: int, channels_out: int = 16, **extra: Any) -> Any:
+        return _eval(WanTransformer3DModel(
+            patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+            in_channels=channels_in, out_channels=channels_out, text_dim=32, freq_dim=256,
+            ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+            rope_max_seq_len=32, **extra))
+
+    common: dict[str, Any] = {"tokenizer": _tokenizer(), "text_encoder": _t5(32, umt5=True),
+                              "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0)}
+    if variant == "ti2v":
+        vae = AutoencoderKLWan(base_dim=3, z_dim=48, in_channels=12, out_channels=12,
+                               is_residual=True, patch_size=2, latents_mean=[0.0] * 48,
+                               latents_std=[1.0] * 48, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                               scale_factor_spatial=16, scale_factor_temporal=4,
+                               temperal_downsample=[False, True, True])
+        return WanPipeline(vae=_eval(vae), transformer=transformer(48, 48),
+                           expand_timesteps=True, **common)
+    common["vae"] = _eval(AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1],
+                                           num_res_blocks=1,
+                                           temperal_downsample=[False, True, True]))
+    if variant == "a14b":
+        return WanPipeline(transformer=transformer(16), transformer_2=transformer(16),
+                           boundary_ratio=0.875, **common)
+    if variant != "i2v":
+        return WanPipeline(transformer=transformer(16), **common)
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
@@ -134,10 +159,10 @@ def _wan(*, i2v: bool) -> Any:
         image_size=32, intermediate_size=16, patch_size=1)).eval()
     return WanImageToVideoPipeline(
         image_encoder=encoder, image_processor=CLIPImageProcessor(crop_size=32, size=32),
-        **common)
+        transformer=transformer(36, image_dim=4), **common)
 
 
-def _hunyuan(*, i2v: bool) -> Any:
+def _hunyuan(*, variant: str) -> Any:
     from diffusers import (
         AutoencoderKLHunyuanVideo,
         FlowMatchEulerDiscreteScheduler,
@@ -146,7 +171,7 @@ def _hunyuan(*, i2v: bool) -> Any:
     )
     from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
 
-    if i2v:
+    if variant:
         raise ValueError("no tiny HunyuanVideo I2V: its LLaVA text encoder has no tiny recipe here")
     transformer = HunyuanVideoTransformer3DModel(
         in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=10,
@@ -174,7 +199,8 @@ def _hunyuan(*, i2v: bool) -> Any:
         text_encoder_2=clip, tokenizer_2=_tokenizer(bos=True))
 
 
-def _cogvideox(*, i2v: bool) -> Any:
+def _cogvideox(*, variant: str) -> Any:
+    i2v = variant == "i2v"
     from diffusers import (
         AutoencoderKLCogVideoX,
         CogVideoXDDIMScheduler,
