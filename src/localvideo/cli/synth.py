@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -54,7 +55,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None]]:
             if e.get("state") == "done":
                 bars.update(tasks["decode"], completed=1)
         elif phase == "latents":
-            bars.console.print(f"[dim]latents saved: {e.get('path')}[/]")
+            bars.console.print(f"[dim]latents saved: {escape(str(e.get('path')))}[/]")
 
     with bars:
         yield on_progress
@@ -81,7 +82,7 @@ def _print_plan(plan: dict[str, Any]) -> None:
     table.add_row("fits", "[green]yes[/]" if plan["fits"] else "[red]no[/]")
     console.print(table)
     for r in plan["reasons"]:
-        console.print(f"  • {r}", highlight=False)
+        console.print(f"  • {r}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -150,8 +151,8 @@ def register(app: typer.Typer) -> None:
             print_json(result)
             return
         t = result.get("timings") or {}
-        console.print(f"[bold green]clip {result['clip_id']}[/] {result['path']}  "
-                      f"(sidecar {result['sidecar']})", highlight=False)
+        console.print(f"[bold green]clip {result['clip_id']}[/] {escape(result['path'])}  "
+                      f"(sidecar {escape(result['sidecar'])})", highlight=False)
         v = result.get("video") or {}
         console.print(f"  {v.get('width')}×{v.get('height')}, {v.get('frames')} frames at "
                       f"{v.get('fps')} fps, seed {result['seed']}; "
@@ -193,7 +194,7 @@ def register(app: typer.Typer) -> None:
         svc = open_service(data_dir)
         result = svc.models_pull(name)
         print_json(result) if json_out else console.print(
-            f"[green]pulled[/] {result['repo_id']} → {result['path']}", highlight=False)
+            f"[green]pulled[/] {result['repo_id']} → {escape(result['path'])}", highlight=False)
 
     @app.command()
     def decode(
@@ -213,7 +214,7 @@ def register(app: typer.Typer) -> None:
             result = svc.decode(latents, out, device=device, tiling=tiling,
                                 on_progress=on_progress)
         print_json(result) if json_out else console.print(
-            f"[bold green]clip {result['clip_id']}[/] {result['path']}", highlight=False)
+            f"[bold green]clip {result['clip_id']}[/] {escape(result['path'])}", highlight=False)
 
     @app.command()
     def clips(
@@ -238,7 +239,7 @@ def register(app: typer.Typer) -> None:
                                                             model.get("workflow"))).name),
                           f"{v.get('width')}×{v.get('height')}×{v.get('frames')}",
                           str(c.get("seed")), f"{c.get('seconds', 0):.0f}s",
-                          f"{c['path']} ({format_bytes(v.get('bytes') or 0)})"
-                          if c["exists"] else f"[red]missing[/] {c['path']}",
-                          c["prompt"][:40])
+                          f"{escape(c['path'])} ({format_bytes(v.get('bytes') or 0)})"
+                          if c["exists"] else f"[red]missing[/] {escape(c['path'])}",
+                          escape(c["prompt"][:40]))
         console.print(table)
