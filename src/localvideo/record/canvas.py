@@ -61,6 +61,8 @@ class Canvas:
         self.v = np.empty((height // 2, width // 2), np.uint8)
         self._drawn: Rect | None = None
         self._sws = VideoReformatter()
+        self._out: av.VideoFrame | None = None
+        self._dirty = True
         self.fill(PAD_YUV)
 
     def fill(self, yuv: tuple[int, int, int]) -> None:
@@ -68,6 +70,7 @@ class Canvas:
         self.u.fill(yuv[1])
         self.v.fill(yuv[2])
         self._drawn = None
+        self._dirty = True
 
     def blank(self) -> Rect:
         """A neutral picture for an excluded window: nothing of it is drawn."""
@@ -115,13 +118,27 @@ class Canvas:
             rows = _rows(plane)
             dst[: eh // div, : ew // div] = rows[: eh // div, : ew // div]
         self._drawn = rect
+        self._dirty = True
         return rect
 
     def video_frame(self) -> av.VideoFrame:
-        vf = av.VideoFrame(self.width, self.height, "yuv420p")
-        for plane, src in zip(vf.planes, (self.y, self.u, self.v), strict=True):
-            rows = _rows(plane)
-            rows[:, : src.shape[1]] = src
+        """The canvas as a yuv420p frame, reusing one buffer per canvas.
+
+        A fresh 3 MB frame per encode made the heap creep upward over long runs; the one
+        frame is copied only when the encoder still holds a reference to it (make_writable),
+        and the planes are refreshed only when something was drawn since the last call.
+        """
+        vf = self._out
+        if vf is None:
+            vf = self._out = av.VideoFrame(self.width, self.height, "yuv420p")
+            self._dirty = True
+        else:
+            vf.make_writable()
+        if self._dirty:
+            for plane, src in zip(vf.planes, (self.y, self.u, self.v), strict=True):
+                rows = _rows(plane)
+                rows[:, : src.shape[1]] = src
+            self._dirty = False
         return vf
 
 

@@ -119,8 +119,9 @@ class ChunkWriter:
             pts_ms = self.last_pts + 1  # the muxer refuses equal timestamps
         frame.pts = pts_ms
         frame.time_base = TIME_BASE
-        if self.frames == 0:
-            frame.pict_type = av.video.frame.PictureType.I
+        # Callers may reuse one frame object: set the type every time, not only the first.
+        frame.pict_type = (av.video.frame.PictureType.I if self.frames == 0
+                           else av.video.frame.PictureType.NONE)
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
