@@ -25,6 +25,8 @@ WORD = "wombat"
 def store(xdisplay: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A real recording of a real xterm, read by the real analyzer."""
     data_dir = tmp_path_factory.mktemp("mcp-store")
+    # The server process reads this too: answers come from the local rules, no network.
+    (data_dir / "config.toml").write_text('[analyze]\nreasoner = "offline"\n')
     svc = Service.open(data_dir, {"record": {"fps": 4.0}})
     xdisplay.xterm("Notes for MCP", f"{WORD} migration plan\nship on friday",
                    geometry="60x8+40+40")
@@ -75,9 +77,13 @@ def test_search_then_get_frame(store: Path) -> None:
                                                       "max_side": 800})
         timeline = await session.call_tool("get_timeline", {"since": "today"})
         obs = await session.call_tool("list_observations", {})
-        return found, frame, timeline, obs
+        answer = await session.call_tool("ask", {"question": f"when did I see {WORD}?"})
+        return found, frame, timeline, obs, answer
 
-    found, frame, timeline, obs = _session(store, body)
+    found, frame, timeline, obs, answer = _session(store, body)
+    assert not answer.is_error, answer.content
+    assert answer.structured_content["reasoner"] == "offline"
+    assert answer.structured_content["timestamps"]
     assert found and found[0]["title"] == "Notes for MCP"
     assert WORD in found[0]["snippet"].lower()
     assert time.time() - 600 < found[0]["ts"] <= time.time()

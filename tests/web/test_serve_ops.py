@@ -108,6 +108,18 @@ def test_act_refuses_observations_without_a_task(recorded: Recorded) -> None:
         svc.act(999_999)
 
 
+def test_a_hand_off_left_running_by_a_dead_server_reads_as_failed(data_dir: Path) -> None:
+    svc = Service.open(data_dir)
+    with svc.db.tx() as conn:
+        cur = conn.execute("INSERT INTO actions(ts, observation_id, command, task, state) "
+                           "VALUES(?, 1, 'claude -p', 'x', 'running')", (time.time() - 7200,))
+        fresh = conn.execute("INSERT INTO actions(ts, observation_id, command, task, state) "
+                             "VALUES(?, 1, 'claude -p', 'x', 'running')", (time.time(),))
+    old = svc.action(int(cur.lastrowid or 0))
+    assert old["state"] == "failed" and "stopped" in old["output_tail"]
+    assert svc.action(int(fresh.lastrowid or 0))["state"] == "running"
+
+
 # -- autostart ------------------------------------------------------------------------------
 def test_systemd_unit_is_written_and_removed(data_dir: Path, tmp_path: Path) -> None:
     svc = Service.open(data_dir)

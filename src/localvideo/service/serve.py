@@ -38,6 +38,8 @@ SYSTEMD_UNIT = "localvideo.service"
 LAUNCHD_LABEL = "dev.localvideo.observe"
 # How much of an agent's output the actions log keeps: enough to see what it did.
 OUTPUT_TAIL_CHARS = 4000
+# An agent working on a task may take a while; past this it is stopped and the log says so.
+ACT_TIMEOUT = 1800.0
 # Generation arguments a caller may queue; anything else is refused before it is stored.
 GENERATE_ARGS = frozenset({
     "prompt", "model", "model_path", "image", "frames", "height", "width", "fps", "steps",
@@ -276,7 +278,7 @@ class ServeOps(ServiceBase):
         return "\n".join(lines) + "\n"
 
     def act(self, observation_id: int, *, background: bool = False,
-            timeout: float = 1800.0) -> dict[str, Any]:
+            timeout: float = ACT_TIMEOUT) -> dict[str, Any]:
         """Hand an observation's suggested task to the configured agent command.
 
         Nothing runs without ``[serve] agent_command``. The task goes on stdin, or in place of
@@ -328,15 +330,25 @@ class ServeOps(ServiceBase):
             "UPDATE actions SET state=?, exit_code=?, output_tail=?, finished_ts=? WHERE id=?",
             (state, code, output[-OUTPUT_TAIL_CHARS:], time.time(), action_id))
 
+    def _action_dict(self, row: Any) -> dict[str, Any]:
+        action = dict(row)
+        if action["state"] == "running" and time.time() - action["ts"] > ACT_TIMEOUT + 60:
+            # Longer than any hand-off may run: the process that ran it is gone.
+            action.update(state="failed", output_tail=(action["output_tail"] or "")
+                          + "\n[localvideo: the process that ran this hand-off stopped]")
+            self.db.execute("UPDATE actions SET state=?, output_tail=? WHERE id=?",
+                            (action["state"], action["output_tail"], action["id"]))
+        return action
+
     def action(self, action_id: int) -> dict[str, Any]:
         row = self.db.one("SELECT * FROM actions WHERE id = ?", (int(action_id),))
         if row is None:
-            raise NotFoundError(f"no action {action_id}", "list them with `localvideo act --log`")
-        return dict(row)
+            raise NotFoundError(f"no action {action_id}", "list them with `localvideo actions`")
+        return self._action_dict(row)
 
     def actions(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT * FROM actions ORDER BY id DESC LIMIT ?", (int(limit),))
-        return [dict(r) for r in rows]
+        return [self._action_dict(r) for r in rows]
 
     # -- doctor --------------------------------------------------------------------------
     def doctor(self) -> dict[str, Any]:
