@@ -18,9 +18,9 @@ Modes:
 * ``--device cpu`` (default): the tiny random-weight families (synth/tiny.py) at tiny sizes —
   a smoke test that the three paths run and are measured the same way; CPU numbers say
   nothing about GPU speed or VRAM.
-* ``--device cuda``: each family at its real size (transformer config from the registry,
-  real-size text encoders and VAEs) with random weights — time per step and memory do not
-  depend on the weight values. Built once per family into ``--work-dir`` (saved with
+* ``--device cuda``: each family at its real size (the published configurations in
+  synth/realsize.py, whose parameter counts the tests check against the planner's) with
+  random weights — time per step and memory do not depend on the weight values. Built once per family into ``--work-dir`` (saved with
   save_pretrained, so the plan column loads it exactly like a downloaded model), deleted
   afterwards. The plan columns use the goal budgets (``--budget``: Wan 1.3B at 480p in
   8 GB, HunyuanVideo at 720p in 24 GB); goals: those fit, and plan+cache ≤ 0.6× the plan's
@@ -59,92 +59,9 @@ COLUMNS = ("diffusers", "plan", "plan+cache")
 
 # ---- building models ---------------------------------------------------------------------
 
-def build_real(family: str, out: Path) -> Path:
-    """A real-size pipeline of ``family`` with random weights, saved in diffusers format."""
-    import torch
-    import transformers
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        AutoencoderKLHunyuanVideo,
-        AutoencoderKLLTXVideo,
-        AutoencoderKLWan,
-        CogVideoXDDIMScheduler,
-        CogVideoXPipeline,
-        CogVideoXTransformer3DModel,
-        FlowMatchEulerDiscreteScheduler,
-        HunyuanVideoPipeline,
-        HunyuanVideoTransformer3DModel,
-        LTXPipeline,
-        LTXVideoTransformer3DModel,
-        WanPipeline,
-        WanTransformer3DModel,
-    )
-
-    from localvideo.synth.registry import PRESETS
-    from localvideo.synth.tiny import _tokenizer
-
-    preset = PRESETS[REAL[family][0]]
-
-    def make(cls: Any, *args: Any, **kw: Any) -> Any:
-        # Meta device first, then fill: initialising billions of parameters with the
-        # default init on a CPU takes far longer than a plain normal fill.
-        with torch.device("meta"):
-            m = cls(*args, **kw)
-        m = m.to_empty(device="cpu").to(torch.bfloat16)
-        with torch.no_grad():
-            for p in m.parameters():
-                p.normal_(0.0, 0.02)
-            for b in m.buffers():
-                if b.is_floating_point():
-                    b.zero_()
-        return m.eval()
-
-    t5xxl = transformers.T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240,
-                                  num_layers=24, num_heads=64, feed_forward_proj="gated-gelu")
-    tok = _tokenizer()
-    pipe: Any
-    if family == "ltx":
-        pipe = LTXPipeline(
-            scheduler=FlowMatchEulerDiscreteScheduler(), vae=make(AutoencoderKLLTXVideo),
-            text_encoder=make(transformers.T5EncoderModel, t5xxl), tokenizer=tok,
-            transformer=make(LTXVideoTransformer3DModel, **preset.transformer_config))
-    elif family == "wan":
-        umt5 = transformers.UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240,
-                                       num_layers=24, num_heads=64,
-                                       feed_forward_proj="gated-gelu")
-        pipe = WanPipeline(
-            tokenizer=tok, text_encoder=make(transformers.UMT5EncoderModel, umt5),
-            vae=make(AutoencoderKLWan), scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-            transformer=make(WanTransformer3DModel, patch_size=(1, 2, 2), freq_dim=256,
-                             cross_attn_norm=True, qk_norm="rms_norm_across_heads",
-                             **preset.transformer_config))
-    elif family == "hunyuan":
-        llama = transformers.LlamaConfig(vocab_size=128320, hidden_size=4096,
-                                         intermediate_size=14336, num_hidden_layers=32,
-                                         num_attention_heads=32, num_key_value_heads=8,
-                                         max_position_embeddings=8192)
-        clip = transformers.CLIPTextConfig(vocab_size=49408, hidden_size=768,
-                                           intermediate_size=3072, num_hidden_layers=12,
-                                           num_attention_heads=12, projection_dim=768)
-        pipe = HunyuanVideoPipeline(
-            text_encoder=make(transformers.LlamaModel, llama), tokenizer=_tokenizer(bos=True),
-            transformer=make(HunyuanVideoTransformer3DModel, **preset.transformer_config),
-            vae=make(AutoencoderKLHunyuanVideo),
-            scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-            text_encoder_2=make(transformers.CLIPTextModel, clip),
-            tokenizer_2=_tokenizer(bos=True))
-    else:
-        pipe = CogVideoXPipeline(
-            tokenizer=tok, text_encoder=make(transformers.T5EncoderModel, t5xxl),
-            vae=make(AutoencoderKLCogVideoX),
-            transformer=make(CogVideoXTransformer3DModel, **preset.transformer_config),
-            scheduler=CogVideoXDDIMScheduler())
-    pipe.save_pretrained(out)
-    return out
-
-
 def build(family: str, device: str, root: Path) -> tuple[Path, dict[str, int]]:
     """(model folder, size) for one family in this mode."""
+    from localvideo.synth.realsize import build_real
     from localvideo.synth.registry import PRESETS
     from localvideo.synth.tiny import TINY_SIZES, build_tiny
 
@@ -153,7 +70,7 @@ def build(family: str, device: str, root: Path) -> tuple[Path, dict[str, int]]:
         # 64×64 rather than the test sizes: enough work per step to rise above timer noise.
         return build_tiny(family, out), {**TINY_SIZES[family], "height": 64, "width": 64}
     p = PRESETS[REAL[family][0]]
-    return build_real(family, out), {"height": p.height, "width": p.width, "frames": p.frames}
+    return build_real(p.name, out), {"height": p.height, "width": p.width, "frames": p.frames}
 
 
 # ---- one column, in its own process -----------------------------------------------------

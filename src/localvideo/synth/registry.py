@@ -9,7 +9,7 @@ downloaded implicitly; ``localvideo models pull NAME`` is the one command that d
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,6 @@ class Preset:
     revision: str = "main"
     params: str = ""         # human size, e.g. "2B"
     note: str = ""
-    transformer_config: dict[str, Any] = field(default_factory=dict)  # real size, for bench
 
     @property
     def spatial_multiple(self) -> int:
@@ -113,11 +112,11 @@ _WANA14 = Profile("wan", {"transformer": 14.3 * _B, "transformer_2": 14.3 * _B,
                   vae_spatial=8, vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0,
                   decode_frames=4, active=("transformer", "transformer_2"))
 _HY = Profile("hunyuan", {"transformer": 12.8 * _B, "text_encoder": 7.5 * _B,
-                          "text_encoder_2": 0.12 * _B, "vae": 0.49 * _B},
+                          "text_encoder_2": 0.12 * _B, "vae": 0.25 * _B},
               {"transformer": 60, "text_encoder": 32, "text_encoder_2": 12}, hidden=3072,
               vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=500.0)
 _HYI = Profile("hunyuan", {"transformer": 12.8 * _B, "text_encoder": 8.4 * _B,
-                           "text_encoder_2": 0.12 * _B, "vae": 0.49 * _B},
+                           "text_encoder_2": 0.12 * _B, "vae": 0.25 * _B},
                {"transformer": 60, "text_encoder": 32, "text_encoder_2": 12}, hidden=3072,
                vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=500.0)
 _COG2 = Profile("cogvideox", {"transformer": 1.69 * _B, "text_encoder": _T5_XXL, "vae": 0.22 * _B},
@@ -129,25 +128,17 @@ _COG5 = Profile("cogvideox", {"transformer": 5.57 * _B, "text_encoder": _T5_XXL,
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("ltx-video", "ltx", "Lightricks/LTX-Video", "LTXPipeline", False, 480, 704, 161, 25,
-           50, 3.0, _LTX, params="2B",
-           transformer_config={}),  # LTXVideoTransformer3DModel defaults are the 2B model
+           50, 3.0, _LTX, params="2B"),
     Preset("ltx-video-i2v", "ltx", "Lightricks/LTX-Video", "LTXImageToVideoPipeline", True,
            480, 704, 161, 25, 50, 3.0, _LTX, params="2B",
            note="same weights as ltx-video, first frame from --image"),
     Preset("ltx-video-0.9.7-distilled", "ltx", "Lightricks/LTX-Video-0.9.7-distilled",
            "LTXConditionPipeline", True, 480, 704, 161, 30, 8, 1.0, _LTX13, params="13B",
-           note="distilled: few steps, no CFG; --image optional",
-           transformer_config={"num_attention_heads": 32, "attention_head_dim": 128,
-                               "cross_attention_dim": 4096, "num_layers": 48}),
+           note="distilled: few steps, no CFG; --image optional"),
     Preset("wan2.1-t2v-1.3b", "wan", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers", "WanPipeline", False,
-           480, 832, 81, 16, 50, 5.0, _WAN13, params="1.3B",
-           transformer_config={"num_attention_heads": 12, "attention_head_dim": 128,
-                               "ffn_dim": 8960, "num_layers": 30, "in_channels": 16,
-                               "out_channels": 16, "text_dim": 4096}),
+           480, 832, 81, 16, 50, 5.0, _WAN13, params="1.3B"),
     Preset("wan2.1-t2v-14b", "wan", "Wan-AI/Wan2.1-T2V-14B-Diffusers", "WanPipeline", False,
-           720, 1280, 81, 16, 50, 5.0, _WAN14, params="14B",
-           transformer_config={"num_attention_heads": 40, "attention_head_dim": 128,
-                               "ffn_dim": 13824, "num_layers": 40}),
+           720, 1280, 81, 16, 50, 5.0, _WAN14, params="14B"),
     Preset("wan2.1-i2v-14b-480p", "wan", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
            "WanImageToVideoPipeline", True, 480, 832, 81, 16, 50, 5.0, _WAN14I, params="14B"),
     Preset("wan2.2-ti2v-5b", "wan", "Wan-AI/Wan2.2-TI2V-5B-Diffusers", "WanPipeline", False,
@@ -157,14 +148,12 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            720, 1280, 81, 16, 40, 4.0, _WANA14, params="2×14B MoE",
            note="two 14B experts, one active per step"),
     Preset("hunyuanvideo", "hunyuan", "hunyuanvideo-community/HunyuanVideo",
-           "HunyuanVideoPipeline", False, 720, 1280, 129, 24, 50, 6.0, _HY, params="13B",
-           transformer_config={}),  # HunyuanVideoTransformer3DModel defaults are the 13B model
+           "HunyuanVideoPipeline", False, 720, 1280, 129, 24, 50, 6.0, _HY, params="13B"),
     Preset("hunyuanvideo-i2v", "hunyuan", "hunyuanvideo-community/HunyuanVideo-I2V",
            "HunyuanVideoImageToVideoPipeline", True, 720, 1280, 129, 24, 50, 1.0, _HYI,
            params="13B"),
     Preset("cogvideox-2b", "cogvideox", "THUDM/CogVideoX-2b", "CogVideoXPipeline", False,
-           480, 720, 49, 8, 50, 6.0, _COG2, params="2B",
-           transformer_config={}),  # CogVideoXTransformer3DModel defaults are the 2B model
+           480, 720, 49, 8, 50, 6.0, _COG2, params="2B"),
     Preset("cogvideox-5b", "cogvideox", "THUDM/CogVideoX-5b", "CogVideoXPipeline", False,
            480, 720, 49, 8, 50, 6.0, _COG5, params="5B"),
     Preset("cogvideox-5b-i2v", "cogvideox", "THUDM/CogVideoX-5b-I2V",

@@ -1,0 +1,160 @@
+"""Real-size pipelines with random weights, for the GPU benchmark.
+
+Time per step and memory depend on the shapes, not on the weight values, so a pipeline built
+from the published configurations measures what the real model would. The configurations
+here are the published ones (transformer, VAE, text and image encoders); building any of
+them on PyTorch's ``meta`` device costs nothing, which is how the tests check that the
+parameter counts the planner uses (registry.py) are the true ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .torchdeps import require_synth
+
+_WAN = {"patch_size": (1, 2, 2), "freq_dim": 256, "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads", "text_dim": 4096, "eps": 1e-6}
+_WAN13 = {**_WAN, "num_attention_heads": 12, "attention_head_dim": 128, "ffn_dim": 8960,
+          "num_layers": 30, "in_channels": 16, "out_channels": 16}
+_WAN14 = {**_WAN, "num_attention_heads": 40, "attention_head_dim": 128, "ffn_dim": 13824,
+          "num_layers": 40, "in_channels": 16, "out_channels": 16}
+_T5XXL = ("T5EncoderModel", "T5Config",
+          {"vocab_size": 32128, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24,
+           "num_heads": 64, "feed_forward_proj": "gated-gelu"})
+_UMT5XXL = ("UMT5EncoderModel", "UMT5Config",
+            {"vocab_size": 256384, "d_model": 4096, "d_kv": 64, "d_ff": 10240,
+             "num_layers": 24, "num_heads": 64, "feed_forward_proj": "gated-gelu"})
+_LLAMA8B = ("LlamaModel", "LlamaConfig",
+            {"vocab_size": 128320, "hidden_size": 4096, "intermediate_size": 14336,
+             "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+             "max_position_embeddings": 8192})
+_CLIP_L = ("CLIPTextModel", "CLIPTextConfig",
+           {"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072,
+            "num_hidden_layers": 12, "num_attention_heads": 12, "projection_dim": 768})
+_CLIP_H_VISION = ("CLIPVisionModel", "CLIPVisionConfig",
+                  {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
+                   "num_attention_heads": 16, "patch_size": 14, "image_size": 224,
+                   "projection_dim": 1024})
+
+
+@dataclass(frozen=True)
+class RealSpec:
+    """diffusers class names + kwargs (transformer, VAE) and transformers (model, config,
+    kwargs) triples for the text / image encoders."""
+
+    pipeline: str
+    transformer: tuple[str, dict[str, Any]]
+    vae: tuple[str, dict[str, Any]]
+    encoders: dict[str, tuple[str, str, dict[str, Any]]]
+    scheduler: str = "FlowMatchEulerDiscreteScheduler"
+    extra: dict[str, Any] = field(default_factory=dict)   # pipeline config (boundary_ratio…)
+    second_transformer: bool = False
+
+
+REAL: dict[str, RealSpec] = {
+    "ltx-video": RealSpec("LTXPipeline", ("LTXVideoTransformer3DModel", {}),
+                          ("AutoencoderKLLTXVideo", {}), {"text_encoder": _T5XXL}),
+    "wan2.1-t2v-1.3b": RealSpec("WanPipeline", ("WanTransformer3DModel", _WAN13),
+                                ("AutoencoderKLWan", {}), {"text_encoder": _UMT5XXL}),
+    "wan2.1-t2v-14b": RealSpec("WanPipeline", ("WanTransformer3DModel", _WAN14),
+                               ("AutoencoderKLWan", {}), {"text_encoder": _UMT5XXL}),
+    "wan2.1-i2v-14b-480p": RealSpec(
+        "WanImageToVideoPipeline",
+        ("WanTransformer3DModel", {**_WAN14, "in_channels": 36, "image_dim": 1280,
+                                   "added_kv_proj_dim": 5120}),
+        ("AutoencoderKLWan", {}), {"text_encoder": _UMT5XXL, "image_encoder": _CLIP_H_VISION}),
+    "wan2.2-ti2v-5b": RealSpec(
+        "WanPipeline",
+        ("WanTransformer3DModel", {**_WAN, "num_attention_heads": 24, "attention_head_dim": 128,
+                                   "ffn_dim": 14336, "num_layers": 30, "in_channels": 48,
+                                   "out_channels": 48}),
+        ("AutoencoderKLWan", {"base_dim": 160, "decoder_base_dim": 256, "z_dim": 48,
+                              "in_channels": 12, "out_channels": 12, "is_residual": True,
+                              "patch_size": 2, "scale_factor_spatial": 16,
+                              "latents_mean": [0.0] * 48, "latents_std": [1.0] * 48}),
+        {"text_encoder": _UMT5XXL}, extra={"expand_timesteps": True}),
+    "wan2.2-t2v-a14b": RealSpec("WanPipeline", ("WanTransformer3DModel", _WAN14),
+                                ("AutoencoderKLWan", {}), {"text_encoder": _UMT5XXL},
+                                extra={"boundary_ratio": 0.875}, second_transformer=True),
+    "hunyuanvideo": RealSpec("HunyuanVideoPipeline", ("HunyuanVideoTransformer3DModel", {}),
+                             ("AutoencoderKLHunyuanVideo", {}),
+                             {"text_encoder": _LLAMA8B, "text_encoder_2": _CLIP_L}),
+    "cogvideox-2b": RealSpec("CogVideoXPipeline", ("CogVideoXTransformer3DModel", {}),
+                             ("AutoencoderKLCogVideoX", {}), {"text_encoder": _T5XXL},
+                             scheduler="CogVideoXDDIMScheduler"),
+    "cogvideox-5b": RealSpec(
+        "CogVideoXPipeline",
+        ("CogVideoXTransformer3DModel", {"num_attention_heads": 48, "attention_head_dim": 64,
+                                         "num_layers": 42,
+                                         "use_rotary_positional_embeddings": True}),
+        ("AutoencoderKLCogVideoX", {}), {"text_encoder": _T5XXL},
+        scheduler="CogVideoXDDIMScheduler"),
+    "cogvideox-5b-i2v": RealSpec(
+        "CogVideoXImageToVideoPipeline",
+        ("CogVideoXTransformer3DModel", {"num_attention_heads": 48, "attention_head_dim": 64,
+                                         "num_layers": 42, "in_channels": 32,
+                                         "use_rotary_positional_embeddings": True,
+                                         "use_learned_positional_embeddings": True}),
+        ("AutoencoderKLCogVideoX", {}), {"text_encoder": _T5XXL},
+        scheduler="CogVideoXDDIMScheduler"),
+}
+
+
+def build_components(name: str, device: str = "meta") -> dict[str, Any]:
+    """The real-size models of preset ``name``, constructed on ``device`` (no weights)."""
+    mods = require_synth()
+    torch, diffusers, transformers = mods["torch"], mods["diffusers"], mods["transformers"]
+    spec = REAL[name]
+    out: dict[str, Any] = {}
+    with torch.device(device):
+        tcls, tkw = spec.transformer
+        out["transformer"] = getattr(diffusers, tcls)(**tkw)
+        if spec.second_transformer:
+            out["transformer_2"] = getattr(diffusers, tcls)(**tkw)
+        vcls, vkw = spec.vae
+        out["vae"] = getattr(diffusers, vcls)(**vkw)
+        for comp, (mcls, ccls, ckw) in spec.encoders.items():
+            out[comp] = getattr(transformers, mcls)(getattr(transformers, ccls)(**ckw))
+    return out
+
+
+def count_params(module: Any) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def build_real(name: str, out_dir: Path) -> Path:
+    """Random-weight real-size pipeline of preset ``name``, saved in diffusers format.
+
+    Built on the meta device and then filled with N(0, 0.02) in bf16 on the CPU: the default
+    initialisers take far longer at billions of parameters and the values do not matter.
+    """
+    mods = require_synth()
+    torch, diffusers = mods["torch"], mods["diffusers"]
+    from .tiny import _tokenizer
+
+    spec = REAL[name]
+    comps = build_components(name, "meta")
+    with torch.no_grad():
+        for key, m in list(comps.items()):
+            m = m.to_empty(device="cpu").to(torch.bfloat16)
+            for p in m.parameters():
+                p.normal_(0.0, 0.02)
+            for b in m.buffers():
+                if b.is_floating_point():
+                    # Ones, not zeros: some buffers are divided by (latents_std).
+                    b.fill_(1.0)
+            comps[key] = m.eval()
+    if "image_encoder" in comps:
+        from transformers import CLIPImageProcessor
+
+        comps["image_processor"] = CLIPImageProcessor()
+    comps["tokenizer"] = _tokenizer(bos=spec.pipeline.startswith("Hunyuan"))
+    if "text_encoder_2" in comps:
+        comps["tokenizer_2"] = _tokenizer(bos=True)
+    comps["scheduler"] = getattr(diffusers, spec.scheduler)()
+    pipe = getattr(diffusers, spec.pipeline)(**comps, **spec.extra)
+    pipe.save_pretrained(out_dir)
+    return out_dir
