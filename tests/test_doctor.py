@@ -103,3 +103,28 @@ def test_cli_json_and_text(data_dir: Path) -> None:
     text = subprocess.run([sys.executable, "-m", "localvideo", "doctor"], capture_output=True,
                           text=True, check=True, timeout=120).stdout
     assert "observe:" in text and "synthesize:" in text and "encoders" in text
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("gib", [24, 6, 0.25])
+def test_synth_verdict_asks_the_real_planner(data_dir: Path, gib: float) -> None:
+    # No GPU here, so the GPU check's finding is given; the planner and presets are real.
+    from localvideo.doctor import GIB, Check, _synth_verdict
+
+    svc = Service.open(data_dir)
+    gpu = Check("gpu", True, "test GPU", data={"kind": "cuda", "free_bytes": int(gib * GIB),
+                                                "total_bytes": int(gib * GIB)})
+    verdict = _synth_verdict({"gpu": gpu}, svc.plan, svc.models)
+    for f in verdict["fits"]:
+        plan = svc.plan(model=f["model"], device="cuda", max_vram=int(gib * GIB))
+        assert plan["fits"] and plan["offload"] == f["offload"]
+    if gib == 0.25:
+        assert not verdict["suited"] and verdict["fits"] == []
+        return
+    assert verdict["suited"] and verdict["fits"]
+    assert all(not m.endswith("i2v") for m in (f["model"] for f in verdict["fits"]))
+    best = verdict["settings"]
+    assert verdict["command"].endswith(f"--model {best['model']}")
+    if gib == 24:
+        # Something runs fully resident on a 24 GiB card; that is what gets recommended.
+        assert best["offload"] == "none"

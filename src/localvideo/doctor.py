@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -246,42 +247,67 @@ def _observe_verdict(checks: dict[str, Check], settings: Settings) -> dict[str, 
     }
 
 
-def _synth_verdict(checks: dict[str, Check]) -> dict[str, Any]:
+# Signature of SynthOps.plan / SynthOps.models, passed in so the doctor has no service.
+PlanFn = Callable[..., dict[str, Any]]
+ModelsFn = Callable[[], list[dict[str, Any]]]
+
+
+def fitting_models(plan: PlanFn, models: ModelsFn, device: str,
+                   vram: int | None) -> list[dict[str, Any]]:
+    """Text-to-video presets whose memory plan fits ``vram`` at their default size — the same
+    planner `generate` uses, so the doctor's advice is what generate will do."""
+    from .errors import LocalVideoError
+
+    out = []
+    for m in models():
+        if m.get("i2v"):
+            continue
+        try:
+            p = plan(model=m["name"], device=device, max_vram=vram)
+        except LocalVideoError:
+            continue
+        if p.get("fits"):
+            out.append({"model": m["name"], "params": m.get("params"),
+                        "height": p["params"]["height"], "width": p["params"]["width"],
+                        "frames": p["params"]["frames"], "offload": p.get("offload"),
+                        "dtype": p.get("dtype"),
+                        "peak_gb": round(p["estimate"]["peak"] / 1000**3, 1)})
+    return out
+
+
+def _synth_verdict(checks: dict[str, Check], plan: PlanFn | None = None,
+                   models: ModelsFn | None = None) -> dict[str, Any]:
     gpu = checks["gpu"]
     data = gpu.data or {}
-    free = data.get("free_bytes") or 0
+    free = int(data.get("free_bytes") or 0)
     kind = data.get("kind")
-    if gpu.ok and kind == "cuda":
-        gib = free / GIB
-        # Anchors: Wan 2.1 1.3B needs 8.19 GB at 480p (its README); HunyuanVideo 720p needs
-        # 60 GB unoptimised (its README); LTX-Video is the small fast one.
-        if gib >= 60:
-            pick = ("hunyuanvideo or wan2.1-14b at 720p", {"height": 720, "width": 1280})
-        elif gib >= 20:
-            pick = ("wan2.1-14b with CPU offload, or ltx-video at 768×512",
-                    {"height": 512, "width": 768})
-        elif gib >= 8.5:
-            pick = ("wan2.1-1.3b at 480p or ltx-video at 768×512",
-                    {"height": 480, "width": 832})
-        else:
-            pick = ("ltx-video at 512×320 with CPU offload and tiled VAE decode",
-                    {"height": 320, "width": 512})
-        return {"suited": True, "reason": f"{gib:.1f} GiB of free VRAM",
-                "settings": {"models": pick[0], **pick[1], "device": "cuda"},
-                "command": "localvideo generate \"...\" --model ltx-video"}
-    if gpu.ok and kind == "mps":
-        return {"suited": True, "reason": "Apple Silicon: runs, slowly; keep clips short",
-                "settings": {"models": "ltx-video at 512×320", "height": 320, "width": 512,
-                             "device": "mps"},
-                "command": "localvideo generate \"...\" --model ltx-video --device mps"}
+    if gpu.ok and kind in ("cuda", "mps"):
+        fits = fitting_models(plan, models, kind, free) if plan and models else []
+        where = (f"{free / GIB:.1f} GiB of free VRAM" if kind == "cuda"
+                 else "Apple Silicon (memory shared with the system)")
+        if not fits:
+            return {"suited": False, "reason": f"{where}: no model preset fits at its "
+                    "default size", "settings": {"device": kind}, "fits": [],
+                    "command": "localvideo generate \"...\" --height 320 --width 512 "
+                               "--model ltx-video   # smaller sizes need less memory"}
+        # Prefer what runs without offloading (offload trades minutes for memory), then the
+        # registry's own order, which lists the fast small models first.
+        best = sorted(fits, key=lambda f: f["offload"] not in (None, "none"))[0]
+        return {"suited": True, "reason": f"{where}: {len(fits)} preset(s) fit",
+                "settings": {"model": best["model"], "height": best["height"],
+                             "width": best["width"], "frames": best["frames"],
+                             "offload": best["offload"], "device": kind},
+                "fits": fits,
+                "command": f"localvideo generate \"...\" --model {best['model']}"}
     return {"suited": False,
             "reason": "no usable GPU: open video models need one (CPU runs take hours)",
-            "settings": {"backend": "comfyui"},
+            "settings": {"backend": "comfyui"}, "fits": [],
             "command": "localvideo generate \"...\" --backend comfyui --comfy-url "
                        "http://GPU-HOST:8188"}
 
 
-def run_checks(settings: Settings) -> dict[str, Any]:
+def run_checks(settings: Settings, *, plan: PlanFn | None = None,
+               models: ModelsFn | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     display = check_display()
     checks = {
@@ -305,7 +331,7 @@ def run_checks(settings: Settings) -> dict[str, Any]:
                      "machine": platform.machine(), "python": sys.version.split()[0]},
         "checks": [asdict(c) for c in checks.values()],
         "jobs": {"observe": _observe_verdict(checks, settings),
-                 "synthesize": _synth_verdict(checks)},
+                 "synthesize": _synth_verdict(checks, plan, models)},
         "install": install,
         "seconds": round(time.perf_counter() - start, 2),
     }

@@ -229,6 +229,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"[bold]{name}[/]: {mark} — {job['reason']}", highlight=False, soft_wrap=True)
             settings = ", ".join(f"{k}={v}" for k, v in job["settings"].items())
             console.print(f"   settings: {settings}", highlight=False, soft_wrap=True)
+            for f in job.get("fits") or []:
+                console.print(f"   fits: {f['model']} ({f['params']}) {f['width']}×{f['height']}"
+                              f"×{f['frames']}, {f['dtype']}, offload {f['offload']}, "
+                              f"peak {f['peak_gb']} GB", highlight=False, soft_wrap=True)
             if job.get("command"):
                 console.print(f"   run: [cyan]{job['command']}[/]", highlight=False, soft_wrap=True)
         if report["install"]:

@@ -355,7 +355,9 @@ class ServeOps(ServiceBase):
         """Check this machine and say which job it suits, at what settings, and what to install."""
         from ..doctor import run_checks
 
-        return run_checks(self.settings)
+        svc: Any = self  # plan() and models() come from SynthOps
+        return run_checks(self.settings, plan=getattr(svc, "plan", None),
+                          models=getattr(svc, "models", None))
 
     # -- autostart -----------------------------------------------------------------------
     def _service_target(self, home: Path | None, system: str | None) -> tuple[str, Path]:
