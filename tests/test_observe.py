@@ -211,3 +211,31 @@ def test_observe_end_to_end_on_a_virtual_display(tmp_path: Path) -> None:
     assert display, out
     # Xvfb removes its socket when it exits: the private display went away with observe.
     assert not Path(f"/tmp/.X11-unix/X{display.group(1)}").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux")
+def test_children_stop_when_the_supervisor_is_killed_outright(tmp_path: Path) -> None:
+    marker = tmp_path / "child-closed"
+    child = (f"import signal, sys, time, pathlib\n"
+             f"signal.signal(signal.SIGINT, lambda *a: (pathlib.Path({str(marker)!r})"
+             f".write_text('ok'), sys.exit(0)))\n"
+             f"print('ready', flush=True)\ntime.sleep(100)\n")
+    supervisor = (
+        "import sys, threading\n"
+        "from localvideo.supervise import Part, Supervisor\n"
+        f"sup = Supervisor([Part('child', [sys.executable, '-c', {child!r}])], "
+        f"log_dir=__import__('pathlib').Path({str(tmp_path)!r}))\n"
+        "sup.run(threading.Event(), 60)\n")
+    proc = subprocess.Popen([PY, "-c", supervisor])
+    log = tmp_path / "child.log"
+    end = time.time() + 20
+    while time.time() < end and "ready" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    assert "ready" in log.read_text()
+    proc.kill()  # SIGKILL: the supervisor runs no cleanup at all
+    proc.wait()
+    end = time.time() + 10
+    while time.time() < end and not marker.exists():
+        time.sleep(0.1)
+    # The child got SIGINT (not a kill), so it could close its files like the recorder does.
+    assert marker.read_text() == "ok"

@@ -7,12 +7,13 @@ watches, restarts with backoff, and stops.
 
 Children run in their own process group so a terminal Ctrl-C reaches the supervisor only; it
 then forwards SIGINT to each child (so the recorder closes its chunk), waits, and kills what
-is left. A child's output goes to ``<data-dir>/logs/<name>.log`` so the status line stays
+is left. On Linux a child also gets SIGINT if the supervisor itself dies without cleaning up. A child's output goes to ``<data-dir>/logs/<name>.log`` so the status line stays
 readable; the last lines are quoted when a child dies.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -55,6 +56,20 @@ class Part:
         if self.state != "running":
             return 0.0
         return (now or time.monotonic()) - self.started
+
+
+def _stop_with_supervisor() -> None:
+    """Runs in the child between fork and exec: SIGINT it when the supervisor dies.
+
+    The children sit in their own sessions (so a terminal Ctrl-C reaches only the
+    supervisor), which also means nothing else would stop them if the supervisor were killed
+    outright (SIGKILL, OOM): they would record on with nobody watching. SIGINT, not SIGKILL,
+    so the recorder still closes its chunk. Linux only; elsewhere stop() is the cleanup.
+    """
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def tail(path: Path | None, lines: int = 3) -> str:
@@ -113,7 +128,9 @@ class Supervisor:
         out: Any = part._log if part._log is not None else subprocess.DEVNULL
         part.proc = subprocess.Popen(part.argv, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     preexec_fn=_stop_with_supervisor if sys.platform == "linux"
+                                     else None)
         part.state = "running"
         part.started = time.monotonic()
 
