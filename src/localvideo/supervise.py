@@ -66,10 +66,22 @@ def _stop_with_supervisor() -> None:
     outright (SIGKILL, OOM): they would record on with nobody watching. SIGINT, not SIGKILL,
     so the recorder still closes its chunk. Linux only; elsewhere stop() is the cleanup.
     """
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGINT)   # PR_SET_PDEATHSIG
+
+
+def _load_prctl() -> Any:
+    # Resolved once in the parent: the child between fork and exec should not dlopen
+    # (another thread may hold the loader's lock at fork time).
+    if sys.platform != "linux":
+        return None
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)   # PR_SET_PDEATHSIG
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+_PRCTL = _load_prctl()
 
 
 def tail(path: Path | None, lines: int = 3) -> str:
