@@ -85,14 +85,16 @@ def test_tiling_switches_on_exactly_when_the_untiled_decode_does_not_fit() -> No
         assert plan.vae_tiling == (untiled["peak"] > plan.budget_bytes)
 
 
-def test_cfg_doubles_activations_only_for_families_that_run_it() -> None:
-    wan = PRESETS["wan2.1-t2v-1.3b"].profile
+def test_cfg_doubles_activations_only_where_it_is_batched() -> None:
     common = {"offload": "none", "fp8": False, "tiled": False, "dtype": "bfloat16",
               "height": 480, "width": 832, "frames": 81}
-    with_cfg = estimate(wan, guidance=5.0, **common)
-    without = estimate(wan, guidance=1.0, **common)
+    cog = PRESETS["cogvideox-2b"].profile      # cond + uncond in one batch
+    with_cfg = estimate(cog, guidance=6.0, **common)
+    without = estimate(cog, guidance=1.0, **common)
     assert with_cfg["activations"] == 2 * without["activations"]
-    hy = PRESETS["hunyuanvideo"].profile   # guidance is distilled into HunyuanVideo
+    wan = PRESETS["wan2.1-t2v-1.3b"].profile   # two passes, one after the other
+    assert estimate(wan, guidance=5.0, **common)["batch"] == 1
+    hy = PRESETS["hunyuanvideo"].profile       # guidance is distilled into HunyuanVideo
     assert estimate(hy, guidance=6.0, **common)["batch"] == 1
 
 

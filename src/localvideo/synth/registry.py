@@ -40,7 +40,9 @@ class Profile:
     activation memory per latent token). ``vae_spatial``/``vae_temporal`` are the VAE's
     compression and ``patch`` the transformer's spatial patch, so tokens per frame are
     (H / vae_spatial / patch) × (W / vae_spatial / patch). ``cfg`` says whether the pipeline
-    runs a second (unconditional) batch per step. ``decode_bytes_per_px`` and
+    batches the unconditional pass with the conditional one (LTX, CogVideoX: twice the
+    activations); Wan runs them one after the other (twice the time, same memory) and
+    HunyuanVideo's guidance is distilled into the model. ``decode_bytes_per_px`` and
     ``decode_frames`` model the VAE decode: bytes per output pixel held at once, for how
     many frames at a time (0 = all frames together).
     """
@@ -94,22 +96,22 @@ _LTX13 = Profile("ltx", {"transformer": 13.1 * _B, "text_encoder": _T5_XXL, "vae
                  vae_temporal=8, patch=1, cfg=False, decode_bytes_per_px=240.0)
 _WAN13 = Profile("wan", {"transformer": 1.42 * _B, "text_encoder": _UMT5_XXL, "vae": 0.127 * _B},
                  {"transformer": 30, "text_encoder": 24}, hidden=1536, vae_spatial=8,
-                 vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0, decode_frames=4)
+                 vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=260.0, decode_frames=4)
 _WAN14 = Profile("wan", {"transformer": 14.3 * _B, "text_encoder": _UMT5_XXL, "vae": 0.127 * _B},
                  {"transformer": 40, "text_encoder": 24}, hidden=5120, vae_spatial=8,
-                 vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0, decode_frames=4)
+                 vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=260.0, decode_frames=4)
 _WAN14I = Profile("wan", {"transformer": 16.4 * _B, "text_encoder": _UMT5_XXL,
                           "image_encoder": 0.63 * _B, "vae": 0.127 * _B},
                   {"transformer": 40, "text_encoder": 24, "image_encoder": 32}, hidden=5120,
-                  vae_spatial=8, vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0,
+                  vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=260.0,
                   decode_frames=4)
 _WAN5 = Profile("wan", {"transformer": 5.0 * _B, "text_encoder": _UMT5_XXL, "vae": 0.7 * _B},
                 {"transformer": 30, "text_encoder": 24}, hidden=3072, vae_spatial=16,
-                vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=300.0, decode_frames=4)
+                vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=300.0, decode_frames=4)
 _WANA14 = Profile("wan", {"transformer": 14.3 * _B, "transformer_2": 14.3 * _B,
                           "text_encoder": _UMT5_XXL, "vae": 0.127 * _B},
                   {"transformer": 40, "transformer_2": 40, "text_encoder": 24}, hidden=5120,
-                  vae_spatial=8, vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0,
+                  vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=260.0,
                   decode_frames=4, active=("transformer", "transformer_2"))
 _HY = Profile("hunyuan", {"transformer": 12.8 * _B, "text_encoder": 7.5 * _B,
                           "text_encoder_2": 0.12 * _B, "vae": 0.25 * _B},
