@@ -281,3 +281,15 @@ def test_ask_and_observations(live: LiveServer, recorded: Recorded) -> None:
         r = c.post(f"/api/observations/{obs[0]['id']}/act")
         assert r.status_code == 409
         assert r.json()["type"] == "ConfigError" and "agent_command" in r.json()["hint"]
+
+
+def test_ui_pages_show_errors_as_pages(live: LiveServer) -> None:
+    with live.client(headers={"Accept": "text/html"}) as c:
+        r = c.get("/moment", params={"at": "2001-01-01T00:00:00"})
+        assert r.status_code == 404 and "text/html" in r.headers["content-type"]
+        assert "recording starts" in r.text and "Back to today" in r.text
+        r = c.get("/", params={"day": "31/12/2026"})
+        assert r.status_code == 400 and "YYYY-MM-DD" in r.text
+        # The same error on the API stays JSON whatever the Accept header says.
+        r = c.get("/api/frame", params={"at": "2001-01-01T00:00:00"})
+        assert r.status_code == 404 and r.json()["type"] == "NotFoundError"

@@ -92,8 +92,10 @@ class LiveServer:
     def token(self) -> str:
         return self.svc.api_token()
 
-    def client(self, *, auth: bool = True, **kw: Any) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
+    def client(self, *, auth: bool = True, headers: dict[str, str] | None = None,
+               **kw: Any) -> httpx.Client:
+        headers = {**({"Authorization": f"Bearer {self.token}"} if auth else {}),
+                   **(headers or {})}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kw)
 
 
