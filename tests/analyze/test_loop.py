@@ -277,3 +277,30 @@ def test_a_contiguous_next_chunk_does_not_reread_the_same_screen(
     assert per_chunk[a.chunk_id] == 1
     # Right after the previous chunk the same screen is not read again; after a gap it is.
     assert sum(per_chunk.values()) == (1 if gap < 5 else 2)
+
+
+def test_one_analysis_loop_per_data_dir(svc: Service, data_dir: Path) -> None:
+    from localvideo.errors import UsageError
+
+    stop = threading.Event()
+    t = threading.Thread(target=lambda: svc.analyze(follow=True, stop=stop,
+                                                    reasoner="offline", poll=0.2))
+    t.start()
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline and not (data_dir / "analyze.lock").exists():
+            time.sleep(0.05)
+        time.sleep(0.3)
+        r = subprocess.run([sys.executable, "-m", "localvideo", "analyze", "--data-dir",
+                            str(data_dir)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2
+        assert "already running" in r.stderr and f"kill {os.getpid()}" in r.stderr
+    finally:
+        stop.set()
+        t.join(10)
+    assert not t.is_alive()
+    svc.analyze(reasoner="offline")       # the lock went with the first loop
+    with pytest.raises(UsageError):
+        from localvideo.analyze.lock import AnalyzeLock
+        with AnalyzeLock(data_dir), AnalyzeLock(data_dir):
+            pass

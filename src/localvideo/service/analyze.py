@@ -38,10 +38,8 @@ class AnalyzeOps(ServiceBase):
         ``dry_run`` reads and indexes locally but sends nothing: the requests that would be
         sent are returned under ``requests`` (and passed to ``on_progress``).
         """
-        from ..analyze import observe
-        from ..analyze.loop import ChunkReader, PassStats, analysed_until
+        from ..analyze.lock import AnalyzeLock
         from ..analyze.ocr import check_tesseract
-        from ..reason.base import get_reasoner
 
         win = parse_duration(window if window is not None else self.settings.analyze.window,
                              what="--window")
@@ -49,6 +47,17 @@ class AnalyzeOps(ServiceBase):
             raise UsageError(f"--window must be at least {MIN_WINDOW:.0f}s (got {window})",
                              "use e.g. --window 30s, 5m or 1h")
         check_tesseract()
+        with AnalyzeLock(self.settings.data_dir):
+            return self._analyze(follow, stop, on_progress, dry_run, win, reasoner, model,
+                                 base_url, key, poll)
+
+    def _analyze(self, follow: bool, stop: threading.Event | None, on_progress: Progress | None,
+                 dry_run: bool, win: float, reasoner: str | None, model: str | None,
+                 base_url: str | None, key: str | None, poll: float) -> dict[str, Any]:
+        from ..analyze import observe
+        from ..analyze.loop import ChunkReader, PassStats, analysed_until
+        from ..reason.base import get_reasoner
+
         stop = stop or threading.Event()
         emit = on_progress or (lambda _e: None)
         rsn = get_reasoner(reasoner, settings=self.settings, db=self.db, model=model,
