@@ -247,3 +247,21 @@ def test_endpoint_dies_mid_run_nothing_lost(svc: Service, recorded: ChunkWriter,
     obs = svc.observations()
     assert [o["status"] for o in obs] == ["done", "done", "done"]
     assert [o["attempts"] for o in obs] == [1, 2, 2]
+
+
+def test_openai_compatible_server_is_picked_by_its_base_url(
+        svc: Service, recorded: ChunkWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reason.servers import OpenAIServer
+
+    with OpenAIServer() as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.url + "/v1")
+        res = svc.analyze(model="llava:13b")
+        (call,) = srv.model_calls()
+    assert res["reasoner"] == "openai" and res["model"] == "llava:13b"
+    body = call.json
+    parts = [p for m in body["messages"] if isinstance(m["content"], list) for p in m["content"]]
+    assert any(p["type"] == "image_url" for p in parts)
+    text = "\n".join(p.get("text", "") for p in parts) + "\n".join(
+        m["content"] for m in body["messages"] if isinstance(m["content"], str))
+    assert "## Screen text" in text and "jane.doe@example.com" not in call.body.decode()
+    assert svc.observations()[0]["status"] == "done"
