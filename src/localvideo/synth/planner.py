@@ -16,7 +16,8 @@ spatial tile (``TILE``) when tiled. Strategies are tried fastest first:
 3. the same with the transformer stored in fp8 (layerwise casting: computed in bf16);
 4. group offload (blocks streamed to the GPU one group ahead of use);
 5. group offload with fp8;
-6. sequential offload (one layer at a time; slowest, smallest).
+6. "sequential": leaf-level group offload of every component, VAE included (one layer at a
+   time, prefetched; diffusers' faster equivalent of accelerate's sequential offload).
 
 At each step the decode is tried untiled first and tiled second, so tiling is switched on
 exactly when the untiled decode would not fit. Latents are always saved before the decode,
@@ -188,7 +189,8 @@ def make_plan(profile: Profile, *, device: str, vram_bytes: int | None, height: 
                  "model": "model CPU offload: one component on the GPU at a time",
                  "group": "group offload: transformer and text encoder blocks streamed, "
                           "one group ahead of use",
-                 "sequential": "sequential offload: one layer at a time (slowest)"}[offload]
+                 "sequential": "leaf-level offload of every component: one layer at a "
+                               "time (slowest)"}[offload]
         reasons.append(f"chosen: {label}; estimated peak {_fmt(est['peak'])}")
         if fp8:
             reasons.append("transformer stored in fp8 (float8_e4m3fn), computed in bf16: "
@@ -224,13 +226,28 @@ def apply_plan(pipe: Any, plan: Plan, device: str) -> None:
         pipe.to(device)
     elif plan.offload == "model":
         pipe.enable_model_cpu_offload(device=device)
-    elif plan.offload == "group":
-        pipe.enable_group_offload(
-            onload_device=torch.device(device), offload_device=torch.device("cpu"),
-            offload_type="block_level", num_blocks_per_group=1,
-            use_stream=device == "cuda", exclude_modules=["vae"])
     else:
-        pipe.enable_sequential_cpu_offload(device=device)
+        from diffusers.hooks import apply_group_offloading
+
+        sequential = plan.offload == "sequential"
+        for name, component in pipe.components.items():
+            if not isinstance(component, torch.nn.Module):
+                continue
+            if name == "vae" and not sequential:
+                # Small, runs once, and its decode is planned separately: keep it whole.
+                component.to(device)
+                continue
+            # diffusers' transformers keep their blocks in a top-level ModuleList, which
+            # block-level offload streams one block at a time; transformers' text and image
+            # encoders nest theirs (encoder.block, layers), where only leaf level reaches.
+            # "Sequential" is leaf level for everything: diffusers' faster equivalent of
+            # accelerate's sequential offload (prefetched on a CUDA stream).
+            block = name.startswith("transformer") and not sequential
+            apply_group_offloading(
+                component, onload_device=torch.device(device),
+                offload_device=torch.device("cpu"),
+                offload_type="block_level" if block else "leaf_level",
+                num_blocks_per_group=1 if block else None, use_stream=device == "cuda")
     vae = getattr(pipe, "vae", None)
     if vae is not None:
         apply_vae_plan(vae, plan)
