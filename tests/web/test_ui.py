@@ -91,6 +91,7 @@ def test_search_a_word_and_open_the_moment(page: Any, tmp_path: Path) -> None:
     hits = page.locator(".hit")
     assert hits.count() >= 1
     assert WORD in hits.first.locator(".snippet").inner_text()
+    assert hits.first.locator(".snippet mark").first.inner_text().lower() == WORD
     hits.first.click()
     page.wait_for_url("**/moment?at=*")
     frame = page.locator("#moment-frame")

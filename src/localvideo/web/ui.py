@@ -7,6 +7,8 @@ a little vanilla JS, so the UI has no second write path to keep secure.
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from .. import errors
 from ..units import format_bytes, parse_time
@@ -39,14 +42,24 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def _when_s(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%a %d %b, %H:%M:%S") if ts else "—"
+
+
+def _marked(snippet: str | None) -> Markup:
+    """The search index marks matches as [word]; show them as <mark>, everything escaped."""
+    safe = html.escape(snippet or "")
+    return Markup(re.sub(r"\[([^\[\]]+)\]", r"<mark>\1</mark>", safe))
+
+
 def _app_color(app: str | None) -> str:
     # Stable colour per app so the same app looks the same on every day's bar.
     hue = int(hashlib.sha1((app or "").encode()).hexdigest()[:4], 16) % 360
     return f"hsl({hue} 55% 55%)"
 
 
-TEMPLATES.env.filters.update(clock=_clock, when=_when, duration=_duration,
-                             app_color=_app_color, bytes=format_bytes)
+TEMPLATES.env.filters.update(clock=_clock, when=_when, when_s=_when_s, duration=_duration,
+                             app_color=_app_color, bytes=format_bytes, marked=_marked)
 
 
 def unauthorized_page(why: str, hint: str) -> HTMLResponse:
@@ -62,8 +75,6 @@ def unauthorized_page(why: str, hint: str) -> HTMLResponse:
 
 
 def _esc(s: str) -> str:
-    import html
-
     return html.escape(s)
 
 
