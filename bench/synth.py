@@ -128,8 +128,10 @@ def run_once(args: argparse.Namespace, model: Any, req: Any, device: str, out: P
 
         fam = get(model.family)
         cls = fam.pipeline_class(model, with_image=False)
+        from localvideo.synth.torchdeps import dtype_kwargs
+
         pipe = DiffusionPipeline.from_pretrained(
-            args.model, torch_dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+            args.model, **dtype_kwargs(torch.bfloat16 if device == "cuda" else torch.float32))
         assert type(pipe).__name__ == cls
         pipe.to(device)
         pipe.set_progress_bar_config(disable=True)

@@ -116,15 +116,19 @@ class Family:
     def load(self, model: ResolvedModel, cls_name: str, dtype: Any) -> Any:
         import diffusers
 
+        from .torchdeps import dtype_kwargs
+
         cls = getattr(diffusers, cls_name)
-        return cls.from_pretrained(str(model.path), torch_dtype=dtype)
+        return cls.from_pretrained(str(model.path), **dtype_kwargs(dtype))
 
     def load_vae(self, model_dir: Path, dtype: Any) -> Any:
         import diffusers
 
         cls_name = model_index(model_dir).get("vae", [None, None])[1]
+        from .torchdeps import dtype_kwargs
+
         cls = getattr(diffusers, str(cls_name))
-        return cls.from_pretrained(str(model_dir), subfolder="vae", torch_dtype=dtype)
+        return cls.from_pretrained(str(model_dir), subfolder="vae", **dtype_kwargs(dtype))
 
     # -- running -------------------------------------------------------------------------
     def extra_kwargs(self, pipe: Any, req: Request) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 from ..errors import DependencyError
 
@@ -27,6 +28,17 @@ def require_synth() -> dict[str, ModuleType]:
                 f"video synthesis needs {name}, which is not installed ({exc})", SYNTH_HINT,
             ) from exc
     return mods
+
+
+def dtype_kwargs(dtype: Any) -> dict[str, Any]:
+    """``from_pretrained``'s dtype argument: ``dtype`` where diffusers has renamed it (it then
+    warns on ``torch_dtype``), ``torch_dtype`` on the older releases the extra allows."""
+    try:
+        from diffusers.utils import deprecation_utils
+    except ImportError:
+        return {"torch_dtype": dtype}
+    renamed = hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE")
+    return {"dtype": dtype} if renamed else {"torch_dtype": dtype}
 
 
 def versions() -> dict[str, str]:
