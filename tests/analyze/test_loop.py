@@ -304,3 +304,23 @@ def test_one_analysis_loop_per_data_dir(svc: Service, data_dir: Path) -> None:
         from localvideo.analyze.lock import AnalyzeLock
         with AnalyzeLock(data_dir), AnalyzeLock(data_dir):
             pass
+
+
+def test_a_file_cut_anywhere_never_yields_a_wrong_frame(svc: Service, data_dir: Path,
+                                                        t0: float, tmp_path: Path) -> None:
+    from localvideo.analyze.sampler import decode
+
+    w = write_chunk(svc.db, data_dir, t0, [Shot(i * 0.5, render([f"line {i}"] * (i + 1)))
+                                           for i in range(6)])
+    full = {d.pts: d.gray().copy() for d in decode(w.path)}
+    assert len(full) == 6
+    data = w.path.read_bytes()
+    cut_file = tmp_path / "cut.mp4"
+    seen = 0
+    # Every way a reader can find the file while the recorder is halfway through a write.
+    for cut in range(len(data) - 1, 200, -29):
+        cut_file.write_bytes(data[:cut])
+        for d in decode(cut_file):
+            assert np.array_equal(d.gray(), full[d.pts]), f"frame {d.pts} wrong at {cut} bytes"
+            seen += 1
+    assert seen > 0

@@ -180,13 +180,18 @@ def decode(path: Path, after: float | None = None) -> Iterator[Decoded]:
         stream.thread_type = "SLICE"
         tb = float(stream.time_base) if stream.time_base else 0.001
         try:
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
-                pts = round(frame.pts * tb, 3)
-                if after is not None and pts <= after + 1e-4:
-                    continue
-                yield Decoded(pts, frame)
+            for packet in container.demux(stream):
+                if packet.is_corrupt:
+                    # A sample cut short at the end of a file still being written: the
+                    # rest of it is not on disk yet; the next pass reads it whole.
+                    return
+                for frame in packet.decode():
+                    if frame.pts is None:
+                        continue
+                    pts = round(frame.pts * tb, 3)
+                    if after is not None and pts <= after + 1e-4:
+                        continue
+                    yield Decoded(pts, frame)
         except (av.error.FFmpegError, EOFError, OSError):
             return
     finally:
