@@ -40,6 +40,19 @@ def _progress(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None]]:
     tasks: dict[str, TaskID] = {}
 
     def on_progress(e: dict[str, Any]) -> None:
+        stage = e.get("stage")      # ComfyUI backend events
+        if stage == "progress" and e.get("total"):
+            key = f"comfy {e.get('node')}"
+            if key not in tasks:
+                tasks[key] = bars.add_task(f"ComfyUI {e.get('class_type') or 'sampling'}",
+                                           total=e["total"])
+            bars.update(tasks[key], completed=e.get("step") or 0)
+            return
+        if stage in ("queued", "fallback", "download", "convert"):
+            detail = (e.get("prompt_id") or e.get("reason") or e.get("filename")
+                      or e.get("source") or "")
+            bars.console.print(f"[dim]ComfyUI {stage} {escape(str(detail))}[/]")
+            return
         phase = e.get("phase")
         if phase == "load" and "load" not in tasks:
             tasks["load"] = bars.add_task(f"loading {e.get('model', '')}", total=None)
