@@ -163,7 +163,7 @@ def test_generate_a_tiny_clip_with_live_progress(page: Any, ui_server: LiveServe
     # Done → the page reloads with the new clip in the gallery.
     page.wait_for_function(f"document.querySelectorAll('.clip').length > {before}",
                            timeout=120000)
-    video = page.locator(".clip video").last
+    video = page.locator(".clip video").first  # newest first
     page.wait_for_function("v => v.readyState >= 1 && v.duration > 0",
                            arg=video.element_handle(), timeout=20000)
     job = ui_server.svc.jobs()[0]
