@@ -198,3 +198,24 @@ def test_default_output_goes_under_clips_dir(tiny_model: Callable[[str], Path],
     assert phases.index("latents") < phases.index("decode") < phases.index("encode")
     assert svc.clip(r["clip_id"])["prompt"] == "A Red Fox!"
     assert svc.clip_file(r["clip_id"]) == path
+
+
+
+def test_default_names_never_reuse_a_clip(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    import localvideo.service.synth as synth_service
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Frozen:
+            return cls(2026, 11, 25, 14, 3, 7)
+
+    monkeypatch.setattr(synth_service, "datetime", Frozen)
+    svc = Service.open(data_dir)
+    first = svc._out_path(None, "A Red Fox!")
+    assert first.name == "clip_140307_a-red-fox.mp4"
+    first.parent.mkdir(parents=True)
+    first.write_bytes(b"clip")
+    second = svc._out_path(None, "A Red Fox!")
+    assert second.name == "clip_140307_a-red-fox-2.mp4"

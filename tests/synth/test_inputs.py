@@ -86,6 +86,11 @@ def test_other_bad_values(tiny_model: Callable[[str], Path], data_dir: Path,
         svc.generate("  ", model_path=model)
     with pytest.raises(UsageError, match="must end in .mp4"):
         svc.generate("a fox", model_path=model, out=tmp_path / "clip.webm")
+    taken = tmp_path / "taken.mp4"
+    taken.write_bytes(b"an earlier clip")
+    with pytest.raises(UsageError, match="already exists"):
+        svc.generate("a fox", model_path=model, out=taken)
+    assert taken.read_bytes() == b"an earlier clip"
     with pytest.raises(UsageError, match="unknown backend"):
         svc.generate("a fox", model_path=model, backend="sdwebui")
     with pytest.raises(UsageError, match="invalid --max-vram"):

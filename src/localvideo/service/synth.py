@@ -150,7 +150,12 @@ class SynthOps(ServiceBase):
     def _default_out(self, prompt: str) -> Path:
         now = datetime.now()
         folder = self.settings.clips_dir / f"{now:%Y-%m-%d}"
-        return folder / f"clip_{now:%H%M%S}_{_slug(prompt)}.mp4"
+        stem = f"clip_{now:%H%M%S}_{_slug(prompt)}"
+        path, n = folder / f"{stem}.mp4", 1
+        while path.exists() or path.with_suffix(".json").exists():
+            n += 1
+            path = folder / f"{stem}-{n}.mp4"
+        return path
 
     def _out_path(self, out: str | Path | None, prompt: str) -> Path:
         if out in (None, ""):
@@ -158,8 +163,10 @@ class SynthOps(ServiceBase):
         p = Path(str(out)).expanduser().resolve()
         if p.suffix.lower() != ".mp4":
             raise UsageError(f"--out {out} must end in .mp4", "e.g. --out clip.mp4")
-        if p.exists() and p.is_dir():
-            raise UsageError(f"--out {out} is a folder", "pass a file name ending in .mp4")
+        if p.exists():
+            # A clip already there may be in the clips table: never replace it silently.
+            raise UsageError(f"--out {p} already exists",
+                             "pass another --out, or delete the old clip first")
         return p
 
     def generate(self, prompt: str, *, model: str | None = None,
