@@ -137,10 +137,11 @@ def test_decode_from_saved_latents_reproduces_the_clip(tiny_model: Callable[[str
     assert r["decoded_from_latents"] and r["prompt"] == first["prompt"]
     assert r["plan"] == first["plan"] and r["seed"] == first["seed"]
     assert np.array_equal(np.stack(read_mp4(out)[4]), np.stack(read_mp4(again)[4]))
-    # Default output: beside the latents, named after them.
-    (tmp_path / "clip.mp4").unlink()
+    # Default output: beside the latents, named after them — but never over the clip that
+    # is already there.
+    before = out.read_bytes()
     r2 = run_cli(["decode", str(latents), "--json", "--data-dir", str(data_dir)])
-    assert r2["path"] == str(tmp_path / "clip.mp4") and (tmp_path / "clip.mp4").is_file()
+    assert r2["path"] == str(tmp_path / "clip-2.mp4") and out.read_bytes() == before
     assert len(run_cli(["clips", "--json", "--data-dir", str(data_dir)])) == 3
 
 

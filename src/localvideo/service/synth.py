@@ -333,7 +333,11 @@ class SynthOps(ServiceBase):
         lpath = Path(str(latents)).expanduser().resolve()
         if out in (None, ""):
             stem = lpath.name.removesuffix(".pt").removesuffix(".latents")
-            out_path = lpath.with_name(stem + ".mp4")
+            out_path, n = lpath.with_name(stem + ".mp4"), 1
+            # After a successful run the clip is already there: decode beside it, not over it.
+            while out_path.exists() or out_path.with_suffix(".json").exists():
+                n += 1
+                out_path = lpath.with_name(f"{stem}-{n}.mp4")
         else:
             out_path = self._out_path(out, "decode")
         started = time.time()
