@@ -324,3 +324,27 @@ def test_a_file_cut_anywhere_never_yields_a_wrong_frame(svc: Service, data_dir: 
             assert np.array_equal(d.gray(), full[d.pts]), f"frame {d.pts} wrong at {cut} bytes"
             seen += 1
     assert seen > 0
+
+
+def test_incremental_decoder_matches_a_full_decode(svc: Service, data_dir: Path) -> None:
+    from localvideo.analyze.sampler import ChunkDecoder, decode
+
+    w = ChunkWriter(svc.db, data_dir, time.time(), name="growing")
+    dec = ChunkDecoder(w.path)
+    got: list[tuple[float, np.ndarray]] = []
+    after = None
+    for i in range(8):
+        w.add(Shot(i * 0.5, render([f"word {i}"] * (i + 1))))
+        for d in dec.frames(after):
+            got.append((d.pts, d.gray().copy()))
+            after = d.pts
+        assert list(dec.frames(after)) == []          # nothing new: nothing decoded again
+    w.close()
+    got += [(d.pts, d.gray().copy()) for d in dec.frames(after, final=True)]
+    full = [(d.pts, d.gray()) for d in decode(w.path)]
+    assert [p for p, _ in got] == [p for p, _ in full] == [i * 0.5 for i in range(8)]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got, full, strict=True))
+    # A caller that stopped right after a frame gets it again on the next pass.
+    again = ChunkDecoder(w.path)
+    first = next(iter(again.frames(None, final=True)))
+    assert [d.pts for d in again.frames(None, final=True)][:2] == [first.pts, 0.5]

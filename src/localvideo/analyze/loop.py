@@ -23,7 +23,15 @@ from ..errors import LocalVideoError
 from ..store.db import Database
 from ..store.layout import inside
 from . import index, ocr
-from .sampler import FrameRow, Sampler, SamplerState, crop_box, decode, thumbnail
+from .sampler import (
+    ChunkDecoder,
+    FrameRow,
+    Sampler,
+    SamplerState,
+    crop_box,
+    decode,
+    thumbnail,
+)
 
 Progress = Callable[[dict[str, Any]], None]
 CONTIGUOUS = 5.0      # seconds between chunks that still count as one stretch of recording
@@ -76,6 +84,8 @@ class ChunkReader:
         self.lang = settings.analyze.ocr_lang
         self.interval = settings.analyze.keyframe_interval
         self._seen: dict[int, tuple[int, int]] = {}   # chunk being written → (bytes, last row)
+        self._decoders: dict[int, ChunkDecoder] = {}
+        self._last_seen: dict[int, tuple[FrameRow, Any, Any]] = {}
 
     def _emit(self, event: dict[str, Any]) -> None:
         if self.on_progress is not None:
@@ -115,7 +125,10 @@ class ChunkReader:
                 return stats
             self._seen[cid] = mark
         last_pts = after
-        last_seen: tuple[FrameRow, Any, Any] | None = None   # (row, decoded, thumb)
+        # (row, decoded, thumb) of the last frame handled, kept from the previous pass.
+        last_seen: tuple[FrameRow, Any, Any] | None = self._last_seen.pop(cid, None)
+        if last_seen is not None and (after is None or abs(last_seen[1].pts - after) > 1e-3):
+            last_seen = None
         handled = 0
         if not path.exists():
             if final:
@@ -123,7 +136,8 @@ class ChunkReader:
                 self._save(cid, last_pts, sampler.state, done=True, frames=0, keyframes=0)
                 stats.chunks_done = 1
             return stats
-        for dec in decode(path, after):
+        decoder = self._decoders.pop(cid, None) or ChunkDecoder(path)
+        for dec in decoder.frames(after, final=final):
             if self.stop.is_set():
                 break
             rows = rows_by_pts.get(round(dec.pts * 1000))
@@ -180,6 +194,11 @@ class ChunkReader:
         self._save(cid, last_pts, sampler.state, done=done, frames=handled, keyframes=0)
         if done:
             stats.chunks_done = 1
+        elif not final:
+            # Still being written: keep the decoder (and the last frame) for the next pass.
+            self._decoders[cid] = decoder
+            if last_seen is not None:
+                self._last_seen[cid] = last_seen
         self._emit({"event": "chunk", "chunk_id": cid, "path": chunk["path"], "done": done,
                     "frames": stats.frames, "keyframes": stats.keyframes,
                     "last_pts": last_pts})
