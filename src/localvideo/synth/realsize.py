@@ -103,12 +103,25 @@ REAL: dict[str, RealSpec] = {
 }
 
 
-def build_components(name: str, device: str = "meta") -> dict[str, Any]:
+def build_components(name: str, device: str = "meta", dtype: Any = None) -> dict[str, Any]:
     """The real-size models of preset ``name``, constructed on ``device`` (no weights)."""
     mods = require_synth()
     torch, diffusers, transformers = mods["torch"], mods["diffusers"], mods["transformers"]
     spec = REAL[name]
     out: dict[str, Any] = {}
+    previous = torch.get_default_dtype()
+    if dtype is not None:
+        # Parameters are created in this dtype: no float32 copy of 20B parameters first.
+        torch.set_default_dtype(dtype)
+    try:
+        _construct(spec, out, torch, diffusers, transformers, device)
+    finally:
+        torch.set_default_dtype(previous)
+    return out
+
+
+def _construct(spec: RealSpec, out: dict[str, Any], torch: Any, diffusers: Any,
+               transformers: Any, device: str) -> None:
     with torch.device(device):
         tcls, tkw = spec.transformer
         out["transformer"] = getattr(diffusers, tcls)(**tkw)
@@ -118,7 +131,6 @@ def build_components(name: str, device: str = "meta") -> dict[str, Any]:
         out["vae"] = getattr(diffusers, vcls)(**vkw)
         for comp, (mcls, ccls, ckw) in spec.encoders.items():
             out[comp] = getattr(transformers, mcls)(getattr(transformers, ccls)(**ckw))
-    return out
 
 
 def count_params(module: Any) -> int:
@@ -136,7 +148,7 @@ def build_real(name: str, out_dir: Path) -> Path:
     from .tiny import _tokenizer
 
     spec = REAL[name]
-    comps = build_components(name, "meta")
+    comps = build_components(name, "meta", torch.bfloat16)
     with torch.no_grad():
         for key, m in list(comps.items()):
             m = m.to_empty(device="cpu").to(torch.bfloat16)
