@@ -66,6 +66,7 @@ class AnalyzeOps(ServiceBase):
         total = PassStats()
         results: list[dict[str, Any]] = []
         requests: list[dict[str, Any]] = []
+        described: set[tuple[float, float]] = set()   # --dry-run --follow: each window once
         started = time.time()
         first = True
         while True:
@@ -74,7 +75,7 @@ class AnalyzeOps(ServiceBase):
                 break
             until, flush = analysed_until(self.db)
             if dry_run:
-                requests += self._dry_run(rsn, win, until, flush, emit)
+                requests += self._dry_run(rsn, win, until, flush, emit, described)
             else:
                 observe.cut_windows(self.db, win, until, flush)
                 # An explicit run retries everything pending; the follow loop honours backoff.
@@ -96,7 +97,7 @@ class AnalyzeOps(ServiceBase):
         return summary
 
     def _dry_run(self, rsn: Any, win: float, until: float | None, flush: bool,
-                 emit: Progress) -> list[dict[str, Any]]:
+                 emit: Progress, described: set[tuple[float, float]]) -> list[dict[str, Any]]:
         """Describe the requests of pending and complete windows without storing anything."""
         from ..analyze import observe
         from ..reason.base import describe_request
@@ -105,6 +106,9 @@ class AnalyzeOps(ServiceBase):
         spans = [(r["start_ts"], r["end_ts"]) for r in observe.due(self.db, ignore_backoff=True)]
         spans += observe.window_spans(self.db, win, until, flush)
         for start, end in spans:
+            if (start, end) in described:
+                continue
+            described.add((start, end))
             built = observe.build_observe(self.settings, self.db, rsn, start, end)
             desc = {"start_ts": start, "end_ts": end, "redactions": built.redactions,
                     **describe_request(built.request, rsn)}
