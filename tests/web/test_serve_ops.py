@@ -42,6 +42,27 @@ def test_env_token_overrides_the_file(data_dir: Path, monkeypatch: pytest.Monkey
     assert svc.check_token("from-the-environment") and not svc.check_token(file_token)
 
 
+def test_rotating_the_token_locks_out_the_old_one(data_dir: Path, serve: object,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOCALVIDEO_API_TOKEN", raising=False)
+    svc = Service.open(data_dir)
+    server = serve(svc)  # type: ignore[operator]
+    old = svc.api_token()
+    with server.client() as c:
+        assert c.get("/api/status").status_code == 200
+    out = subprocess.run([sys.executable, "-m", "localvideo", "token", "--rotate"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out != old and svc.api_token() == out
+    # The running server reads the file per request: no restart needed.
+    with server.client() as c:
+        assert c.get("/api/status").status_code == 200
+        assert c.get("/api/status", headers={"Authorization": f"Bearer {old}"}
+                     ).status_code == 401
+    monkeypatch.setenv("LOCALVIDEO_API_TOKEN", "pinned")
+    with pytest.raises(UsageError, match="LOCALVIDEO_API_TOKEN"):
+        svc.rotate_token()
+
+
 def test_token_command_prints_it(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOCALVIDEO_API_TOKEN", raising=False)
     out = subprocess.run([sys.executable, "-m", "localvideo", "token", "--url"],

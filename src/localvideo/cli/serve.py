@@ -161,10 +161,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def token(data_dir: DataDir = None,
               url: Annotated[bool, typer.Option("--url", help="Print the UI address with "
-                                                               "the token.")] = False) -> None:
+                                                               "the token.")] = False,
+              rotate: Annotated[bool, typer.Option(
+                  "--rotate", help="Make a new token; the old one stops working at once.")
+              ] = False) -> None:
         """Print the API token (created on first use; LOCALVIDEO_API_TOKEN overrides)."""
         svc = open_service(data_dir)
-        t = svc.api_token()
+        t = svc.rotate_token() if rotate else svc.api_token()
         s = svc.settings.serve
         print(ui_url(s.host, s.port, t) if url else t)
 

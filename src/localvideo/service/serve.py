@@ -130,6 +130,15 @@ class ServeOps(ServiceBase):
             f.write(token + "\n")
         return token
 
+    def rotate_token(self) -> str:
+        """Replace the token; every browser and client holding the old one is locked out at
+        once (the server reads the file on each request)."""
+        if os.environ.get(TOKEN_ENV, "").strip():
+            raise UsageError(f"the token comes from {TOKEN_ENV}, so there is no file to rotate",
+                             f"change {TOKEN_ENV} instead")
+        self.token_path.unlink(missing_ok=True)
+        return self.api_token()
+
     def check_token(self, token: str | None) -> bool:
         if not token:
             return False
