@@ -283,6 +283,11 @@ def observe_parts(data_dir: Path, *, host: str, port: int,
                   analyze_args: list[str] | None = None,
                   python: str | None = None) -> list[Part]:
     """The three children of `observe`, sharing one data dir."""
+    if sys.platform == "win32":
+        raise UsageError("observe's supervisor needs POSIX process groups and signals, which "
+                         "Windows does not have",
+                         "run `localvideo record`, `localvideo analyze --follow` and "
+                         "`localvideo serve` in three terminals")
     base = [python or sys.executable, "-m", "localvideo"]
     dd = ["--data-dir", str(data_dir)]
     if not port_free(host, port):
