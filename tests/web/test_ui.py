@@ -108,6 +108,18 @@ def test_search_a_word_and_open_the_moment(page: Any, tmp_path: Path) -> None:
     _shot(page, tmp_path, "moment")
 
 
+def test_ask_links_the_moments_it_used(page: Any, ui_server: LiveServer) -> None:
+    page.goto(f"{ui_server.url}/search")
+    page.fill("#ask-q", f"when did I see {WORD}?")
+    page.click("#ask-form button")
+    link = page.locator(".answer-moments a").first
+    link.wait_for(timeout=20000)
+    assert page.locator(".answer").inner_text() not in ("", "Thinking…")
+    link.click()
+    page.wait_for_url("**/moment?at=*")
+    assert page.locator("#moment-frame").is_visible()
+
+
 def test_act_on_a_suggested_task(page: Any, ui_server: LiveServer) -> None:
     page.goto(f"{ui_server.url}/observations")
     btn = page.locator(".act-btn").first

@@ -155,7 +155,15 @@ def ui_router(svc: Any) -> APIRouter:
     @r.get("/moment", response_class=HTMLResponse)
     def moment(request: Request, at: str = Query(...)) -> Response:
         ts = parse_time(at, what="at")
-        info = svc.frame_info(ts)
+        try:
+            info = svc.frame_info(ts)
+        except errors.NotFoundError:
+            # A moment a little before recording started (a rounded timestamp from an answer,
+            # a click at the left edge): show the first frame after it rather than nothing.
+            later = [c for c in svc.chunks(since=ts, until=ts + 60) if c["start_ts"] >= ts]
+            if not later:
+                raise
+            info = svc.frame_info(later[0]["start_ts"])
         chunk = None
         for c in svc.chunks(since=info["ts"] - 1, until=info["ts"] + 1):
             if c["id"] == info["chunk_id"]:

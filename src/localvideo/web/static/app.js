@@ -91,6 +91,32 @@ function onSettings() {
   });
 }
 
+function onAsk() {
+  const form = document.getElementById("ask-form");
+  if (!form) return;
+  const box = document.getElementById("ask-answer");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const btn = form.querySelector("button");
+    btn.disabled = true; box.hidden = false;
+    box.querySelector(".answer").textContent = "Thinking…";
+    const moments = box.querySelector(".answer-moments");
+    moments.replaceChildren();
+    try {
+      const a = await api("POST", "/api/ask", { question: new FormData(form).get("question") });
+      box.querySelector(".answer").textContent = a.answer;
+      for (const ts of a.timestamps || []) {
+        const link = document.createElement("a");
+        link.href = `/moment?at=${ts}`;
+        link.className = "pill";
+        link.textContent = new Date(ts * 1000).toLocaleTimeString();
+        moments.append(link);
+      }
+    } catch (e) { box.querySelector(".answer").textContent = e.message; }
+    btn.disabled = false;
+  });
+}
+
 function onMoment() {
   // Seek the chunk to the moment once the browser knows its duration.
   const v = document.getElementById("moment-video");
@@ -107,4 +133,4 @@ function onFallbackImages() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { onFallbackImages(); onPause(); onAct(); onGenerate(); onSettings(); onMoment(); });
+document.addEventListener("DOMContentLoaded", () => { onFallbackImages(); onPause(); onAct(); onGenerate(); onSettings(); onAsk(); onMoment(); });
