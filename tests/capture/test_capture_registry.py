@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import XDisplay
+from lvdesktop import XDisplay
 
 from localvideo.capture import open_backend
 from localvideo.capture.x11 import X11Backend

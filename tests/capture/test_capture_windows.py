@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import XDisplay
+from lvdesktop import XDisplay
 
 from localvideo.errors import UsageError
 

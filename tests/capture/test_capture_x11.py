@@ -8,7 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import XDisplay
+from lvdesktop import XDisplay
 from Xlib import X, Xatom
 from Xlib import display as xdisplay
 
