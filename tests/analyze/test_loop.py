@@ -348,3 +348,25 @@ def test_incremental_decoder_matches_a_full_decode(svc: Service, data_dir: Path)
     again = ChunkDecoder(w.path)
     first = next(iter(again.frames(None, final=True)))
     assert [d.pts for d in again.frames(None, final=True)][:2] == [first.pts, 0.5]
+
+
+def test_leave_is_read_before_the_switch_frame_reaches_the_disk(svc: Service,
+                                                                data_dir: Path) -> None:
+    start = time.time()
+    w = ChunkWriter(svc.db, data_dir, start, name="live")
+    lines = ["draft reply"]
+    w.add(Shot(0.0, render(lines), "mail", "Compose"))
+    w.add(Shot(1.0, render(lines + ["see you at the ossuary"]), "mail", "Compose"))
+    # The switch is in the index, but its frame stays in the muxer until another one comes.
+    w.add(Shot(2.0, render(["terminal"]), "xterm", "shell"))
+    events: list[dict[str, Any]] = []
+    reader = ChunkReader(svc.settings, svc.db, on_progress=events.append)
+    reader.run_pass()
+    reasons = [(e["title"], e["reason"]) for e in events if e["event"] == "keyframe"]
+    assert reasons == [("Compose", "start"), ("Compose", "leave")]
+    assert svc.search("ossuary")
+    w.add(Shot(2.5, render(["terminal", "$"]), "xterm", "shell"))
+    reader.run_pass()
+    reasons = [(e["title"], e["reason"]) for e in events if e["event"] == "keyframe"]
+    assert reasons[2:] == [("shell", "switch")]          # and the leave is not read twice
+    w.close()

@@ -178,6 +178,16 @@ class ChunkReader:
             last_seen = (row, dec, thumb)
         stopped = self.stop.is_set()
         done = final and not stopped
+        if not final and not stopped and last_seen is not None \
+                and self._left_since(cid, last_seen[0], sampler.state):
+            # The index already shows a switch whose frame is not on disk yet (the muxer
+            # writes a frame when the next one comes): read the window's last frame now
+            # instead of waiting for that.
+            before = copy.copy(sampler.state)
+            if sampler.leave(last_seen[0], last_seen[2]):
+                if self._read_or_stop(stats, cid, last_seen[0], last_seen[1], "leave", sampler,
+                                      before, handled):
+                    handled = 0
         if done and last_seen is None and last_pts is not None:
             # Everything was read on earlier passes while the chunk was being written; the
             # last frame still has to be compared with the last key frame.
@@ -219,6 +229,16 @@ class ChunkReader:
             return False
         stats.keyframes += 1
         return True
+
+    def _left_since(self, cid: int, row: FrameRow, state: SamplerState) -> bool:
+        """Whether the index shows another window after ``row`` in this chunk."""
+        if state.key_app is None:
+            return False
+        found = self.db.one(
+            "SELECT 1 FROM frames WHERE chunk_id = ? AND ts > ? AND (excluded = 1 OR "
+            "COALESCE(app, '') != ? OR COALESCE(title, '') != ?) LIMIT 1",
+            (cid, row.ts, state.key_app, state.key_title or ""))
+        return found is not None
 
     def _carried_state(self, chunk: Any) -> SamplerState:
         """The last key frame of the chunk just before, when recording went on without a gap.
