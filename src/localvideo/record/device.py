@@ -13,6 +13,7 @@ import re
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 _LINUX_SOURCES = ("/sys/class/dmi/id/product_uuid", "/etc/machine-id", "/var/lib/dbus/machine-id")
 
@@ -39,15 +40,21 @@ def _macos_raw() -> str | None:
 
 
 def _windows_raw() -> str | None:
-    try:
-        import winreg  # type: ignore[import-not-found]
-
-        key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Cryptography",
-                             0, winreg.KEY_READ | winreg.KEY_WOW64_64KEY)
-        value, _ = winreg.QueryValueEx(key, "MachineGuid")
-        return str(value)
-    except OSError:
+    if platform.system() != "Windows":
         return None
+    try:
+        import winreg  # only on Windows; typeshed hides its names elsewhere
+
+        return _read_machine_guid(winreg)
+    except (ImportError, OSError):
+        return None
+
+
+def _read_machine_guid(winreg: Any) -> str:
+    key = winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"SOFTWARE\Microsoft\Cryptography",
+                         0, winreg.KEY_READ | winreg.KEY_WOW64_64KEY)
+    value, _ = winreg.QueryValueEx(key, "MachineGuid")
+    return str(value)
 
 
 def hardware_id(system: str | None = None) -> str:

@@ -1,0 +1,1 @@
+"""REST API and web UI, thin over the service layer."""
