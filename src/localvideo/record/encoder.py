@@ -24,12 +24,15 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import av
 import numpy as np
 
-from ..errors import EncoderError, UsageError
+from ..errors import EncoderError, LocalVideoError, UsageError
+
+if TYPE_CHECKING:
+    from .ffmpeg_cli import CliChunkWriter
 
 log = logging.getLogger("localvideo.record")
 
@@ -169,6 +172,21 @@ class ChunkWriter:
         self.path.unlink(missing_ok=True)
 
 
+Writer = Union[ChunkWriter, "CliChunkWriter"]
+
+
+def open_writer(path: Path, width: int, height: int, encoder: str, quality: int,
+                fps_hint: float = 2.0) -> Writer:
+    """A chunk writer for ``encoder``; ``cli:<name>`` runs <name> in an ffmpeg process."""
+    if encoder.startswith("cli:"):
+        from .ffmpeg_cli import CliChunkWriter
+
+        base = encoder[4:]
+        return CliChunkWriter(path, width, height, base, CODEC_OF.get(base, base),
+                              encoder_options(base, quality), MOVFLAGS)
+    return ChunkWriter(path, width, height, encoder, quality, fps_hint)
+
+
 # -- probing ------------------------------------------------------------------------------
 
 def _version_key() -> str:
@@ -180,8 +198,8 @@ def test_encode(name: str) -> str | None:
     """One-frame test encode with ``name``; None when it works, else the reason it did not."""
     with tempfile.TemporaryDirectory(prefix="lv-probe-") as tmp:
         try:
-            writer = ChunkWriter(Path(tmp) / "probe.mp4", 256, 144, name, 28)
-        except EncoderError as exc:
+            writer = open_writer(Path(tmp) / "probe.mp4", 256, 144, name, 28)
+        except LocalVideoError as exc:
             return str(exc)
         try:
             vf = av.VideoFrame.from_ndarray(np.full((144, 256, 3), 90, np.uint8), format="rgb24")
@@ -212,11 +230,18 @@ def probe(data_dir: Path, candidates: tuple[str, ...], *, refresh: bool = False)
     known = dict(cache.get(key, {}))
     todo = [c for c in candidates if c not in known]
     for name in todo:
-        try:
-            av.codec.Codec(name, "w")
-        except (av.FFmpegError, ValueError, KeyError) as exc:
-            known[name] = f"not in this FFmpeg build ({exc})"
-            continue
+        if not name.startswith("cli:"):
+            try:
+                av.codec.Codec(name, "w")
+            except (av.FFmpegError, ValueError, KeyError) as exc:
+                known[name] = f"not in PyAV's FFmpeg build ({exc})"
+                continue
+        else:
+            from .ffmpeg_cli import cli_has_encoder
+
+            if not cli_has_encoder(name[4:]):
+                known[name] = "not in the ffmpeg program's encoders (or no ffmpeg)"
+                continue
         known[name] = test_encode(name)
         if known[name]:
             log.info("encoder %s does not work here: %s", name, known[name])
@@ -250,7 +275,13 @@ def plan_encoders(data_dir: Path, codec: str = "auto", *, refresh: bool = False)
     else:
         raise UsageError(f"unknown codec {codec!r}", "use --codec auto, hevc or h264")
     tried = probe(data_dir, candidates, refresh=refresh)
-    chain = [n for n in candidates if tried[n] is None]
+    # A hardware encoder PyAV's build lacks may still be in the system's ffmpeg program.
+    missing = tuple(f"cli:{n}" for n in candidates
+                    if n in HW_HEVC and (tried[n] or "").startswith("not in PyAV"))
+    if missing:
+        tried.update(probe(data_dir, missing, refresh=refresh))
+    order = [m for n in candidates for m in (n, f"cli:{n}")]
+    chain = [n for n in order if n in tried and tried[n] is None]
     if not chain:
         reasons = "; ".join(f"{n}: {r}" for n, r in tried.items())
         raise EncoderError(f"no working encoder for --codec {codec} ({reasons})",

@@ -33,7 +33,7 @@ from ..store import retention
 from ..store.db import Database
 from ..store.layout import chunk_path
 from .canvas import Canvas, Rect, canvas_size
-from .encoder import ChunkWriter, plan_encoders
+from .encoder import Writer, open_writer, plan_encoders
 from .filter import ChangeTest, Exclusion, FrameFilter
 
 log = logging.getLogger("localvideo.record")
@@ -69,7 +69,7 @@ class _Chunk:
     path: Path
     rel: str
     start_ts: float
-    writer: ChunkWriter
+    writer: Writer
     canvas: Canvas
     screen: tuple[int, int]
     end_ts: float
@@ -303,7 +303,7 @@ class Recorder:
             n += 1
         rel = path.relative_to(self.settings.data_dir).as_posix()
         w, h = canvas_size(screen[0], screen[1], self.rs.canvas_max)
-        writer = ChunkWriter(path, w, h, self.encoder, self.rs.quality, self.rs.fps)
+        writer = open_writer(path, w, h, self.encoder, self.rs.quality, self.rs.fps)
         try:
             with self.db.tx() as conn:
                 cur = conn.execute(

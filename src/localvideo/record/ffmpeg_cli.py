@@ -1,0 +1,171 @@
+"""Chunk writer through the ffmpeg CLI, for an encoder PyAV's own FFmpeg build lacks.
+
+PyAV in-process is the default path (no second process, no pipe copies). Some systems have
+an ``ffmpeg`` binary with an encoder the PyAV wheel was built without (a distribution
+ffmpeg with VAAPI or NVENC, Homebrew's with VideoToolbox); the encoder chain can use it as
+``cli:<encoder>``.
+
+Frames go to ffmpeg as raw yuv420p inside NUT over stdin, so every frame keeps its own
+millisecond timestamp (variable frame rate survives the pipe, which bare ``-f rawvideo`` at a
+fixed ``-r`` would not). ffmpeg's stderr is read by a thread into the recorder log — never
+sent to /dev/null.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shutil
+import subprocess
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any
+
+import av
+
+from ..errors import DependencyError, EncoderError
+
+log = logging.getLogger("localvideo.record")
+
+TIME_BASE = Fraction(1, 1000)
+# The NUT header already describes the stream: start encoding at once instead of buffering
+# ~5 MB to probe it (that held small frames back for seconds). ``-fflags nobuffer`` was
+# tried too and broke the timestamps.
+PROBE = ["-probesize", "32", "-analyzeduration", "0"]
+
+
+def ffmpeg_path() -> str:
+    path = shutil.which("ffmpeg")
+    if not path:
+        raise DependencyError("the ffmpeg program is not installed",
+                              "install it (sudo apt-get install ffmpeg / brew install ffmpeg)")
+    return path
+
+
+def cli_has_encoder(name: str) -> bool:
+    try:
+        out = subprocess.run([ffmpeg_path(), "-hide_banner", "-encoders"], capture_output=True,
+                             text=True, timeout=20).stdout
+    except (DependencyError, OSError, subprocess.SubprocessError):
+        return False
+    return any(line.split()[1:2] == [name] for line in out.splitlines() if line.strip())
+
+
+class CliChunkWriter:
+    """Same interface as encoder.ChunkWriter, with the encoding done by an ffmpeg process."""
+
+    def __init__(self, path: Path, width: int, height: int, encoder: str, codec: str,
+                 options: dict[str, str], movflags: str) -> None:
+        self.path = path
+        self.encoder = f"cli:{encoder}"
+        self.codec = codec
+        self.width, self.height = width, height
+        self.frames = 0
+        self.last_pts: int | None = None
+        self._closed = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        args: list[str] = []
+        for key, value in options.items():
+            args += [f"-{key}", value]
+        if codec == "hevc":
+            args += ["-tag:v", "hvc1"]
+        if encoder.endswith("_vaapi"):
+            # VAAPI encodes from GPU surfaces: upload the frames first (unverified here: no
+            # VAAPI device on the build machine, so the probe rejects it).
+            args += ["-vaapi_device", "/dev/dri/renderD128", "-vf", "format=nv12,hwupload"]
+        cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "warning",
+               *PROBE,
+               "-f", "nut", "-i", "pipe:0",
+               "-c:v", encoder, *args, "-g", "1000000000", "-bf", "0",
+               "-fps_mode", "passthrough", "-enc_time_base", "1:1000",
+               "-movflags", movflags, "-flush_packets", "1", "-video_track_timescale", "1000",
+               "-f", "mp4", "-y", str(path)]
+        try:
+            # Unbuffered stdin: each muxed packet reaches ffmpeg at once (flush_packets).
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, bufsize=0)
+        except OSError as exc:
+            raise EncoderError(f"cannot start ffmpeg for {encoder}: {exc}") from exc
+        assert self._proc.stdin is not None and self._proc.stderr is not None
+        self._errors: list[str] = []
+        self._reader = threading.Thread(target=self._drain, args=(self._proc.stderr,),
+                                        daemon=True)
+        self._reader.start()
+        try:
+            self._nut: Any = av.open(self._proc.stdin, "w", format="nut",
+                                     options={"flush_packets": "1"})
+            stream: Any = self._nut.add_stream("rawvideo", rate=1000)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.time_base = TIME_BASE
+            stream.codec_context.time_base = TIME_BASE
+            self._stream = stream
+        except (av.FFmpegError, ValueError) as exc:
+            self._kill()
+            raise EncoderError(f"cannot feed ffmpeg for {encoder}: {exc}") from exc
+
+    def _drain(self, pipe: IO[bytes]) -> None:
+        for raw in pipe:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._errors.append(line)
+                del self._errors[:-20]
+                log.warning("ffmpeg %s: %s", self.encoder, line)
+
+    def write(self, frame: av.VideoFrame, pts_ms: int) -> None:
+        if self.last_pts is not None and pts_ms <= self.last_pts:
+            pts_ms = self.last_pts + 1
+        frame.pts = pts_ms
+        frame.time_base = TIME_BASE
+        if self._proc.poll() is not None:
+            raise EncoderError(f"{self.encoder} exited ({self._proc.returncode}) on frame "
+                               f"{self.frames} of {self.path.name}: "
+                               f"{'; '.join(self._errors[-3:]) or 'no message'}")
+        try:
+            for packet in self._stream.encode(frame):
+                self._nut.mux(packet)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise EncoderError(f"{self.encoder} stopped taking frames: {exc}; "
+                               f"{'; '.join(self._errors[-3:])}") from exc
+        except (av.FFmpegError, ValueError) as exc:
+            raise EncoderError(f"{self.encoder} failed on frame {self.frames}: {exc}") from exc
+        self.frames += 1
+        self.last_pts = pts_ms
+
+    @property
+    def bytes(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for packet in self._stream.encode(None):
+                self._nut.mux(packet)
+            self._nut.close()
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            log.error("closing the pipe to %s failed: %s", self.encoder, exc)
+        try:
+            if self._proc.stdin:
+                self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            rc = self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            rc = -9
+        self._reader.join(timeout=5)
+        if rc != 0:
+            log.error("%s exited with %s for %s", self.encoder, rc, self.path)
+
+    def _kill(self) -> None:
+        self._closed = True
+        self._proc.kill()
+        self._proc.wait()
