@@ -125,3 +125,24 @@ def write_chunk(db: Database, data_dir: Path, start_ts: float, shots: list[Shot]
         w.add(shot)
     w.close()
     return w
+
+
+def session_shots() -> list[Shot]:
+    """A minute of work: a terminal with a failing build, a browser, back to the terminal."""
+    term = ["$ make test", "error: test_login failed", "zanzibar-7 build-failed"]
+    web = ["Jenkins build 42", "quokka dashboard déjà vu"]
+    return [
+        Shot(0.0, render(term), "xterm", "~/src/app"),
+        Shot(0.5, None, "xterm", "~/src/app"),
+        Shot(1.0, None, "xterm", "~/src/app"),
+        Shot(4.0, render(web, dark=True), "firefox", "Jenkins - Mozilla Firefox"),
+        Shot(4.5, None, "firefox", "Jenkins - Mozilla Firefox"),
+        Shot(6.0, render(web + ["contact jane.doe@example.com"], dark=True), "firefox",
+             "Contact - Mozilla Firefox"),
+        Shot(7.0, render(["secret vault entry hunter2"]), "keepassxc", "Passwords",
+             excluded=True),
+        Shot(8.0, render(term + ["$ make test", "error: test_login failed again"]), "xterm",
+             "~/src/app"),
+        Shot(20.0, render(term + ["$ git log", "commit 1234 fix login"]), "xterm",
+             "~/src/app"),
+    ]

@@ -6,8 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 
 import pytest
-from analyze_chunks import ChunkWriter, write_chunk
-from conftest import session_shots
+from analyze_chunks import ChunkWriter, session_shots, write_chunk
 
 from localvideo.analyze.index import match_expression
 from localvideo.analyze.loop import ChunkReader
