@@ -31,6 +31,17 @@ def test_repeated_error_text_suggests_fix_and_summary_counts_time():
     assert "[14:05:50]" in task["description"] and "appeared 2 times" in task["description"]
 
 
+def test_fix_title_is_the_error_line_cut_at_a_word():
+    text = ("## Timeline\n14:00:00–14:00:30  xterm — Build log (30s)\n\n## Screen text\n" + "".join(
+        f"[14:00:{s:02d}] xterm — Build log: quokka deploy 4217 | hello marmalade | "
+        f"error: build failed in step 3 while linking the extraordinarily long target name\n"
+        for s in (1, 9)))
+    title = observe(text)["task"]["title"]
+    assert title.startswith("Fix: error: build failed in step 3")
+    assert "quokka" not in title and "|" not in title
+    assert title.endswith("…") and title[:-1].split()[-1] in text
+
+
 def test_single_error_line_is_not_a_task():
     assert observe(TEXT)["task"]["verdict"] == "NO_TASK"
 

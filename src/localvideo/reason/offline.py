@@ -207,11 +207,11 @@ def _task(p: _Parsed) -> dict[str, str]:
 
 
 def _error_context(text: str) -> str:
-    m = _ERROR.search(text)
-    if not m:
-        return text
-    start = max(0, m.start() - 30)
-    return text[start:].strip()
+    """The screen line that holds the error (OCR lines arrive joined by ' | ')."""
+    for segment in text.split(" | "):
+        if _ERROR.search(segment):
+            return segment.strip()
+    return text
 
 
 def _repeated_sequence(items: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int] | None:
@@ -291,7 +291,11 @@ def _hms(seconds: float) -> str:
 
 def _clip(text: str, n: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= n else text[:n - 1] + "…"
+    if len(text) <= n:
+        return text
+    # Cut at a word boundary so a title never shows half a word.
+    cut = text[:n - 1].rsplit(" ", 1)[0] if " " in text[:n - 1] else text[:n - 1]
+    return cut.rstrip(" |,;:") + "…"
 
 
 def _distinct(items: list[str]) -> list[str]:
