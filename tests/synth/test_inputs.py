@@ -11,6 +11,8 @@ import pytest
 from localvideo.errors import UsageError
 from localvideo.service import Service
 
+pytestmark = pytest.mark.synth
+
 
 def attempt(svc: Service, model: Path, **kw: Any) -> UsageError:
     args: dict[str, Any] = {"frames": 9, "height": 32, "width": 32, "steps": 1}

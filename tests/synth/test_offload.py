@@ -23,7 +23,8 @@ from localvideo.synth.planner import make_plan
 from localvideo.synth.registry import resolve
 from localvideo.synth.tiny import tiny_size
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.synth]
+pytest.importorskip("diffusers", reason="the synth extra is not installed")
 
 
 def run(kind: str, model_dir: Path, out: Path, **plan_fields: Any) -> tuple[np.ndarray, Any]:

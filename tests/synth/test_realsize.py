@@ -8,6 +8,9 @@ import pytest
 from localvideo.synth.realsize import REAL, build_components, count_params
 from localvideo.synth.registry import PRESETS
 
+pytestmark = pytest.mark.synth
+pytest.importorskip("diffusers", reason="the synth extra is not installed")
+
 
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_registry_counts_match_the_real_configs(name: str) -> None:

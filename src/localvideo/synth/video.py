@@ -36,7 +36,10 @@ def write_mp4(frames: np.ndarray, fps: float, path: Path, *, crf: int = 18) -> d
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height = pw, ph
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "medium"}
+            # One thread: with x264's default threading, identical frames were measured to
+            # encode to different bytes (and pixels) now and then; a generated clip is a few
+            # hundred frames at most, so determinism costs seconds.
+            stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
             for i in range(n):
                 frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
                 for packet in stream.encode(frame):
