@@ -223,3 +223,16 @@ def test_default_names_never_reuse_a_clip(data_dir: Path, monkeypatch: pytest.Mo
     first.write_bytes(b"clip")
     second = svc._out_path(None, "A Red Fox!")
     assert second.name == "clip_140307_a-red-fox-2.mp4"
+
+
+def test_human_output_shows_progress_and_the_clip(tiny_model: Callable[[str], Path],
+                                                  data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fox.mp4"
+    args = [a for a in gen_args("wan", tiny_model("wan"), out) if a != "--json"]
+    res = CliRunner().invoke(app, [*args, "--data-dir", str(data_dir)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "denoising" in text and "2/2" in text and "VAE decode" in text
+    assert "clip 1" in text and "seed 7" in text and out.is_file()
+    listing = CliRunner().invoke(app, ["clips", "--data-dir", str(data_dir)])
+    assert listing.exit_code == 0 and "a red fox" in listing.stdout
