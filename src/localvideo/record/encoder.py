@@ -71,19 +71,47 @@ def encoder_options(name: str, quality: int) -> dict[str, str]:
                      f"use one of: libx264, libx265, {', '.join(HW_HEVC)}")
 
 
-class ChunkWriter:
-    """One fragmented MP4 file being written by one PyAV encoder."""
+class ChunkFile:
+    """The bookkeeping every chunk writer shares (this one and ffmpeg_cli.CliChunkWriter):
+    the file, what encodes it, the frames written and the last timestamp."""
 
-    def __init__(self, path: Path, width: int, height: int, encoder: str, quality: int,
-                 fps_hint: float = 2.0) -> None:
+    def __init__(self, path: Path, width: int, height: int, encoder: str, codec: str) -> None:
         self.path = path
         self.encoder = encoder
-        self.codec = CODEC_OF.get(encoder, encoder)
+        self.codec = codec
         self.width = width
         self.height = height
         self.frames = 0
         self.last_pts: int | None = None
         self._closed = False
+
+    def _stamp(self, frame: av.VideoFrame, pts_ms: int) -> int:
+        """Put ``pts_ms`` on ``frame``, moved past the last one: the muxer refuses equal
+        timestamps."""
+        if self.last_pts is not None and pts_ms <= self.last_pts:
+            pts_ms = self.last_pts + 1
+        frame.pts = pts_ms
+        frame.time_base = TIME_BASE
+        return pts_ms
+
+    def _written(self, pts_ms: int) -> None:
+        self.frames += 1
+        self.last_pts = pts_ms
+
+    @property
+    def bytes(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+
+class ChunkWriter(ChunkFile):
+    """One fragmented MP4 file being written by one PyAV encoder."""
+
+    def __init__(self, path: Path, width: int, height: int, encoder: str, quality: int,
+                 fps_hint: float = 2.0) -> None:
+        super().__init__(path, width, height, encoder, CODEC_OF.get(encoder, encoder))
         options = encoder_options(encoder, quality)  # an unknown name fails before any file
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -118,10 +146,7 @@ class ChunkWriter:
 
     def write(self, frame: av.VideoFrame, pts_ms: int) -> None:
         """Encode one picture at ``pts_ms`` (milliseconds since the chunk started)."""
-        if self.last_pts is not None and pts_ms <= self.last_pts:
-            pts_ms = self.last_pts + 1  # the muxer refuses equal timestamps
-        frame.pts = pts_ms
-        frame.time_base = TIME_BASE
+        pts_ms = self._stamp(frame, pts_ms)
         # Callers may reuse one frame object: set the type every time, not only the first.
         frame.pict_type = (av.video.frame.PictureType.I if self.frames == 0
                            else av.video.frame.PictureType.NONE)
@@ -136,15 +161,7 @@ class ChunkWriter:
         except (av.FFmpegError, ValueError) as exc:
             raise EncoderError(f"{self.encoder} failed on frame {self.frames} of {self.path.name}: "
                                f"{exc}") from exc
-        self.frames += 1
-        self.last_pts = pts_ms
-
-    @property
-    def bytes(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
+        self._written(pts_ms)
 
     def close(self) -> None:
         """Drain the encoder and write the last fragment; safe to call twice."""

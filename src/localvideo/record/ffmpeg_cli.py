@@ -18,17 +18,16 @@ import logging
 import shutil
 import subprocess
 import threading
-from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
 import av
 
 from ..errors import DependencyError, EncoderError
+from .encoder import TIME_BASE, ChunkFile
 
 log = logging.getLogger("localvideo.record")
 
-TIME_BASE = Fraction(1, 1000)
 # The NUT header already describes the stream: start encoding at once instead of buffering
 # ~5 MB to probe it (that held small frames back for seconds). ``-fflags nobuffer`` was
 # tried too and broke the timestamps.
@@ -52,18 +51,12 @@ def cli_has_encoder(name: str) -> bool:
     return any(line.split()[1:2] == [name] for line in out.splitlines() if line.strip())
 
 
-class CliChunkWriter:
+class CliChunkWriter(ChunkFile):
     """Same interface as encoder.ChunkWriter, with the encoding done by an ffmpeg process."""
 
     def __init__(self, path: Path, width: int, height: int, encoder: str, codec: str,
                  options: dict[str, str], movflags: str) -> None:
-        self.path = path
-        self.encoder = f"cli:{encoder}"
-        self.codec = codec
-        self.width, self.height = width, height
-        self.frames = 0
-        self.last_pts: int | None = None
-        self._closed = False
+        super().__init__(path, width, height, f"cli:{encoder}", codec)
         path.parent.mkdir(parents=True, exist_ok=True)
         args: list[str] = []
         for key, value in options.items():
@@ -113,10 +106,7 @@ class CliChunkWriter:
                 log.warning("ffmpeg %s: %s", self.encoder, line)
 
     def write(self, frame: av.VideoFrame, pts_ms: int) -> None:
-        if self.last_pts is not None and pts_ms <= self.last_pts:
-            pts_ms = self.last_pts + 1
-        frame.pts = pts_ms
-        frame.time_base = TIME_BASE
+        pts_ms = self._stamp(frame, pts_ms)
         if self._proc.poll() is not None:
             raise EncoderError(f"{self.encoder} exited ({self._proc.returncode}) on frame "
                                f"{self.frames} of {self.path.name}: "
@@ -131,15 +121,7 @@ class CliChunkWriter:
                                f"{'; '.join(self._errors[-3:])}") from exc
         except (av.FFmpegError, ValueError) as exc:
             raise EncoderError(f"{self.encoder} failed on frame {self.frames}: {exc}") from exc
-        self.frames += 1
-        self.last_pts = pts_ms
-
-    @property
-    def bytes(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
+        self._written(pts_ms)
 
     def close(self) -> None:
         if self._closed:
