@@ -11,17 +11,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..errors import DependencyError, EndpointError
-from .base import (
-    Reasoner,
-    ReasonRequest,
-    ReasonResponse,
-    http_failure,
-    is_local,
-    key_hint,
-    schema_instruction,
-    unreachable,
-)
+from ..errors import DependencyError
+from .base import Reasoner, ReasonRequest, ReasonResponse, is_local
 
 
 class AnthropicReasoner(Reasoner):
@@ -43,11 +34,6 @@ class AnthropicReasoner(Reasoner):
         blocks.append({"type": "text", "text": req.text})
         return blocks
 
-    def system(self, req: ReasonRequest) -> str:
-        if req.schema is None:
-            return req.system
-        return f"{req.system}\n\n{schema_instruction(req.schema)}".strip()
-
     def _send(self, req: ReasonRequest) -> ReasonResponse:
         try:
             import anthropic
@@ -62,25 +48,8 @@ class AnthropicReasoner(Reasoner):
             msg = client.messages.create(
                 model=self.model, max_tokens=req.max_tokens, system=self.system(req),
                 messages=[{"role": "user", "content": self.content(req)}])  # type: ignore[list-item,misc]
-        except anthropic.APITimeoutError as exc:
-            raise unreachable(self.name, self.base_url, exc, timeout=self.timeout,
-                              url_env=self.base_url_env) from exc
-        except anthropic.APIConnectionError as exc:
-            raise unreachable(self.name, self.base_url, exc, timeout=None,
-                              url_env=self.base_url_env) from exc
-        except anthropic.APIStatusError as exc:
-            raise http_failure(self.name, exc.status_code, str(exc.message), url=self.base_url,
-                               key_hint=key_hint(self.name, self.key_envs())) from exc
-        except anthropic.APIError as exc:
-            # e.g. a body that is not a Messages response: passing, like a malformed answer.
-            raise http_failure(self.name, 502, str(exc), url=self.base_url,
-                               key_hint=key_hint(self.name, self.key_envs())) from exc
-        except ValueError as exc:
-            # A proxy's HTML error page or a truncated body: passing, like a 502.
-            raise EndpointError(f"{self.name} endpoint {self.base_url} answered something that "
-                                f"is not JSON: {exc}",
-                                "the work stays pending and is retried on the next run",
-                                retryable=True) from exc
+        except (anthropic.APIError, ValueError) as exc:
+            raise self.sdk_failure(anthropic, exc) from exc
         text = "".join(getattr(b, "text", "") for b in msg.content
                        if getattr(b, "type", "") == "text")
         usage = {"input_tokens": msg.usage.input_tokens,

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import EndpointError, ReasonerError, UsageError
+from ..errors import EndpointError, LocalVideoError, ReasonerError, UsageError
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -283,6 +283,34 @@ class Reasoner(ABC):
         resolved = store.resolve(cls.name, key, envs, required=cls.key_required(url))
         return cls(model=model, base_url=base_url, key=resolved, db=db, retries=retries,
                    backoff=backoff, timeout=timeout, **options)
+
+    def system(self, req: ReasonRequest) -> str:
+        """The system prompt, with the schema spelled out for endpoints without a schema mode."""
+        if req.schema is None:
+            return req.system
+        return f"{req.system}\n\n{schema_instruction(req.schema)}".strip()
+
+    def sdk_failure(self, sdk: Any, exc: Exception) -> LocalVideoError:
+        """Map an error of the anthropic or openai SDK (they share one generated error tree,
+        passed in as the ``sdk`` module) to the error kind the analysis loop acts on."""
+        if isinstance(exc, sdk.APITimeoutError):
+            return unreachable(self.name, self.base_url, exc, timeout=self.timeout,
+                               url_env=self.base_url_env)
+        if isinstance(exc, sdk.APIConnectionError):
+            return unreachable(self.name, self.base_url, exc, timeout=None,
+                               url_env=self.base_url_env)
+        hint = key_hint(self.name, self.key_envs())
+        if isinstance(exc, sdk.APIStatusError):
+            return http_failure(self.name, exc.status_code, str(exc.message), url=self.base_url,
+                                key_hint=hint)
+        if isinstance(exc, sdk.APIError):
+            # e.g. a body that is not the expected response: passing, like a malformed answer.
+            return http_failure(self.name, 502, str(exc), url=self.base_url, key_hint=hint)
+        # A ValueError: a proxy's HTML error page or a truncated body; passing, like a 502.
+        return EndpointError(f"{self.name} endpoint {self.base_url} answered something that "
+                             f"is not JSON: {exc}",
+                             "the work stays pending and is retried on the next run",
+                             retryable=True)
 
     @abstractmethod
     def _send(self, req: ReasonRequest) -> ReasonResponse:

@@ -21,7 +21,6 @@ from .base import (
     ReasonResponse,
     http_failure,
     key_hint,
-    schema_instruction,
     unreachable,
 )
 
@@ -44,11 +43,6 @@ class GeminiReasoner(Reasoner):
         self.inline_limit = int(self.options.get("inline_limit", INLINE_LIMIT))
         self.poll_interval = float(self.options.get("poll_interval", 2.0))
         self.upload_timeout = float(self.options.get("upload_timeout", 300.0))
-
-    def system(self, req: ReasonRequest) -> str:
-        if req.schema is None:
-            return req.system
-        return f"{req.system}\n\n{schema_instruction(req.schema)}".strip()
 
     def payload(self, req: ReasonRequest) -> dict[str, Any]:
         out = {**super().payload(req), "system": self.system(req)}

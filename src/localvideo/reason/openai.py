@@ -19,16 +19,7 @@ import time
 from typing import Any
 
 from ..errors import DependencyError, EndpointError
-from .base import (
-    Reasoner,
-    ReasonRequest,
-    ReasonResponse,
-    http_failure,
-    is_local,
-    key_hint,
-    schema_instruction,
-    unreachable,
-)
+from .base import Reasoner, ReasonRequest, ReasonResponse, is_local
 
 # Families that accept image input on the servers people run them on.
 VISION_MODELS = re.compile(
@@ -71,11 +62,6 @@ class OpenAIReasoner(Reasoner):
             self.db.set_kv(self._kv_key(what), True)
 
     # -- request -------------------------------------------------------------------------
-    def system(self, req: ReasonRequest) -> str:
-        if req.schema is None:
-            return req.system
-        return f"{req.system}\n\n{schema_instruction(req.schema)}".strip()
-
     def messages(self, req: ReasonRequest) -> list[dict[str, Any]]:
         system = self.system(req)
         if not (self.takes_images and req.images):
@@ -126,29 +112,12 @@ class OpenAIReasoner(Reasoner):
         extra: dict[str, Any] = {}
         if req.schema is not None and self.json_mode:
             extra["response_format"] = {"type": "json_object"}
-        hint = key_hint(self.name, self.key_envs())
         try:
             out = client.chat.completions.create(
                 model=self.model, messages=self.messages(req),  # type: ignore[arg-type]
                 max_tokens=req.max_tokens, **extra)
-        except openai.APITimeoutError as exc:
-            raise unreachable(self.name, self.base_url, exc, timeout=self.timeout,
-                              url_env=self.base_url_env) from exc
-        except openai.APIConnectionError as exc:
-            raise unreachable(self.name, self.base_url, exc, timeout=None,
-                              url_env=self.base_url_env) from exc
-        except openai.APIStatusError as exc:
-            raise http_failure(self.name, exc.status_code, str(exc.message), url=self.base_url,
-                               key_hint=hint) from exc
-        except openai.APIError as exc:
-            raise http_failure(self.name, 502, str(exc), url=self.base_url,
-                               key_hint=hint) from exc
-        except ValueError as exc:
-            # A proxy's HTML error page or a truncated body: passing, like a 502.
-            raise EndpointError(f"{self.name} endpoint {self.base_url} answered something that "
-                                f"is not JSON: {exc}",
-                                "the work stays pending and is retried on the next run",
-                                retryable=True) from exc
+        except (openai.APIError, ValueError) as exc:
+            raise self.sdk_failure(openai, exc) from exc
         if not getattr(out, "choices", None):
             raise EndpointError(f"{self.name} endpoint {self.base_url} answered without choices",
                                 "the work stays pending and is retried on the next run",
