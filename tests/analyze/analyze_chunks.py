@@ -63,6 +63,7 @@ class ChunkWriter:
     last_pts: float | None = None
     _out: av.container.OutputContainer | None = field(default=None, repr=False)
     _stream: av.VideoStream | None = field(default=None, repr=False)
+    _last_image: Image.Image | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         rel = Path("observer-recordings") / "test-device" / f"{self.name}.mp4"
@@ -99,6 +100,7 @@ class ChunkWriter:
                 self._out.mux(packet)
             self.last_pts = round(shot.t, 3)
             self.frames += 1
+            self._last_image = shot.image
         assert self.last_pts is not None, "the first shot must have an image"
         self.db.execute(
             "INSERT INTO frames(chunk_id, ts, pts, app, title, x, y, w, h, display, changed,"
@@ -107,6 +109,17 @@ class ChunkWriter:
              int(shot.image is not None), int(shot.excluded)))
         self.db.execute("UPDATE chunks SET end_ts = ?, frames = ? WHERE id = ?",
                         (self.start_ts + shot.t, self.frames, self.chunk_id))
+
+    def push_out(self, t: float) -> None:
+        """Encode the last picture again with no index row, as the recorder does so the
+        muxer writes a held frame out while the screen sits still."""
+        assert self._out is not None and self._stream is not None and self._last_image
+        frame = av.VideoFrame.from_ndarray(np.asarray(self._last_image.convert("RGB")),
+                                           format="rgb24")
+        frame.pts = int(round(t * 1000))
+        frame.time_base = Fraction(1, 1000)
+        for packet in self._stream.encode(frame):
+            self._out.mux(packet)
 
     def close(self, state: str = "closed") -> None:
         assert self._out is not None and self._stream is not None

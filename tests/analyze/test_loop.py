@@ -158,6 +158,37 @@ def test_killed_process_resumes_where_it_stopped(data_dir: Path, t0: float,
     svc.close()
 
 
+def test_follow_reads_past_unindexed_copies_of_a_still_picture(svc: Service,
+                                                             data_dir: Path) -> None:
+    """The recorder re-encodes a still picture once (no index row) so the muxer writes it
+    out; follow mode must step over such a copy, not wait at it for the chunk to close."""
+    start = time.time() - 30
+    writer = ChunkWriter(svc.db, data_dir, start, name="copies")
+    writer.add(Shot(0.0, render(["first words nectarine"]), "xterm", "one"))
+    writer.add(Shot(0.5, None, "xterm", "one"))
+    writer.push_out(0.5)                       # the unindexed copy
+    writer.add(Shot(4.0, render(["later words guanabana"]), "xterm", "two"))
+    writer.add(Shot(4.5, render(["later words guanabana_"]), "xterm", "two"))
+    writer.push_out(5.0)
+    stop = threading.Event()
+    t = threading.Thread(target=lambda: svc.analyze(follow=True, stop=stop,
+                                                    reasoner="offline", poll=0.2))
+    t.start()
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not svc.search("guanabana"):
+            time.sleep(0.1)
+        assert svc.search("guanabana"), "follow mode stopped at the unindexed copy"
+        assert svc.search("nectarine")
+        row = svc.db.one("SELECT done FROM analysis_progress WHERE chunk_id = ?",
+                         (writer.chunk_id,))
+        assert row is not None and row[0] == 0      # still being written
+    finally:
+        stop.set()
+        t.join(30)
+        writer.close()
+
+
 def test_follow_reads_a_chunk_while_it_is_written(svc: Service, data_dir: Path) -> None:
     start = time.time()
     writer = ChunkWriter(svc.db, data_dir, start, name="live")

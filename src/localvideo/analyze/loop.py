@@ -146,8 +146,13 @@ class ChunkReader:
                     # The index row of this frame is not written yet: stop here, come back.
                     rows_by_pts = self._rows(cid, last_pts)
                     rows = rows_by_pts.get(round(dec.pts * 1000))
-                    if not rows:
+                    if not rows and not self._indexed_past(cid, dec.pts):
                         break
+                    if not rows:
+                        # An unindexed copy (the recorder re-encodes a still picture once
+                        # so the muxer writes it out): the index is already past it.
+                        last_pts = dec.pts
+                        continue
                 else:
                     last_pts = dec.pts
                     continue
@@ -229,6 +234,11 @@ class ChunkReader:
             return False
         stats.keyframes += 1
         return True
+
+    def _indexed_past(self, cid: int, pts: float) -> bool:
+        """Whether the index already has a frame of this chunk encoded after ``pts``."""
+        return self.db.one("SELECT 1 FROM frames WHERE chunk_id = ? AND pts > ? LIMIT 1",
+                           (cid, pts + 0.0005)) is not None
 
     def _left_since(self, cid: int, row: FrameRow, state: SamplerState) -> bool:
         """Whether the index shows another window after ``row`` in this chunk."""
