@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import StoreError, UsageError
+from ..reason.base import fmt_duration
 from ..store.db import Database
 
 _PHRASE = re.compile(r'"([^"]*)"?|(\S+)')
@@ -243,15 +244,6 @@ def _merge(runs: list[Session], gap: float) -> list[Session]:
 
 def hms(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
-
-
-def fmt_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h}h{m:02d}m"
-    return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def timeline_lines(items: list[Session]) -> list[str]:

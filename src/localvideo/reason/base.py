@@ -177,6 +177,16 @@ def schema_instruction(schema: dict[str, Any]) -> str:
             + json.dumps(schema, indent=1))
 
 
+def fmt_duration(seconds: float) -> str:
+    """A duration as the request text writes it: ``45s``, ``3m05s``, ``1h02m``."""
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h{m:02d}m"
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
 # -- endpoint failures, shared by the SDK backends ----------------------------------------
 
 def is_local(url: str | None) -> bool:

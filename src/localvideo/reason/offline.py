@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .base import Reasoner, ReasonRequest, ReasonResponse
+from .base import Reasoner, ReasonRequest, ReasonResponse, fmt_duration
 
 _TIMELINE = re.compile(
     r"^(?:(?P<day>\d{4}-\d\d-\d\d)\s+)?(?P<start>\d\d?:\d\d:\d\d)\s*[–—-]\s*"
@@ -72,15 +72,6 @@ def _secs(hms: str) -> float:
 def _split_app_title(rest: str) -> tuple[str, str]:
     app, sep, title = rest.partition(" — ")
     return (app.strip(), title.strip()) if sep else (rest.strip(), "")
-
-
-def _fmt_dur(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h}h{m:02d}m"
-    return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def sections(text: str) -> dict[str, list[str]]:
@@ -166,7 +157,7 @@ def observe(text: str) -> dict[str, Any]:
     if by_app:
         tops = sorted(by_app.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
         parts.append("Mostly in " + ", ".join(
-            f"{app or 'unknown'} ({_fmt_dur(d)}{f', {round(100 * d / total)}%' if total else ''})"
+            f"{app or 'unknown'} ({fmt_duration(d)}{f', {round(100 * d / total)}%' if total else ''})"
             for app, d in tops) + ".")
     elif p.lines:
         apps = sorted({ln.app for ln in p.lines})
@@ -176,7 +167,7 @@ def observe(text: str) -> dict[str, Any]:
         parts.append("Read: " + "; ".join(f"“{_clip(t, 60)}”" for t in read[:3]) + ".")
     summary = " ".join(parts) or "No activity recorded in this window."
 
-    activities = [f"{app or 'unknown'} — {title or '(no title)'} ({_fmt_dur(d)})"
+    activities = [f"{app or 'unknown'} — {title or '(no title)'} ({fmt_duration(d)})"
                   for (app, title), d in sorted(by_window.items(),
                                                 key=lambda kv: (-kv[1], kv[0]))[:5]]
     if not activities:
@@ -251,7 +242,7 @@ def ask(text: str) -> dict[str, Any]:
         hay = set(_tokens(f"{s.app} {s.title}"))
         score = sum(1 for k in keywords if any(_match(k, h) for h in hay))
         if score:
-            raw = f"{_hms(s.start)}–{_hms(s.end)} {s.app} — {s.title} ({_fmt_dur(s.duration)})"
+            raw = f"{_hms(s.start)}–{_hms(s.end)} {s.app} — {s.title} ({fmt_duration(s.duration)})"
             scored.append((score, s.start, raw, s.start, None))
     if not scored:
         return {"answer": "Nothing on screen in the searched time matches "
