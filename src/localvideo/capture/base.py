@@ -27,6 +27,25 @@ class WindowInfo:
     window_id: int | None = None
 
 
+def window_extra(win: WindowInfo | None) -> dict[str, object]:
+    """What a backend puts in ``Frame.extra`` about the active window (a fresh dict)."""
+    if win is None:
+        return {}
+    return {"window_id": win.window_id, "pid": win.pid,
+            "window_rect": (win.x, win.y, win.w, win.h)}
+
+
+def clip_to_screen(win: WindowInfo, screen: dict[str, int]) -> tuple[int, int, int, int] | None:
+    """The part of ``win`` inside ``screen`` (an mss monitor dict) as (x, y, w, h), or None
+    when no pixel of it is on screen."""
+    x0, y0 = max(win.x, screen["left"]), max(win.y, screen["top"])
+    x1 = min(win.x + win.w, screen["left"] + screen["width"])
+    y1 = min(win.y + win.h, screen["top"] + screen["height"])
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return None
+    return x0, y0, x1 - x0, y1 - y0
+
+
 @dataclass
 class Frame:
     pixels: np.ndarray          # H×W×4 uint8, BGRA (what mss and ScreenCaptureKit hand out)

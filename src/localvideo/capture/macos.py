@@ -22,7 +22,7 @@ import Quartz
 from AppKit import NSWorkspace
 
 from ..errors import CaptureError, UsageError
-from .base import CaptureBackend, Frame, WindowInfo
+from .base import CaptureBackend, Frame, WindowInfo, window_extra
 from .registry import check_display, check_mode
 
 try:  # macOS 12.3+; SCScreenshotManager itself is macOS 14+
@@ -203,8 +203,7 @@ class MacOSBackend(CaptureBackend):
     def grab(self) -> Frame | None:
         ts = self.now()
         win = self.active_window()
-        extra: dict[str, object] = ({"window_id": win.window_id, "pid": win.pid,
-                                     "window_rect": (win.x, win.y, win.w, win.h)} if win else {})
+        extra = window_extra(win)
         if self.mode == "display":
             pixels = self._display_pixels()
             idx = 1 if self.display == "all" else int(self.display)

@@ -25,7 +25,7 @@ import win32process
 from mss.exception import ScreenShotError
 
 from ..errors import CaptureError, UsageError
-from .base import CaptureBackend, Frame, WindowInfo
+from .base import CaptureBackend, Frame, WindowInfo, clip_to_screen, window_extra
 from .registry import check_display, check_mode
 
 PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
@@ -144,8 +144,7 @@ class WindowsBackend(CaptureBackend):
     def grab(self) -> Frame | None:
         ts = self.now()
         win = self.active_window()
-        extra: dict[str, object] = ({"window_id": win.window_id, "pid": win.pid,
-                                     "window_rect": (win.x, win.y, win.w, win.h)} if win else {})
+        extra = window_extra(win)
         if self.mode == "display":
             mon = self._monitors[0 if self.display == "all" else int(self.display)]
             pixels = self._grab_region(mon["left"], mon["top"], mon["width"], mon["height"])
@@ -157,20 +156,18 @@ class WindowsBackend(CaptureBackend):
             return None
         # Clip to the virtual screen: maximised windows hang a few pixels past the edges and
         # windows can be dragged partly off-screen.
-        screen = self._monitors[0]
-        x0, y0 = max(win.x, screen["left"]), max(win.y, screen["top"])
-        x1 = min(win.x + win.w, screen["left"] + screen["width"])
-        y1 = min(win.y + win.h, screen["top"] + screen["height"])
-        if x1 - x0 < 1 or y1 - y0 < 1:
+        rect = clip_to_screen(win, self._monitors[0])
+        if rect is None:
             return None
-        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        x, y, w, h = rect
+        cx, cy = x + w // 2, y + h // 2
         idx = next((i for i, m in enumerate(self._monitors[1:], start=1)
                     if m["left"] <= cx < m["left"] + m["width"]
                     and m["top"] <= cy < m["top"] + m["height"]), 1)
         mon = self._monitors[idx]
-        extra["clipped"] = (x0, y0, x1 - x0, y1 - y0) != (win.x, win.y, win.w, win.h)
-        return Frame(pixels=self._grab_region(x0, y0, x1 - x0, y1 - y0), ts=ts, app=win.app,
-                     title=win.title, x=x0, y=y0, w=x1 - x0, h=y1 - y0, display=str(idx),
+        extra["clipped"] = rect != (win.x, win.y, win.w, win.h)
+        return Frame(pixels=self._grab_region(x, y, w, h), ts=ts, app=win.app,
+                     title=win.title, x=x, y=y, w=w, h=h, display=str(idx),
                      screen_w=mon["width"], screen_h=mon["height"], extra=extra)
 
     def close(self) -> None:

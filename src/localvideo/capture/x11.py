@@ -27,7 +27,7 @@ from Xlib import error as xerror
 from Xlib.xobject.drawable import Window
 
 from ..errors import CaptureError, NoDisplayError, UsageError
-from .base import CaptureBackend, Frame, WindowInfo
+from .base import CaptureBackend, Frame, WindowInfo, clip_to_screen, window_extra
 from .registry import check_display, check_mode
 
 T = TypeVar("T")
@@ -232,31 +232,22 @@ class X11Backend(CaptureBackend):
                          title=win.title if win else "", x=mon["left"], y=mon["top"],
                          w=mon["width"], h=mon["height"], display=self.display,
                          screen_w=mon["width"], screen_h=mon["height"],
-                         extra=self._extra(win))
+                         extra=window_extra(win))
         if win is None:
             return None
         # Clip to the whole X screen: a window dragged partly off-screen has no pixels there,
         # and asking X for them is an error.
-        screen = self._monitors[0]
-        x0, y0 = max(win.x, screen["left"]), max(win.y, screen["top"])
-        x1 = min(win.x + win.w, screen["left"] + screen["width"])
-        y1 = min(win.y + win.h, screen["top"] + screen["height"])
-        if x1 - x0 < 1 or y1 - y0 < 1:
+        rect = clip_to_screen(win, self._monitors[0])
+        if rect is None:
             return None
-        pixels = self._grab_region(x0, y0, x1 - x0, y1 - y0)
+        x, y, w, h = rect
+        pixels = self._grab_region(x, y, w, h)
         idx, mon = self._monitor_of(win)
-        extra = self._extra(win)
-        extra["clipped"] = (x0, y0, x1 - x0, y1 - y0) != (win.x, win.y, win.w, win.h)
-        return Frame(pixels=pixels, ts=ts, app=win.app, title=win.title, x=x0, y=y0,
-                     w=x1 - x0, h=y1 - y0, display=str(idx), screen_w=mon["width"],
+        extra = window_extra(win)
+        extra["clipped"] = rect != (win.x, win.y, win.w, win.h)
+        return Frame(pixels=pixels, ts=ts, app=win.app, title=win.title, x=x, y=y,
+                     w=w, h=h, display=str(idx), screen_w=mon["width"],
                      screen_h=mon["height"], extra=extra)
-
-    @staticmethod
-    def _extra(win: WindowInfo | None) -> dict[str, object]:
-        if win is None:
-            return {}
-        return {"window_id": win.window_id, "pid": win.pid,
-                "window_rect": (win.x, win.y, win.w, win.h)}
 
     @property
     def monitors(self) -> list[dict[str, int]]:
