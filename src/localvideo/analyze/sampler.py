@@ -162,6 +162,30 @@ class Decoded:
         return im.crop(box) if box else im
 
 
+def _open_video(path: Path) -> tuple[av.container.InputContainer, av.VideoStream, float] | None:
+    """The container, its video stream and its time base in seconds; None when the file
+    cannot be opened (yet) or holds no video stream."""
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.error.FFmpegError, OSError):
+        return None
+    if not container.streams.video:
+        container.close()
+        return None
+    stream = container.streams.video[0]
+    return container, stream, float(stream.time_base) if stream.time_base else 0.001
+
+
+def _pts_after(frame: av.VideoFrame, tb: float, after: float | None) -> float | None:
+    """The frame's pts in seconds, or None for a frame without one or not past ``after``."""
+    if frame.pts is None:
+        return None
+    pts = round(frame.pts * tb, 3)
+    if after is not None and pts <= after + 1e-4:
+        return None
+    return pts
+
+
 def decode(path: Path, after: float | None = None) -> Iterator[Decoded]:
     """Decoded frames of a chunk with pts > ``after``, in order.
 
@@ -169,16 +193,12 @@ def decode(path: Path, after: float | None = None) -> Iterator[Decoded]:
     quietly at the first error, and the caller resumes from the last pts it handled. One
     keyframe per chunk means every pass decodes from the start.
     """
-    try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, OSError):
+    opened = _open_video(path)
+    if opened is None:
         return
+    container, stream, tb = opened
     try:
-        if not container.streams.video:
-            return
-        stream = container.streams.video[0]
         stream.thread_type = "SLICE"
-        tb = float(stream.time_base) if stream.time_base else 0.001
         try:
             for packet in container.demux(stream):
                 if packet.is_corrupt:
@@ -186,12 +206,9 @@ def decode(path: Path, after: float | None = None) -> Iterator[Decoded]:
                     # rest of it is not on disk yet; the next pass reads it whole.
                     return
                 for frame in packet.decode():
-                    if frame.pts is None:
-                        continue
-                    pts = round(frame.pts * tb, 3)
-                    if after is not None and pts <= after + 1e-4:
-                        continue
-                    yield Decoded(pts, frame)
+                    pts = _pts_after(frame, tb, after)
+                    if pts is not None:
+                        yield Decoded(pts, frame)
         except (av.error.FFmpegError, EOFError, OSError):
             return
     finally:
@@ -220,15 +237,11 @@ class ChunkDecoder:
         for d in kept:
             self.kept.append(d)
             yield d
-        try:
-            container = av.open(str(self.path), mode="r")
-        except (av.error.FFmpegError, OSError):
+        opened = _open_video(self.path)
+        if opened is None:
             return
+        container, stream, tb = opened
         try:
-            if not container.streams.video:
-                return
-            stream = container.streams.video[0]
-            tb = float(stream.time_base) if stream.time_base else 0.001
             if self.ctx is None:
                 ctx = av.CodecContext.create(stream.codec_context.name, "r")
                 assert isinstance(ctx, av.VideoCodecContext)
@@ -248,10 +261,8 @@ class ChunkDecoder:
                     frames = self.ctx.decode(packet)
                     self.fed = packet.pts
                 for frame in frames:
-                    if frame.pts is None:
-                        continue
-                    pts = round(frame.pts * tb, 3)
-                    if after is not None and pts <= after + 1e-4:
+                    pts = _pts_after(frame, tb, after)
+                    if pts is None:
                         continue
                     d = Decoded(pts, frame)
                     self.kept = [*self.kept[-1:], d]
