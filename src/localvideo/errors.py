@@ -96,10 +96,12 @@ class EndpointError(ReasonerError):
     """A failure that may pass: retry later, keep the work pending."""
 
     def __init__(self, message: str, hint: str | None = None, *, status: int | None = None,
-                 retryable: bool = True) -> None:
+                 retryable: bool = True, retry_after: float | None = None) -> None:
         super().__init__(message, hint)
         self.status = status
         self.retryable = retryable
+        # Seconds the server asked us to wait (HTTP Retry-After on 429/503), when it said.
+        self.retry_after = retry_after
 
 
 class SynthError(LocalVideoError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,17 @@ def test_endpoint_down_keeps_the_observation_pending_then_completes_it(
     after = svc.analysis_status()
     assert after["frames_read"] == keyframes          # nothing read twice
     assert after["last_endpoint_error"] is None
+
+
+def test_a_long_retry_after_sets_the_next_try_instead_of_retrying_now(
+        svc: Service, recorded: ChunkWriter, anthropic: AnthropicServer) -> None:
+    anthropic.fail(429, headers={"Retry-After": "600"}, message="rate limited")
+    before = time.time()
+    res = svc.analyze()
+    (obs,) = res["observations"]
+    assert obs["status"] == "pending" and obs["next_try_ts"] >= before + 600
+    assert len(anthropic.model_calls()) == 1          # no retry storm against a 429
+    assert svc.analysis_status()["next_retry_ts"] >= before + 600   # what --follow honours
 
 
 def test_malformed_answer_is_retried(svc: Service, recorded: ChunkWriter,

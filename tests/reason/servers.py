@@ -68,6 +68,7 @@ class _Action:
     status: int = 200
     message: str = ""
     seconds: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,9 +143,11 @@ class FakeEndpoint:
         return f"http://127.0.0.1:{self.port}"
 
     # -- scripting -----------------------------------------------------------------------
-    def fail(self, status: int, times: int = 1, message: str = "scripted failure") -> None:
+    def fail(self, status: int, times: int = 1, message: str = "scripted failure",
+             headers: dict[str, str] | None = None) -> None:
         for _ in range(times):
-            self._script.actions.append(_Action("status", status=status, message=message))
+            self._script.actions.append(_Action("status", status=status, message=message,
+                                                headers=dict(headers or {})))
 
     def garbage(self, times: int = 1) -> None:
         """Answer 200 with a body that is not JSON at all."""
@@ -179,7 +182,7 @@ class FakeEndpoint:
             time.sleep(action.seconds)
             action = _Action("text")
         if action.kind == "status":
-            return action.status, {"Content-Type": "application/json"}, \
+            return action.status, {"Content-Type": "application/json", **action.headers}, \
                 json.dumps(self.error_body(action.status, action.message)).encode()
         if action.kind == "garbage":
             return 200, {"Content-Type": "application/json"}, b"<html>proxy error</html>"

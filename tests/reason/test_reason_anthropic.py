@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 
 import pytest
 from reason.helpers import observe_request
@@ -66,6 +67,23 @@ def test_retries_429_and_500_then_succeeds(settings, db, monkeypatch, anthropic_
     assert resp.data is not None
     assert len(anthropic_server.model_calls()) == 3
     assert [row["status"] for row in reversed(recent(db))] == ["error:429", "error:500", "ok"]
+
+
+def test_retry_after_is_honoured_and_a_long_one_is_left_to_the_next_run(
+        settings, db, monkeypatch, anthropic_server):
+    anthropic_server.fail(429, headers={"Retry-After": "1.2"})
+    r = _reasoner(settings, db, monkeypatch, anthropic_server)
+    r.backoff = 0.01
+    started = time.monotonic()
+    assert r.execute(observe_request(images=0)).data is not None
+    assert time.monotonic() - started >= 1.2          # waited as long as the server asked
+    # A long pause is not slept through: the error carries it, the work stays pending.
+    anthropic_server.fail(429, headers={"Retry-After": "120"})
+    started = time.monotonic()
+    with pytest.raises(EndpointError) as info:
+        r.execute(observe_request(images=0))
+    assert info.value.retry_after == 120 and info.value.retryable
+    assert time.monotonic() - started < 10
 
 
 def test_final_failure_is_a_retryable_endpoint_error(settings, db, monkeypatch,

@@ -260,6 +260,8 @@ def run_observation(settings: Settings, db: Database, reasoner: Reasoner, obs: A
         attempts = obs["attempts"] + 1
         retryable = exc.retryable and attempts < MAX_ATTEMPTS
         wait = min(RETRY_MAX, RETRY_BASE * 2 ** (attempts - 1))
+        if exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)   # the server said how long: honour it
         status = "pending" if retryable else "failed"
         with db.tx() as conn:
             conn.execute("UPDATE observations SET status = ?, attempts = ?, next_try_ts = ?, "

@@ -118,6 +118,10 @@ ASK_SCHEMA: dict[str, Any] = {
 
 # -- JSON answers -------------------------------------------------------------------------
 
+# Longest Retry-After honoured by sleeping inside one request; longer waits are kept as the
+# observation's next try time instead, so a run is never stuck behind a rate limit.
+MAX_INLINE_WAIT = 30.0
+
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
@@ -205,8 +209,24 @@ def is_local(url: str | None) -> bool:
         return False
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """An HTTP Retry-After header (seconds or an HTTP date) → seconds to wait, or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
 def http_failure(reasoner: str, status: int, detail: str, *, url: str | None,
-                 key_hint: str) -> ReasonerError:
+                 key_hint: str, retry_after: float | None = None) -> ReasonerError:
     """Map an HTTP status from an endpoint to the error kind the analysis loop acts on."""
     detail = " ".join(detail.split())[:300]
     where = url or reasoner
@@ -217,7 +237,7 @@ def http_failure(reasoner: str, status: int, detail: str, *, url: str | None,
     if status == 429 or status >= 500 or status in (408, 409):
         return EndpointError(f"{reasoner} endpoint {where} answered {status}: {detail}",
                              "the work stays pending and is retried on the next run",
-                             status=status, retryable=True)
+                             status=status, retryable=True, retry_after=retry_after)
     if status == 404:
         return EndpointError(f"{reasoner} endpoint {where} answered 404: {detail}",
                              "check the model name (--model) and the base URL (--base-url)",
@@ -311,8 +331,10 @@ class Reasoner(ABC):
                                url_env=self.base_url_env)
         hint = key_hint(self.name, self.key_envs())
         if isinstance(exc, sdk.APIStatusError):
+            headers = getattr(getattr(exc, "response", None), "headers", None) or {}
             return http_failure(self.name, exc.status_code, str(exc.message), url=self.base_url,
-                                key_hint=hint)
+                                key_hint=hint,
+                                retry_after=parse_retry_after(headers.get("retry-after")))
         if isinstance(exc, sdk.APIError):
             # e.g. a body that is not the expected response: passing, like a malformed answer.
             return http_failure(self.name, 502, str(exc), url=self.base_url, key_hint=hint)
@@ -349,9 +371,15 @@ class Reasoner(ABC):
             except ReasonerError as exc:
                 self._log(req, None, exc, started)
                 retryable = isinstance(exc, EndpointError) and exc.retryable
-                if not retryable or attempt >= self.retries:
+                wait = self.backoff * (2 ** attempt)
+                asked = exc.retry_after if isinstance(exc, EndpointError) else None
+                if asked is not None:
+                    wait = max(wait, asked)
+                # A server that asks for a long pause gets it between runs, not in a sleep
+                # here: the work stays pending with that wait (see analyze.observe).
+                if not retryable or attempt >= self.retries or wait > MAX_INLINE_WAIT:
                     raise
-                time.sleep(self.backoff * (2 ** attempt))
+                time.sleep(wait)
                 attempt += 1
                 continue
             resp.request_id = self._log(req, resp, None, started)
