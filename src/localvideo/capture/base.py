@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UsageError
+
 
 @dataclass(frozen=True)
 class WindowInfo:
@@ -25,6 +27,14 @@ class WindowInfo:
     h: int
     pid: int | None = None
     window_id: int | None = None
+
+
+def check_display_exists(display: str, count: int, where: str) -> None:
+    """Refuse ``--display N`` beyond the ``count`` monitors that ``where`` has."""
+    if display != "all" and int(display) > count:
+        raise UsageError(f"display {display} does not exist: {where} has {count} monitor"
+                         f"{'s' if count != 1 else ''}",
+                         hint=f"use `--display 1`..`--display {count}` or `--display all`")
 
 
 def window_extra(win: WindowInfo | None) -> dict[str, object]:

@@ -25,7 +25,14 @@ import win32process
 from mss.exception import ScreenShotError
 
 from ..errors import CaptureError, UsageError
-from .base import CaptureBackend, Frame, WindowInfo, clip_to_screen, window_extra
+from .base import (
+    CaptureBackend,
+    Frame,
+    WindowInfo,
+    check_display_exists,
+    clip_to_screen,
+    window_extra,
+)
 from .registry import check_display, check_mode
 
 PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
@@ -86,12 +93,11 @@ class WindowsBackend(CaptureBackend):
             raise CaptureError(f"cannot read the screen: {exc}",
                                hint="run localvideo in the signed-in desktop session, "
                                     "not as a service") from exc
-        count = len(self._monitors) - 1
-        if display != "all" and int(display) > count:
+        try:
+            check_display_exists(display, len(self._monitors) - 1, "this PC")
+        except UsageError:
             self.close()
-            raise UsageError(f"display {display} does not exist: this PC has {count} monitor"
-                             f"{'s' if count != 1 else ''}",
-                             hint=f"use `--display 1`..`--display {count}` or `--display all`")
+            raise
         self._names: dict[int, str] = {}
 
     def _app(self, pid: int, hwnd: int) -> str:

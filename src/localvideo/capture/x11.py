@@ -27,7 +27,14 @@ from Xlib import error as xerror
 from Xlib.xobject.drawable import Window
 
 from ..errors import CaptureError, NoDisplayError, UsageError
-from .base import CaptureBackend, Frame, WindowInfo, clip_to_screen, window_extra
+from .base import (
+    CaptureBackend,
+    Frame,
+    WindowInfo,
+    check_display_exists,
+    clip_to_screen,
+    window_extra,
+)
 from .registry import check_display, check_mode
 
 T = TypeVar("T")
@@ -76,12 +83,11 @@ class X11Backend(CaptureBackend):
             raise CaptureError(f"cannot read pixels from X display {self.display_name!r}: {exc}",
                                hint="install the X client libraries: "
                                     "`apt-get install libxcb1 libx11-6`") from exc
-        count = len(self._monitors) - 1
-        if display != "all" and int(display) > count:
+        try:
+            check_display_exists(display, len(self._monitors) - 1, "this X screen")
+        except UsageError:
             self.close()
-            raise UsageError(f"display {display} does not exist: this X screen has {count} "
-                             f"monitor{'s' if count != 1 else ''}",
-                             hint=f"use `--display 1`..`--display {count}` or `--display all`")
+            raise
 
     # -- window lookup ---------------------------------------------------------------------
 
