@@ -118,7 +118,7 @@ def test_same_seed_same_frames_other_seed_other_frames(tiny_model: Callable[[str
     a, b, c = (np.stack(read_mp4(tmp_path / f"{n}.mp4")[4]) for n in "abc")
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
-    # Down to the file: the encoder is deterministic too (x264 runs single-threaded).
+    # Down to the file: the encoder is deterministic too (one x264 thread, explicit yuv420p).
     assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
     # The latents themselves, before any lossy encoding, are bit-identical too.
     import torch

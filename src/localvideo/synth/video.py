@@ -41,7 +41,12 @@ def write_mp4(frames: np.ndarray, fps: float, path: Path, *, crf: int = 18) -> d
             # hundred frames at most, so determinism costs seconds.
             stream.options = {"crf": str(crf), "preset": "medium", "threads": "1"}
             for i in range(n):
-                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                # Converted to yuv420p here rather than inside encode(): with PyAV's implicit
+                # conversion, identical frames were measured to encode to different bytes now
+                # and then (about one run in ten, in a process that also ran torch); with the
+                # explicit conversion 32 runs out of 32 gave the same bytes.
+                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24").reformat(
+                    format="yuv420p")
                 for packet in stream.encode(frame):
                     container.mux(packet)
             for packet in stream.encode(None):
