@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 from pathlib import Path
 
@@ -293,3 +294,23 @@ def test_ui_pages_show_errors_as_pages(live: LiveServer) -> None:
         # The same error on the API stays JSON whatever the Accept header says.
         r = c.get("/api/frame", params={"at": "2001-01-01T00:00:00"})
         assert r.status_code == 404 and r.json()["type"] == "NotFoundError"
+
+
+def test_api_reference_page_lists_every_route_and_reaches_nowhere(live: LiveServer) -> None:
+    with live.client() as c:
+        spec = c.get("/openapi.json").json()
+        r = c.get("/docs")
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        page = r.text
+        # Every documented route and method is on the page, with its parameters.
+        for path, methods in spec["paths"].items():
+            for method, op in methods.items():
+                assert f">{method.upper()}</span> <code>{path}</code>" in page, (method, path)
+                for p in op.get("parameters", []):
+                    assert f"<code>{p['name']}</code>" in page, (path, p["name"])
+        assert "GenerateBody" in page and "<code>prompt</code>" in page
+        assert "≥ 1" in page                                   # constraints are shown
+        # No Swagger UI / ReDoc from a CDN: every script and stylesheet is this server's.
+        refs = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert refs and all(ref.startswith(("/", "#")) for ref in refs), refs
+        assert c.get("/redoc").status_code == 404

@@ -54,12 +54,17 @@ def page(browser: Any, ui_server: LiveServer) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Local-only: no page may make the browser fetch anything from another machine.
+    elsewhere: list[str] = []
+    pg.on("request", lambda req: None if req.url.startswith((ui_server.url, "data:", "blob:"))
+          else elsewhere.append(req.url))
     # The token goes in the URL once; the server swaps it for a cookie and redirects.
     pg.goto(f"{ui_server.url}/?token={ui_server.token}")
     assert pg.url == f"{ui_server.url}/", "the token must leave the address bar"
     yield pg
     context.close()
     assert not errors, f"JavaScript errors: {errors}"
+    assert not elsewhere, f"requests off this machine: {elsewhere}"
 
 
 def _shot(page: Any, tmp_path: Path, name: str, *, readme: bool = False) -> Path:
@@ -181,3 +186,16 @@ def test_generate_a_tiny_clip_with_live_progress(page: Any, ui_server: LiveServe
     job = ui_server.svc.jobs()[0]
     assert job["state"] == "done" and job["params"]["prompt"].startswith("a red fox")
     _shot(page, tmp_path, "clips")
+
+
+def test_api_reference_page(page: Any, ui_server: LiveServer, tmp_path: Path) -> None:
+    page.click("header nav >> text=API")
+    page.wait_for_url("**/docs")
+    assert page.locator(".api-route").count() >= 20
+    search = page.locator(".api-route", has=page.locator("code", has_text="/api/search"))
+    assert search.count() == 1
+    assert "q" in search.locator("table.api-params").inner_text().split()
+    page.click(".api-tags >> text=synth")
+    assert page.evaluate("location.hash") == "#tag-synth"
+    assert page.locator("#tag-synth").is_visible()
+    _shot(page, tmp_path, "api")

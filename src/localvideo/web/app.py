@@ -137,7 +137,9 @@ def create_app(service: Any, *, extra_hosts: set[str] | None = None) -> FastAPI:
     may appear in Host (only when the user binds a non-loopback address on purpose)."""
     svc = service
     allowed_hosts = LOOPBACK_NAMES | {h.lower() for h in (extra_hosts or set())}
-    app = FastAPI(title="localvideo", version="0.1.0",
+    # No Swagger UI or ReDoc: both load their scripts from a CDN, so opening them would reach
+    # off the machine. /docs is our own page, rendered from the same OpenAPI schema.
+    app = FastAPI(title="localvideo", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Your screen history and generated clips, on this machine. "
                               "Every route except /health needs the API token "
                               "(`localvideo token`).")

@@ -123,6 +123,63 @@ def _timeline_view(segments: list[dict[str, Any]]) -> dict[str, Any]:
     return {"bars": bars, "start": start, "end": end, "apps": apps}
 
 
+def _schema_type(schema: dict[str, Any]) -> str:
+    """A short readable type for an OpenAPI schema: "integer", "string | null", "Body"."""
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " | ".join(_schema_type(s) for s in schema[key])
+    if schema.get("type") == "array":
+        return f"list of {_schema_type(schema.get('items') or {})}"
+    if "enum" in schema:
+        return " | ".join(repr(v) for v in schema["enum"])
+    return str(schema.get("type") or "any")
+
+
+def _constraints(schema: dict[str, Any]) -> str:
+    # Optional fields (`int | None = Field(ge=1)`) carry their bounds inside anyOf.
+    for member in schema.get("anyOf", []):
+        schema = {**member, **schema}
+    bounds = [f"{word} {schema[key]}" for key, word in
+              (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
+               ("exclusiveMaximum", "<"), ("minLength", "length ≥"), ("maxLength", "length ≤"),
+               ("pattern", "matches"))
+              if key in schema]
+    if "default" in schema and schema["default"] is not None:
+        bounds.append(f"default {schema['default']!r}")
+    return ", ".join(bounds)
+
+
+def api_reference(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The OpenAPI schema as rows the /docs page shows: one per method and route."""
+    components = spec.get("components", {}).get("schemas", {})
+    routes = []
+    for path, methods in spec.get("paths", {}).items():
+        for method, op in methods.items():
+            params = [{"name": p["name"], "in": p["in"], "required": p.get("required", False),
+                       "type": _schema_type(p.get("schema") or {}),
+                       "notes": _constraints(p.get("schema") or {})}
+                      for p in op.get("parameters", [])]
+            body = None
+            content = (op.get("requestBody") or {}).get("content", {})
+            ref = (content.get("application/json") or {}).get("schema", {})
+            if "$ref" in ref:
+                name = _schema_type(ref)
+                model = components.get(name, {})
+                required = set(model.get("required", []))
+                body = {"name": name, "fields": [
+                    {"name": k, "required": k in required, "type": _schema_type(v),
+                     "notes": _constraints(v)}
+                    for k, v in model.get("properties", {}).items()]}
+            routes.append({"tag": (op.get("tags") or ["other"])[0],
+                           "method": method.upper(), "path": path,
+                           "summary": op.get("summary") or op.get("operationId", ""),
+                           "description": op.get("description") or "", "params": params,
+                           "body": body, "responses": sorted(op.get("responses", {}))})
+    return routes
+
+
 def ui_router(svc: Any) -> APIRouter:
     r = APIRouter(include_in_schema=False)
 
@@ -193,5 +250,12 @@ def ui_router(svc: Any) -> APIRouter:
 
         return render(request, "settings.html", "settings", s=settings_view(svc),
                       config_path=str(svc.settings.config_path))
+
+    @r.get("/docs", response_class=HTMLResponse)
+    def api_docs(request: Request) -> Response:
+        spec = request.app.openapi()
+        return render(request, "api.html", "api", routes=api_reference(spec),
+                      title=spec["info"]["title"], version=spec["info"]["version"],
+                      openapi_version=spec.get("openapi", ""))
 
     return r
