@@ -6,6 +6,7 @@ import json
 import os
 import plistlib
 import shlex
+import socket
 import stat
 import subprocess
 import sys
@@ -227,6 +228,52 @@ def test_generation_jobs_run_one_at_a_time_with_progress(data_dir: Path) -> None
     assert failed["started_ts"] >= done["finished_ts"]
     assert failed["state"] == "failed" and failed["error"]["message"]
     assert [j["id"] for j in svc.jobs()] == [bad["id"], good["id"]]
+
+
+@pytest.mark.synth
+def test_a_restarted_server_runs_the_jobs_a_dead_one_had_queued(data_dir: Path) -> None:
+    tiny = pytest.importorskip("localvideo.synth.tiny")
+    svc = Service.open(data_dir)
+    path = tiny.build_tiny("ltx", svc.settings.models_dir / "tiny-ltx")
+    params = {"prompt": "a red fox", "model_path": str(path), "steps": 2, "seed": 3,
+              **tiny.TINY_SIZES["ltx"]}
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "120"])   # another server that is still up
+    rows = [("queued", dead.pid), ("running", dead.pid), ("queued", alive.pid)]
+    with svc.db.tx() as conn:
+        ids = [int(conn.execute(
+            "INSERT INTO jobs(kind, params, state, pid, created_ts) VALUES('generate',?,?,?,?)",
+            (json.dumps(params), state, pid, time.time())).lastrowid or 0)
+            for state, pid in rows]
+    queued, running, others = ids
+    # Until a server starts, the orphaned queued job waits (it is not lost, not failed).
+    assert svc.job(queued)["state"] == "queued" and "localvideo serve" in svc.job(queued)["waiting"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "localvideo", "serve", "--port", str(port),
+         "--data-dir", str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while svc.job(queued)["state"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        job = svc.job(queued)
+        assert job["state"] == "done", job["error"]
+        assert Path(svc.clip(job["result"]["clip_id"])["abs_path"]).is_file()
+        # A job that was mid-run is not retried (it may be what killed the server).
+        assert svc.job(running)["state"] == "failed"
+        assert svc.job(running)["error"]["type"] == "Interrupted"
+        # A job queued by a server that is still alive stays that server's.
+        assert svc.job(others)["state"] == "queued"
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+        alive.kill()
+        alive.wait()
+    assert f"resumed 1 generation job(s) a stopped server had queued: {queued}" in out, err
 
 
 # -- the CLI over these ---------------------------------------------------------------------

@@ -153,6 +153,11 @@ def register(app: typer.Typer) -> None:
                               "reach it and has the token sees your screen history")
         console.print(f"serving {ui_url(s.host, s.port)} (token: `localvideo token`)",
                       highlight=False, soft_wrap=True)
+        resumed = svc.resume_jobs()
+        if resumed:
+            console.print(f"resumed {len(resumed)} generation job(s) a stopped server had "
+                          f"queued: {', '.join(map(str, resumed))}", highlight=False,
+                          soft_wrap=True)
         try:
             run_server(svc, s.host, s.port)
         finally:

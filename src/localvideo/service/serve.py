@@ -174,6 +174,27 @@ class ServeOps(ServiceBase):
         self._jobs_queue.put(job_id)
         return self.job(job_id)
 
+    def resume_jobs(self) -> list[int]:
+        """Take over the jobs a stopped server had queued but not started; run them here.
+
+        Called when a server starts (observe restarts a dead serve). A job that was already
+        running is not re-run: if the generation itself killed the server (host memory), a
+        retry would kill it again in a loop. It reads as failed (Interrupted) instead.
+        """
+        taken = []
+        for row in self.db.query("SELECT id, pid FROM jobs WHERE state = 'queued' ORDER BY id"):
+            if _pid_alive(row["pid"]):
+                continue
+            # Claim only if no other starting server claimed it first (same old pid).
+            with self.db.tx() as conn:
+                cur = conn.execute(
+                    "UPDATE jobs SET pid = ? WHERE id = ? AND state = 'queued' AND pid IS ?",
+                    (os.getpid(), row["id"], row["pid"]))
+            if cur.rowcount == 1:
+                taken.append(int(row["id"]))
+                self._jobs_queue.put(int(row["id"]))
+        return taken
+
     def _run_job(self, job_id: int) -> None:
         row = self.db.one("SELECT params FROM jobs WHERE id = ?", (job_id,))
         if row is None:
@@ -219,10 +240,14 @@ class ServeOps(ServiceBase):
             "created_ts": row["created_ts"], "started_ts": row["started_ts"],
             "finished_ts": row["finished_ts"],
         }
-        if job["state"] in ("queued", "running") and not _pid_alive(row["pid"]):
-            # The server that owned the queue is gone: say so instead of "running" forever.
+        if job["state"] == "queued" and not _pid_alive(row["pid"]):
+            # Not started, so nothing is lost: the next server to start takes it over.
+            job["waiting"] = "for `localvideo serve` (the server that queued it stopped)"
+        elif job["state"] == "running" and not _pid_alive(row["pid"]):
+            # The server that ran it is gone: say so instead of "running" forever.
             err = {"type": "Interrupted",
-                   "message": "the server stopped before this job finished"}
+                   "message": "the server stopped before this job finished",
+                   "hint": "submit it again (the same seed gives the same clip)"}
             self.db.execute("UPDATE jobs SET state='failed', error=?, finished_ts=? WHERE id=?",
                             (json.dumps(err), time.time(), row["id"]))
             job.update(state="failed", error=err)
