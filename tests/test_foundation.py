@@ -49,6 +49,40 @@ def test_parse_time_forms() -> None:
         units.parse_time("yesterday-ish")
 
 
+@pytest.mark.parametrize("question,windows", [
+    ("what was I doing at 14:00?", [("25 13:55:00", "25 14:05:00", "14:00")]),
+    ("around 3pm yesterday", [("24 14:45:00", "24 15:15:00", "3pm")]),   # "around": ±15 min
+    ("what was on at 23:15", [("24 23:10:00", "24 23:20:00", "23:15")]),  # later: last night
+    ("at 9:05:30 am", [("25 09:00:30", "25 09:10:30", "9:05:30 am")]),
+    ("12pm or 12am?", [("24 23:55:00", "25 00:05:00", "12am"),
+                       ("25 11:55:00", "25 12:05:00", "12pm")]),
+    ("in the last 20 minutes", [("25 16:10:00", "25 16:30:00", "last 20 minutes")]),
+    ("in the last hour", [("25 15:30:00", "25 16:30:00", "last hour")]),
+    ("two hours ago", [("25 14:25:00", "25 14:35:00", "two hours ago")]),
+    ("just now", [("25 16:25:00", "25 16:30:00", "just now")]),
+    ("yesterday afternoon", [("24 12:00:00", "24 18:00:00", "yesterday afternoon")]),
+    ("this morning", [("25 06:00:00", "25 12:00:00", "this morning")]),
+    ("what did I do yesterday", [("24 00:00:00", "25 00:00:00", "yesterday")]),
+    ("today", [("25 00:00:00", "25 16:30:00", "today")]),
+    # Not times: decimals, long numbers, impossible clocks, plain words.
+    ("build 3.14 failed with code 12345 at 25:61 or 13pm", []),
+    ("the invoice from ACME", []),
+])
+def test_question_times(question: str, windows: list[tuple[str, str, str]]) -> None:
+    from datetime import datetime
+
+    now = datetime(2026, 11, 25, 16, 30).timestamp()
+    got = [(datetime.fromtimestamp(w.start).strftime("%d %H:%M:%S"),
+            datetime.fromtimestamp(w.end).strftime("%d %H:%M:%S"), w.label)
+           for w in units.question_times(question, now=now)]
+    assert got == windows
+
+
+def test_time_words_are_not_search_words() -> None:
+    assert all(units.is_time_word(w) for w in ("yesterday", "3pm", "14h30", "ago", "Minutes"))
+    assert not any(units.is_time_word(w) for w in ("invoice", "build42", "login"))
+
+
 def test_settings_layering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     home.mkdir()

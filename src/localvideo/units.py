@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from .errors import UsageError
 
@@ -105,3 +106,114 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+# -- moments named in a question ("what was I doing at 14:00?") ----------------------------
+
+_NUM_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "ten": 10,
+              "fifteen": 15, "twenty": 20, "thirty": 30, "few": 3, "couple": 2}
+_PARTS_OF_DAY = {"morning": (6, 12), "afternoon": (12, 18), "evening": (18, 24),
+                 "tonight": (18, 24), "night": (18, 24)}
+_CLOCK = re.compile(r"(?<![\d:])(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*([ap])\.?m\.?\b)?(?![\d:])",
+                    re.I)
+_HOUR_AMPM = re.compile(r"(?<![\d:])(\d{1,2})\s*([ap])\.?m\.?\b", re.I)
+_SPAN = re.compile(r"\b(?:last|past)\s+(?:(\d+|an?|one|two|three|four|five|ten|fifteen|twenty|"
+                   r"thirty|few|couple(?:\s+of)?)\s+)?(min(?:ute)?s?|h(?:ou)?rs?|hours?)\b", re.I)
+_AGO = re.compile(r"\b(\d+|an?|one|two|three|four|five|ten|fifteen|twenty|thirty|few|"
+                  r"couple(?:\s+of)?)\s+(min(?:ute)?s?|h(?:ou)?rs?|hours?)\s+ago\b", re.I)
+_JUST_NOW = re.compile(r"\b(?:just now|a moment ago|a minute ago|right now)\b", re.I)
+_DAY_PART = re.compile(r"\b(?:(this|yesterday)\s+)?(morning|afternoon|evening|night)\b|"
+                       r"\b(tonight)\b", re.I)
+_ROUGHLY = re.compile(r"\b(?:around|about|approximately|roughly|circa)\b|~", re.I)
+# Words that place a question in time rather than name what was on screen: searching the
+# screen text for them only adds noise.
+TIME_WORDS = frozenset("""yesterday today tonight morning afternoon evening night noon midnight
+around about approximately roughly circa ago just now moment last past earlier recently
+minute minutes min mins hour hours hr hrs am pm a.m p.m""".split())
+_TIME_TOKEN = re.compile(r"^\d+(?:am|pm|h|hr|hrs|min|mins|m|s)?$|^\d+h\d+$", re.I)
+
+
+def is_time_word(word: str) -> bool:
+    return word.lower() in TIME_WORDS or bool(_TIME_TOKEN.match(word))
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A span of time a question is about, with the words that named it."""
+    start: float
+    end: float
+    label: str
+
+
+def _count(word: str | None) -> int:
+    if not word:
+        return 1
+    w = word.lower().split()[0]
+    return int(w) if w.isdigit() else _NUM_WORDS.get(w, 1)
+
+
+def _unit_seconds(unit: str) -> int:
+    return 60 if unit.lower().startswith("m") else 3600
+
+
+def question_times(text: str, *, now: float | None = None) -> list[TimeWindow]:
+    """The moments a free-text question names, as windows of local time.
+
+    ``at 14:00`` / ``3pm`` → ±5 min (±15 min after "around"), on the day named (``yesterday``)
+    or else the last such clock time (a time later than now means yesterday); ``last 20
+    minutes``; ``2 hours ago``; ``just now``; ``this morning``; ``yesterday`` or ``today`` alone →
+    the whole day. Anything else is not a time: a question is free text, so nothing raises.
+    """
+    now = time.time() if now is None else now
+    today = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = re.search(r"\byesterday\b", text, re.I) is not None
+    day = today - timedelta(days=1) if yesterday else today
+    half = 900.0 if _ROUGHLY.search(text) else 300.0
+    out: list[TimeWindow] = []
+
+    def clock(hour: int, minute: int, second: int, ampm: str | None, label: str) -> None:
+        if ampm:
+            if not 1 <= hour <= 12:
+                return
+            hour = hour % 12 + (12 if ampm.lower() == "p" else 0)
+        if hour > 23 or minute > 59 or second > 59:
+            return
+        at = day.replace(hour=hour, minute=minute, second=second).timestamp()
+        if not yesterday and at > now + 60:
+            at -= 86400       # "at 23:00" asked at 09:00 means last night
+        out.append(TimeWindow(at - half, at + half, label.strip()))
+
+    taken: list[tuple[int, int]] = []
+    for m in _CLOCK.finditer(text):
+        taken.append(m.span())
+        clock(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0), m.group(4), m.group(0))
+    for m in _HOUR_AMPM.finditer(text):
+        if not any(a <= m.start() < b for a, b in taken):
+            clock(int(m.group(1)), 0, 0, m.group(2), m.group(0))
+    for word, hour in (("noon", 12), ("midnight", 0)):
+        if re.search(rf"\b{word}\b", text, re.I):
+            clock(hour, 0, 0, None, word)
+    for m in _SPAN.finditer(text):
+        out.append(TimeWindow(now - _count(m.group(1)) * _unit_seconds(m.group(2)), now,
+                              m.group(0)))
+    for m in _AGO.finditer(text):
+        at = now - _count(m.group(1)) * _unit_seconds(m.group(2))
+        out.append(TimeWindow(at - half, at + half, m.group(0)))
+    if _JUST_NOW.search(text):
+        out.append(TimeWindow(now - 300, now, "just now"))
+    for m in _DAY_PART.finditer(text):
+        part = (m.group(2) or m.group(3)).lower()
+        d = today - timedelta(days=1) if (m.group(1) or "").lower() == "yesterday" else day
+        lo, hi = _PARTS_OF_DAY[part]
+        start = d + timedelta(hours=lo)
+        out.append(TimeWindow(start.timestamp(), min((d + timedelta(hours=hi)).timestamp(), now),
+                              m.group(0)))
+    if not out and yesterday:
+        out.append(TimeWindow(day.timestamp(), today.timestamp(), "yesterday"))
+    elif not out and re.search(r"\btoday\b", text, re.I):
+        out.append(TimeWindow(today.timestamp(), now, "today"))
+    unique: dict[tuple[float, float], TimeWindow] = {}
+    for w in out:
+        if w.end > w.start:
+            unique.setdefault((w.start, w.end), w)
+    return sorted(unique.values(), key=lambda w: w.start)

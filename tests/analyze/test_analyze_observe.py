@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,25 @@ def test_ask_offline_answers_with_the_moments_used(svc: Service,
         svc.ask("   ")
 
 
+def test_ask_about_a_time_offline(svc: Service, recorded: ChunkWriter) -> None:
+    svc.analyze(reasoner="offline")
+    t0 = recorded.start_ts
+    hhmm = datetime.fromtimestamp(t0 + 5).strftime("%H:%M")
+    res = svc.ask(f"what was I doing at {hhmm}?")
+    # The question was placed at that minute ±5 min, and the answer says what was open then
+    # and what the screens said: no word of the question is on screen.
+    assert [t["label"] for t in res["times"]] == [hhmm]
+    assert res["times"][0]["start_ts"] <= t0 <= res["times"][0]["end_ts"]
+    assert "xterm" in res["answer"] and "firefox" in res["answer"]
+    assert "test_login" in res["answer"]
+    assert "keepassxc" not in res["answer"] and "hunter2" not in res["answer"]
+    assert res["timestamps"] and all(t0 - 1 <= t <= t0 + 21 for t in res["timestamps"])
+    # An hour before the recording: nothing, said plainly.
+    before = datetime.fromtimestamp(t0 - 3600).strftime("%H:%M")
+    res = svc.ask(f"what was I doing at {before}?")
+    assert "nothing was recorded then" in res["answer"] and res["timestamps"] == []
+
+
 def test_ask_through_anthropic(svc: Service, recorded: ChunkWriter,
                                anthropic: AnthropicServer) -> None:
     svc.analyze()
@@ -198,6 +218,12 @@ def test_ask_through_anthropic(svc: Service, recorded: ChunkWriter,
     assert "## Question" in text and "what was on the jenkins page?" in text
     assert "quokka" in text and "jane.doe@example.com" not in text
     assert "## Earlier observations" in text
+    # A time in the question sends the screen text of that time, whatever its words.
+    hhmm = datetime.fromtimestamp(t0 + 5).strftime("%H:%M")
+    res = svc.ask(f"what was I looking at around {hhmm}?")
+    text = sent_text(anthropic.model_calls()[-1].json)
+    assert "## Times asked about" in text and f"({hhmm})" in text
+    assert "quokka" in text and "zanzibar-7" in text.lower() and "hunter2" not in text
 
 
 def test_keys(svc: Service) -> None:

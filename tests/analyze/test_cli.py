@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,10 @@ def test_analyze_then_the_reading_commands(svc: Service, recorded: ChunkWriter,
 
     r = lv("ask", "when did the login test fail?", "--since", "1d", data=data_dir)
     assert r.returncode == 0 and "test_login" in r.stdout and "moments:" in r.stdout
+    hhmm = datetime.fromtimestamp(recorded.start_ts + 5).strftime("%H:%M")
+    r = lv("ask", f"what was I doing at {hhmm}?", data=data_dir)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"looked at {hhmm}: ") and "firefox" in r.stdout
 
 
 def test_dry_run_prints_the_request(svc: Service, recorded: ChunkWriter,

@@ -98,3 +98,51 @@ def test_trouble_words_in_the_question_find_error_lines():
     assert "make test" not in out["answer"]
     day = datetime(2026, 11, 25, 14, 3, 12).timestamp()
     assert out["timestamps"][0] == day and day + 158 in out["timestamps"]
+
+
+WHEN = """Local date: 2026-11-25
+## Times asked about
+2026-11-25 14:00:00–2026-11-25 14:10:00  (14:05)
+## Timeline
+13:50:00–14:03:12  mail — Inbox (13m12s)
+14:03:12–14:05:40  firefox — Build #42 failed - Jenkins (2m28s)
+14:05:40–14:30:00  xterm — ~/src/app (24m20s)
+## Screen text
+[2026-11-25 14:03:12] firefox — Build #42 failed - Jenkins: error: test_login failed
+[2026-11-25 14:05:41] xterm — ~/src/app: $ make test
+[2026-11-25 14:20:00] xterm — ~/src/app: $ git push
+"""
+
+
+def test_ask_about_a_time_says_what_was_open_and_on_screen():
+    out = ask(WHEN + "## Question\nwhat was I doing at 14:05?\n")
+    answer = out["answer"]
+    assert answer.startswith("14:05 (14:00–14:10):")
+    # Every window open in the span, in time order; screen lines inside the span only.
+    assert answer.index("mail — Inbox") < answer.index("firefox") < answer.index("xterm — ~")
+    assert "$ make test" in answer and "git push" not in answer
+    at = datetime(2026, 11, 25, 14, 0).timestamp()
+    # Where each window starts within the span (mail from before: the span's start), and the
+    # screen lines' own times.
+    assert out["timestamps"] == [at, at + 192, at + 340, at + 341]
+
+
+def test_ask_about_a_time_with_nothing_recorded():
+    text = WHEN.replace("14:00:00–2026-11-25 14:10:00  (14:05)",
+                        "09:00:00–2026-11-25 09:10:00  (9:05)")
+    out = ask(text + "## Question\nwhat was I doing at 9:05?\n")
+    assert out == {"answer": "9:05 (09:00–09:10): nothing was recorded then.", "timestamps": []}
+
+
+def test_words_win_over_the_time_when_they_match():
+    out = ask(WHEN + "## Question\nwhen did test_login fail around 14:05?\n")
+    assert "error: test_login failed" in out["answer"] and "mail" not in out["answer"]
+
+
+def test_dated_lines_across_midnight_give_their_own_day():
+    text = ("Local date: 2026-11-24\n## Screen text\n"
+            "[2026-11-24 23:59:50] xterm — sh: deploy started\n"
+            "[2026-11-25 00:00:10] xterm — sh: deploy finished\n## Question\ndeploy\n")
+    stamps = ask(text)["timestamps"]
+    assert stamps == [datetime(2026, 11, 24, 23, 59, 50).timestamp(),
+                      datetime(2026, 11, 25, 0, 0, 10).timestamp()]

@@ -25,6 +25,7 @@ from PIL import Image
 from ..errors import EndpointError, MissingKeyError, ReasonerError, UsageError
 from ..store.db import Database
 from ..store.layout import inside
+from ..units import TimeWindow, is_time_word, question_times
 from . import index
 from .sampler import FrameRow, crop_box, images_at
 
@@ -322,30 +323,73 @@ def keywords(question: str) -> list[str]:
     import re
 
     words = [w.lower() for w in re.findall(r"\w+", question)]
-    return list(dict.fromkeys(w for w in words if len(w) > 2 and w not in _STOP))
+    return list(dict.fromkeys(w for w in words
+                              if len(w) > 2 and w not in _STOP and not is_time_word(w)))
+
+
+ASK_FRAMES_PER_WINDOW = 12   # key frames with text quoted from each time a question names
+ASK_SESSIONS = 60            # timeline lines in an ask request
+
+
+def _frames_in(db: Database, start: float, end: float, n: int) -> list[int]:
+    """Up to ``n`` key frames with screen text in [start, end], spread evenly over it."""
+    ids = [r[0] for r in db.query(
+        "SELECT f.id FROM frames f JOIN frame_text t ON t.frame_id = f.id "
+        "WHERE f.ts >= ? AND f.ts <= ? AND f.excluded = 0 AND t.text != '' ORDER BY f.ts",
+        (start, end))]
+    if len(ids) <= n:
+        return ids
+    return [ids[round(i * (len(ids) - 1) / (n - 1))] for i in range(n)]
 
 
 def build_ask(settings: Settings, db: Database, question: str, since: float | None,
-              until: float | None) -> tuple[ReasonRequest, list[dict[str, Any]]]:
+              until: float | None,
+              ) -> tuple[ReasonRequest, list[dict[str, Any]], list[TimeWindow]]:
     from ..reason.base import ASK_SCHEMA, ReasonRequest
 
+    # Times the question names ("at 14:00", "yesterday", "last 20 minutes") pick the screen
+    # text of those moments, and narrow the word search to them unless --since/--until did.
+    windows = [w for w in question_times(question)
+               if (since is None or w.end >= since) and (until is None or w.start <= until)]
+    if windows and since is None and until is None:
+        since, until = min(w.start for w in windows), max(w.end for w in windows)
     words = keywords(question)
     hits: list[dict[str, Any]] = []
     if words:
         hits = index.search(db, " OR ".join(words), since=since, until=until, limit=20)
-    marks = ",".join("?" * len(hits))
+    ids = list(dict.fromkeys([h["frame_id"] for h in hits] + [
+        i for w in windows for i in _frames_in(db, w.start, w.end, ASK_FRAMES_PER_WINDOW)]))
+    marks = ",".join("?" * len(ids))
     rows = db.query(
         "SELECT f.id, f.ts, f.app, f.title, COALESCE(t.text, '') AS text FROM frames f "
         f"LEFT JOIN frame_text t ON t.frame_id = f.id WHERE f.id IN ({marks}) ORDER BY f.ts",
-        [h["frame_id"] for h in hits]) if hits else []
+        ids) if ids else []
     t_since = since if since is not None else time.time() - 86400
-    sess = index.sessions(db, t_since, until, drop_excluded=True)[-60:]
+    if windows:
+        # The timeline around the named times, a little either side for context.
+        found: dict[float, index.Session] = {}
+        for w in windows:
+            for s in index.sessions(db, w.start - 600, w.end + 600, drop_excluded=True):
+                found.setdefault(s.start_ts, s)
+        # A whole day has more windows than fit: keep the longest, shown in time order.
+        sess = sorted(sorted(found.values(), key=lambda s: -s.duration)[:ASK_SESSIONS],
+                      key=lambda s: s.start_ts)
+    else:
+        sess = index.sessions(db, t_since, until, drop_excluded=True)[-ASK_SESSIONS:]
     recent = db.query("SELECT start_ts, end_ts, summary FROM observations WHERE status = 'done' "
-                      "AND end_ts >= ? ORDER BY start_ts DESC LIMIT 5", (t_since,))
-    first = rows[0]["ts"] if rows else (sess[0].start_ts if sess else time.time())
-    parts = [f"Local date: {datetime.fromtimestamp(first).strftime('%Y-%m-%d')}", "",
-             "## Timeline", *index.timeline_lines(sess), "",
-             "## Screen text", *screen_lines(rows, with_day=True), ""]
+                      "AND end_ts >= ? AND start_ts <= ? ORDER BY start_ts DESC LIMIT 5",
+                      (t_since, until if until is not None else time.time() + 86400))
+    first = (windows[0].start if windows else
+             rows[0]["ts"] if rows else (sess[0].start_ts if sess else time.time()))
+    parts = [f"Local date: {datetime.fromtimestamp(first).strftime('%Y-%m-%d')}", ""]
+    if windows:
+        day = "%Y-%m-%d %H:%M:%S"
+        parts += ["## Times asked about",
+                  *[f"{datetime.fromtimestamp(w.start).strftime(day)}–"
+                    f"{datetime.fromtimestamp(w.end).strftime(day)}  ({w.label})"
+                    for w in windows], ""]
+    parts += ["## Timeline", *index.timeline_lines(sess), "",
+              "## Screen text", *screen_lines(rows, with_day=True), ""]
     if recent:
         parts += ["## Earlier observations",
                   *[f"{index.hms(o['start_ts'])}–{index.hms(o['end_ts'])}: {o['summary']}"
@@ -354,4 +398,4 @@ def build_ask(settings: Settings, db: Database, question: str, since: float | No
     text, _ = redact("\n".join(parts))
     req = ReasonRequest(task="ask", system=ASK_SYSTEM, text=text,
                         schema=ASK_SCHEMA)
-    return req, hits
+    return req, hits, windows

@@ -239,6 +239,10 @@ def register(app: typer.Typer) -> None:
         if json_out or dry_run:
             print_json(res)
             return
+        for t in res.get("times", []):
+            console.print(f"looked at {t['label']}: " + " – ".join(
+                format_ts(x)[:16].replace("T", " ") for x in (t["start_ts"], t["end_ts"])),
+                style="dim", highlight=False, markup=False)
         console.print(res["answer"], highlight=False, markup=False)
         if res["timestamps"]:
             console.print("moments: " + ", ".join(format_ts(t)[:19].replace("T", " ")

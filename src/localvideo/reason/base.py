@@ -10,6 +10,9 @@ parses it, the model reasoners read it as plain prose)::
 
     Local date: 2026-11-25           (optional, "Date:" works too: the local day of the first
                                       time below; lets the offline reasoner give unix times)
+    ## Times asked about             (task "ask" only, when the question names times)
+    2026-11-25 13:55:00–2026-11-25 14:05:00  (14:00)
+
     ## Timeline
     14:03:12–14:05:40  firefox — Build #42 failed - Jenkins (2m28s)
     14:05:40–14:06:10  xterm — ~/src/app (30s)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from ..units import is_time_word
 from .base import Reasoner, ReasonRequest, ReasonResponse, fmt_duration
 
 _TIMELINE = re.compile(
@@ -29,6 +30,9 @@ _TIMELINE = re.compile(
 _DUR = re.compile(r"\s*\((?P<dur>[^()]*)\)$")
 _SCREEN = re.compile(
     r"^\[(?:(?P<day>\d{4}-\d\d-\d\d)\s+)?(?P<time>\d\d?:\d\d:\d\d)\]\s+(?P<rest>.*)$")
+_WINDOW = re.compile(
+    r"^(?P<d1>\d{4}-\d\d-\d\d)\s+(?P<t1>\d\d?:\d\d:\d\d)\s*[–—-]\s*"
+    r"(?P<d2>\d{4}-\d\d-\d\d)\s+(?P<t2>\d\d?:\d\d:\d\d)(?:\s+\((?P<label>.*)\))?\s*$")
 _DATE = re.compile(r"^(?:local\s+)?date:\s*(\d{4}-\d\d-\d\d)\s*$", re.I)
 _ERROR = re.compile(r"\b(error|errors|failed|failure|traceback|exception|fatal|panic|"
                     r"segmentation fault)\b", re.I)
@@ -95,9 +99,32 @@ class _Parsed:
             m = _DATE.match(line.strip())
             if m:
                 self.day = m.group(1)
+        if self.day is None:
+            # No date line: the first dated screen line (if any) is the reference day.
+            for line in self.sections.get("screen text", []):
+                m = _SCREEN.match(line.strip())
+                if m and m.group("day"):
+                    self.day = m.group("day")
+                    break
         self.sessions = self._timeline(self.sections.get("timeline", []))
-        self.lines = self._screen(self.sections.get("screen text", []))
+        self.lines = self._screen(self.sections.get("screen text", []), self.day)
+        self.windows = self._windows(self.sections.get("times asked about", []), self.day)
         self.question = " ".join(self.sections.get("question", [])).strip()
+
+    def epoch(self, at: float) -> float | None:
+        return _epoch(self.day, at)
+
+    @staticmethod
+    def _windows(lines: list[str], day: str | None) -> list[tuple[float, float, str]]:
+        """``## Times asked about`` → (start, end, label), seconds since the reference day."""
+        out = []
+        for line in lines:
+            m = _WINDOW.match(line.strip())
+            if m and day:
+                start = _days_between(day, m.group("d1")) * 86400 + _secs(m.group("t1"))
+                end = _days_between(day, m.group("d2")) * 86400 + _secs(m.group("t2"))
+                out.append((start, end, m.group("label") or ""))
+        return out
 
     @staticmethod
     def _timeline(lines: list[str]) -> list[_Session]:
@@ -120,7 +147,7 @@ class _Parsed:
         return out
 
     @staticmethod
-    def _screen(lines: list[str]) -> list[_Line]:
+    def _screen(lines: list[str], day: str | None) -> list[_Line]:
         out: list[_Line] = []
         offset = 0.0
         for line in lines:
@@ -128,13 +155,20 @@ class _Parsed:
             if not m:
                 continue
             at = _secs(m.group("time")) + offset
-            if out and at < out[-1].at - 12 * 3600:
+            if m.group("day") and day:
+                # A dated line needs no guessing about midnight.
+                at = _days_between(day, m.group("day")) * 86400 + _secs(m.group("time"))
+            elif out and at < out[-1].at - 12 * 3600:
                 offset += 86400
                 at += 86400
             who, _, text = m.group("rest").partition(": ")
             app, title = _split_app_title(who)
             out.append(_Line(at, m.group("day"), app, title, text.strip(), line.strip()))
         return out
+
+
+def _days_between(ref: str, day: str) -> int:
+    return (date.fromisoformat(day) - date.fromisoformat(ref)).days
 
 
 def _epoch(day: str | None, seconds: float) -> float | None:
@@ -226,10 +260,14 @@ def _repeated_sequence(items: list[tuple[str, str]]) -> tuple[list[tuple[str, st
 
 def ask(text: str) -> dict[str, Any]:
     p = _Parsed(text)
-    keywords = [w for w in _tokens(p.question) if w not in _STOP and len(w) > 1]
+    keywords = [w for w in _tokens(p.question)
+                if w not in _STOP and len(w) > 1 and not is_time_word(w)]
+    if not keywords and p.windows:
+        return _ask_when(p)
     if not keywords:
-        return {"answer": "The question has no words to look for; ask about an app, a window "
-                          "or words you saw on screen.", "timestamps": []}
+        return {"answer": "The question has no words to look for; ask about an app, a window, "
+                          "words you saw on screen, or a time (at 14:00, yesterday, the last "
+                          "20 minutes).", "timestamps": []}
     scored: list[tuple[int, float, str, float, str | None]] = []
     for ln in p.lines:
         hay = set(_tokens(f"{ln.app} {ln.title} {ln.text}"))
@@ -244,6 +282,9 @@ def ask(text: str) -> dict[str, Any]:
         if score:
             raw = f"{_hms(s.start)}–{_hms(s.end)} {s.app} — {s.title} ({fmt_duration(s.duration)})"
             scored.append((score, s.start, raw, s.start, None))
+    if not scored and p.windows:
+        # "what was I doing at 14:00?" with a word that is on no line: say what was there.
+        return _ask_when(p)
     if not scored:
         return {"answer": "Nothing on screen in the searched time matches "
                           f"{', '.join(keywords)}.", "timestamps": []}
@@ -255,12 +296,39 @@ def ask(text: str) -> dict[str, Any]:
     lines = "\n".join(f"- {sc[2]}" for sc in chosen)
     stamps = []
     for sc in chosen:
-        ts = _epoch(sc[4] or p.day, sc[3])
+        ts = p.epoch(sc[3]) if p.day else _epoch(sc[4], sc[3])
         if ts is not None and ts not in stamps:
             stamps.append(ts)
     answer = (f"Matching what was on screen ({', '.join(keywords)}), "
               f"{len(chosen)} moment{'s' if len(chosen) != 1 else ''}:\n{lines}")
     return {"answer": answer, "timestamps": stamps}
+
+
+def _ask_when(p: _Parsed) -> dict[str, Any]:
+    """Answer a question about times: the windows open then and what their screens said."""
+    parts: list[str] = []
+    stamps: list[float] = []
+    for start, end, label in p.windows:
+        head = f"{label} ({_hms(start)[:5]}–{_hms(end)[:5]})" if label else \
+            f"{_hms(start)[:5]}–{_hms(end)[:5]}"
+        during = [s for s in p.sessions if s.start < end and s.end > start]
+        lines = [ln for ln in p.lines if start <= ln.at <= end]
+        if not during and not lines:
+            parts.append(f"{head}: nothing was recorded then.")
+            continue
+        # The windows open longest in that time, shown in time order.
+        during = sorted(sorted(during, key=lambda s: -(min(s.end, end) - max(s.start, start)))
+                        [:5], key=lambda s: s.start)
+        out = [f"{head}:"]
+        out += [f"- {_hms(s.start)}–{_hms(s.end)} {s.app} — {s.title} "
+                f"({fmt_duration(s.duration)})" for s in during]
+        out += [f"- {ln.raw}" for ln in lines[:4]]
+        parts.append("\n".join(out))
+        for at in [max(s.start, start) for s in during] + [ln.at for ln in lines[:4]]:
+            ts = p.epoch(at)
+            if ts is not None and ts not in stamps:
+                stamps.append(ts)
+    return {"answer": "\n".join(parts), "timestamps": sorted(stamps)}
 
 
 def _tokens(text: str) -> list[str]:

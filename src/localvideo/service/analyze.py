@@ -202,16 +202,18 @@ class AnalyzeOps(ServiceBase):
                              'ask something, e.g. `localvideo ask "what was I doing at 14:00?"`')
         rsn = get_reasoner(reasoner, settings=self.settings, db=self.db, model=model,
                            base_url=base_url, key=key)
-        req, hits = build_ask(self.settings, self.db, question, _time(since, "--since"),
-                              _time(until, "--until"))
+        req, hits, windows = build_ask(self.settings, self.db, question,
+                                       _time(since, "--since"), _time(until, "--until"))
+        # How the question was placed in time, so a caller can show what was looked at.
+        times = [{"start_ts": w.start, "end_ts": w.end, "label": w.label} for w in windows]
         if dry_run:
-            return {"request": describe_request(req, rsn), "sources": hits}
+            return {"request": describe_request(req, rsn), "sources": hits, "times": times}
         resp = rsn.execute(req)
         data = resp.data or {}
         return {"answer": data.get("answer", resp.text),
                 "timestamps": [float(t) for t in data.get("timestamps", [])],
-                "sources": hits, "reasoner": rsn.name, "model": resp.model or rsn.model,
-                "request_id": resp.request_id}
+                "sources": hits, "times": times, "reasoner": rsn.name,
+                "model": resp.model or rsn.model, "request_id": resp.request_id}
 
     # -- keys -----------------------------------------------------------------------------
     def keys_set(self, name: str, value: str) -> dict[str, Any]:
