@@ -120,9 +120,23 @@ def test_ask_links_the_moments_it_used(page: Any, ui_server: LiveServer) -> None
     link = page.locator(".answer-moments a").first
     link.wait_for(timeout=20000)
     assert page.locator(".answer").inner_text() not in ("", "Thinking…")
+    assert page.locator(".answer-times").inner_text() == ""   # no time in that question
     link.click()
     page.wait_for_url("**/moment?at=*")
     assert page.locator("#moment-frame").is_visible()
+
+
+def test_ask_about_a_time(page: Any, ui_server: LiveServer, recorded: Recorded) -> None:
+    from datetime import datetime
+
+    first = ui_server.svc.chunks()[0]["start_ts"]
+    hhmm = datetime.fromtimestamp(first + 3).strftime("%H:%M")
+    page.goto(f"{ui_server.url}/search")
+    page.fill("#ask-q", f"what was I doing at {hhmm}?")
+    page.click("#ask-form button")
+    page.locator(".answer-moments a").first.wait_for(timeout=20000)
+    assert page.locator(".answer-times").inner_text().startswith(f"Looked at {hhmm}: ")
+    assert "XTerm" in page.locator(".answer").inner_text()
 
 
 def test_act_on_a_suggested_task(page: Any, ui_server: LiveServer) -> None:

@@ -101,10 +101,14 @@ function onAsk() {
     btn.disabled = true; box.hidden = false;
     box.querySelector(".answer").textContent = "Thinking…";
     const moments = box.querySelector(".answer-moments");
-    moments.replaceChildren();
+    const times = box.querySelector(".answer-times");
+    moments.replaceChildren(); times.textContent = "";
     try {
       const a = await api("POST", "/api/ask", { question: new FormData(form).get("question") });
       box.querySelector(".answer").textContent = a.answer;
+      // How the question was placed in time ("at 14:00" → 13:55–14:05), when it named one.
+      const hm = (ts) => new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      times.textContent = (a.times || []).map((t) => `Looked at ${t.label}: ${hm(t.start_ts)}–${hm(t.end_ts)}`).join(" · ");
       for (const ts of a.timestamps || []) {
         const link = document.createElement("a");
         link.href = `/moment?at=${ts}`;
