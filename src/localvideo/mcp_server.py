@@ -108,7 +108,11 @@ def build_server(service: Any) -> MCPServer[Any]:
     @server.tool()
     @_tool_errors
     async def ask(question: str, since: str | None = None) -> dict[str, Any]:
-        """Answer a question from the screen history; the answer cites timestamps."""
+        """Answer a question from the screen history; the answer cites timestamps.
+
+        The question may name times ("what was I doing at 14:00?", "yesterday afternoon",
+        "in the last 20 minutes"); `times` in the result says which spans were looked at.
+        """
         return await call(svc.ask, question,  # type: ignore[no-any-return]
                           since=_when(since, "since"))
 
