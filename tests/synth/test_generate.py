@@ -95,6 +95,7 @@ def test_text_to_video_every_family(kind: str, pipeline: str, tiny_model: Callab
     ("wan-ti2v", "WanImageToVideoPipeline"),      # a WanPipeline folder with expanded timesteps
     ("ltx-condition", "LTXConditionPipeline"),
     ("cogvideox-i2v", "CogVideoXImageToVideoPipeline"),
+    ("hunyuan-i2v", "HunyuanVideoImageToVideoPipeline"),   # LLaVA encoder sees the image
 ])
 def test_image_to_video(kind: str, pipeline: str, tiny_model: Callable[[str], Path],
                         first_frame: Path, data_dir: Path, tmp_path: Path) -> None:
@@ -105,7 +106,44 @@ def test_image_to_video(kind: str, pipeline: str, tiny_model: Callable[[str], Pa
     assert r["params"]["image"] == str(first_frame)
     size = tiny_size(kind)
     _, _, w, h, frames = read_mp4(out)
-    assert (w, h, len(frames)) == (size["width"], size["height"], size["frames"])
+    # HunyuanVideo I2V drops the first 4 decoded frames, as its pipeline does.
+    dropped = 4 if kind == "hunyuan-i2v" else 0
+    assert (w, h, len(frames)) == (size["width"], size["height"], size["frames"] - dropped)
+
+
+def test_hunyuan_i2v_frames_are_the_plain_pipeline_frames(tiny_model: Callable[[str], Path],
+                                                          first_frame: Path, data_dir: Path,
+                                                          tmp_path: Path) -> None:
+    import torch
+    from diffusers import HunyuanVideoImageToVideoPipeline
+    from PIL import Image
+
+    from localvideo.synth.engine import get_family
+    from localvideo.synth.video import to_uint8
+
+    model = tiny_model("hunyuan-i2v")
+    size = tiny_size("hunyuan-i2v")
+    out = tmp_path / "ours.mp4"
+    r = run_cli([*gen_args("hunyuan-i2v", model, out, "--image", str(first_frame)),
+                 "--data-dir", str(data_dir)])
+    # The same call straight through diffusers, decoded by the pipeline itself.
+    pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(str(model))
+    pipe.set_progress_bar_config(disable=True)
+    with Image.open(first_frame) as im:
+        image = im.convert("RGB").resize((size["width"], size["height"]))
+    extra = get_family("hunyuan").extra_kwargs(pipe, None)   # the tiny model's template
+    video = pipe(prompt=r["prompt"], image=image, height=size["height"], width=size["width"],
+                 num_frames=size["frames"], num_inference_steps=2,
+                 guidance_scale=r["params"]["guidance"], output_type="pt",
+                 generator=torch.Generator("cpu").manual_seed(7), **extra).frames
+    # output_type="pt" is (B, F, C, H, W) in [0, 1]; ours went through to_uint8 from [-1, 1].
+    plain = to_uint8(video.permute(0, 2, 1, 3, 4) * 2 - 1)
+    latents = torch.load(tmp_path / "ours.latents.pt", weights_only=True)
+    with torch.no_grad():
+        ours = to_uint8(get_family("hunyuan").decode(
+            pipe.vae, latents["latents"], latents["meta"], generator=None, device="cpu"))
+    assert ours.shape == plain.shape == (size["frames"] - 4, size["height"], size["width"], 3)
+    assert np.abs(ours.astype(int) - plain.astype(int)).max() <= 1
 
 
 def test_same_seed_same_frames_other_seed_other_frames(tiny_model: Callable[[str], Path],

@@ -148,14 +148,22 @@ class Family:
 
             with Image.open(req.image) as im:
                 kwargs["image"] = im.convert("RGB").resize((req.width, req.height))
-        if on_step is not None:
-            def callback(_pipe: Any, i: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-                on_step(i + 1, req.steps)
-                return tensors
+        last: dict[str, Any] = {}
 
-            kwargs["callback_on_step_end"] = callback
+        def callback(_pipe: Any, i: int, _t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            last["latents"] = tensors.get("latents")
+            if on_step is not None:
+                on_step(i + 1, req.steps)
+            return tensors
+
+        kwargs["callback_on_step_end"] = callback
         kwargs.update(self.extra_kwargs(pipe, req))
-        return pipe(**kwargs).frames
+        return self.final_latents(pipe, pipe(**kwargs).frames, last.get("latents"))
+
+    def final_latents(self, pipe: Any, output: Any, last_step: Any) -> Any:
+        """The latents to save: what the pipeline returned, unless a family needs what its
+        loop held at the last step (``last_step``) to decode like the pipeline does."""
+        return output
 
     def latent_meta(self, pipe: Any, req: Request) -> dict[str, Any]:
         """What decode() needs besides the VAE: saved with the latents."""

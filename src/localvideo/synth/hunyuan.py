@@ -15,6 +15,9 @@ from typing import Any
 
 from .family import Family, Request, read_config
 
+# The I2V pipeline's default prompt length (tokens, before the image tokens are added).
+LLAVA_SEQUENCE = 256
+
 
 class Hunyuan(Family):
     name = "hunyuan"
@@ -41,11 +44,53 @@ class Hunyuan(Family):
             return {}
         module = sys.modules[type(pipe).__module__]
         template = dict(module.DEFAULT_PROMPT_TEMPLATE)
+        if "image_emb_len" in template:
+            return {"prompt_template": self._llava_template(pipe),
+                    "max_sequence_length": LLAVA_SEQUENCE}
         prefix = str(template["template"]).split("{}")[0]
         template["crop_start"] = len(pipe.tokenizer(prefix)["input_ids"])
         return {"prompt_template": template}
 
+    @staticmethod
+    def _llava_template(pipe: Any) -> dict[str, Any]:
+        """Image-to-video under a tokenizer without Llama-3's header tokens (a test model).
+
+        The shipped template finds its crop points by those tokens and assumes 576 image
+        tokens (336 px in 14 px patches). Without them: crop nothing, and let the image
+        tokens (their count from the LLaVA vision config) take the last padding positions,
+        as diffusers' own tiny I2V test does, so no prompt token is overwritten.
+        """
+        cfg = pipe.text_encoder.config
+        vision = cfg.vision_config
+        count = (vision.image_size // vision.patch_size) ** 2
+        if getattr(cfg, "vision_feature_select_strategy", "default") == "full":
+            count += 1           # the CLS token is kept too
+        start = LLAVA_SEQUENCE - count
+        return {"template": "{}", "crop_start": 0, "image_emb_start": start,
+                "image_emb_end": LLAVA_SEQUENCE, "image_emb_len": count}
+
+    @staticmethod
+    def _concat_image(pipe: Any) -> bool:
+        transformer = getattr(pipe, "transformer", None)
+        return getattr(getattr(transformer, "config", None), "image_condition_type",
+                       None) == "latent_concat"
+
+    def final_latents(self, pipe: Any, output: Any, last_step: Any) -> Any:
+        # I2V ("latent_concat") returns its latents without the first (image) frame, but
+        # decodes them with it and then drops the first 4 video frames: keep the whole
+        # latents so a decode, now or from the saved file, gives the pipeline's frames.
+        if self._concat_image(pipe) and last_step is not None:
+            return last_step
+        return output
+
+    def latent_meta(self, pipe: Any, req: Request) -> dict[str, Any]:
+        if self._concat_image(pipe):
+            return {"drop_frames": self.vae_factors(dict(pipe.vae.config))[1]}
+        return {}
+
     def decode(self, vae: Any, latents: Any, meta: dict[str, Any], *, generator: Any,
                device: str) -> Any:
         latents = latents.to(device=device, dtype=vae.dtype) / vae.config.scaling_factor
-        return vae.decode(latents, return_dict=False)[0]
+        video = vae.decode(latents, return_dict=False)[0]
+        drop = int(meta.get("drop_frames") or 0)
+        return video[:, :, drop:] if drop else video

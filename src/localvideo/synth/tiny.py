@@ -28,10 +28,13 @@ TINY_SIZES: dict[str, dict[str, int]] = {
 }
 
 TINY_KINDS = ("ltx", "ltx-i2v", "ltx-condition", "wan", "wan-i2v", "wan-ti2v", "wan-a14b",
-              "hunyuan", "cogvideox", "cogvideox-i2v")
+              "hunyuan", "hunyuan-i2v", "cogvideox", "cogvideox-i2v")
 
 _WORDS = ("a red fox running through snow cat dog sea sky the of in on at with blue green "
           "white black city night day forest river mountain car bird flying walking").split()
+
+
+IMAGE_TOKEN = "<image>"
 
 
 def tiny_size(kind: str) -> dict[str, int]:
@@ -44,9 +47,11 @@ def _tokenizer(*, bos: bool = False) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "</s>", "<unk>", "<s>"]
-    vocab = {w: i for i, w in enumerate(specials + list(_WORDS))}
+    # "<image>" last, so the other ids stay what they were: LLaVA's image placeholder.
+    vocab = {w: i for i, w in enumerate(specials + list(_WORDS) + [IMAGE_TOKEN])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens([IMAGE_TOKEN])      # one token, not "<", "image", ">"
     kwargs: dict[str, Any] = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
     if bos:
         kwargs["bos_token"] = "<s>"
@@ -171,13 +176,15 @@ def _hunyuan(*, variant: str) -> Any:
     )
     from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
 
-    if variant:
-        raise ValueError("no tiny HunyuanVideo I2V: its LLaVA text encoder has no tiny recipe here")
+    i2v = variant == "i2v"
+    # I2V: the first frame's latents are concatenated to the noise (+ a mask channel), and
+    # the text encoder is a LLaVA that also sees the image.
     transformer = HunyuanVideoTransformer3DModel(
-        in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=10,
-        num_layers=1, num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1,
-        guidance_embeds=True, text_embed_dim=16, pooled_projection_dim=8,
-        rope_axes_dim=(2, 4, 4))
+        in_channels=2 * 4 + 1 if i2v else 4, out_channels=4, num_attention_heads=2,
+        attention_head_dim=10, num_layers=1, num_single_layers=1, num_refiner_layers=1,
+        patch_size=1, patch_size_t=1, guidance_embeds=not i2v, text_embed_dim=16,
+        pooled_projection_dim=8, rope_axes_dim=(2, 4, 4),
+        **({"image_condition_type": "latent_concat"} if i2v else {}))
     vae = AutoencoderKLHunyuanVideo(
         in_channels=3, out_channels=3, latent_channels=4,
         down_block_types=("HunyuanVideoDownBlock3D",) * 4,
@@ -185,18 +192,39 @@ def _hunyuan(*, variant: str) -> Any:
         layers_per_block=1, act_fn="silu", norm_num_groups=4, scaling_factor=0.476986,
         spatial_compression_ratio=8, temporal_compression_ratio=4,
         mid_block_add_attention=True)
-    llama = LlamaModel(LlamaConfig(
+    llama_cfg = LlamaConfig(
         bos_token_id=3, eos_token_id=1, hidden_size=16, intermediate_size=37,
         num_attention_heads=4, num_hidden_layers=2, pad_token_id=0, vocab_size=64,
-        hidden_act="gelu", max_position_embeddings=512)).eval()
+        hidden_act="gelu", max_position_embeddings=512)
     clip = CLIPTextModel(CLIPTextConfig(
         bos_token_id=3, eos_token_id=1, hidden_size=8, intermediate_size=37,
         num_attention_heads=4, num_hidden_layers=2, pad_token_id=0, vocab_size=64,
         hidden_act="gelu", projection_dim=32, max_position_embeddings=77)).eval()
-    return HunyuanVideoPipeline(
-        text_encoder=llama, tokenizer=_tokenizer(bos=True), transformer=_eval(transformer),
-        vae=_eval(vae), scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-        text_encoder_2=clip, tokenizer_2=_tokenizer(bos=True))
+    common = {"tokenizer": _tokenizer(bos=True), "transformer": _eval(transformer),
+              "vae": _eval(vae), "scheduler": FlowMatchEulerDiscreteScheduler(shift=7.0),
+              "text_encoder_2": clip, "tokenizer_2": _tokenizer(bos=True)}
+    if not i2v:
+        return HunyuanVideoPipeline(text_encoder=LlamaModel(llama_cfg).eval(), **common)
+    from diffusers import HunyuanVideoImageToVideoPipeline
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
+
+    # 32 px images in 8 px patches: 16 image tokens (the real model: 336/14 → 576).
+    vision = CLIPVisionConfig(hidden_size=8, intermediate_size=37, projection_dim=32,
+                              num_attention_heads=4, num_hidden_layers=2, image_size=32,
+                              patch_size=8)
+    image_token = common["tokenizer"].convert_tokens_to_ids(IMAGE_TOKEN)
+    llava_cfg = LlavaConfig(vision_config=vision, text_config=llama_cfg,
+                            image_token_index=image_token)
+    llava_cfg.pad_token_id = 0       # the pipeline pads the expanded ids with it
+    llava = LlavaForConditionalGeneration(llava_cfg).eval()
+    return HunyuanVideoImageToVideoPipeline(
+        text_encoder=llava, image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        **common)
 
 
 def _cogvideox(*, variant: str) -> Any:
