@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from localvideo.cli import app
 from localvideo.errors import UsageError
 from localvideo.service import Service
+from localvideo.synth.family import Request
 from localvideo.synth.tiny import tiny_size
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.synth]
@@ -111,38 +112,54 @@ def test_image_to_video(kind: str, pipeline: str, tiny_model: Callable[[str], Pa
     assert (w, h, len(frames)) == (size["width"], size["height"], size["frames"] - dropped)
 
 
-def test_hunyuan_i2v_frames_are_the_plain_pipeline_frames(tiny_model: Callable[[str], Path],
-                                                          first_frame: Path, data_dir: Path,
-                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind,with_image", [
+    ("ltx", False), ("ltx-i2v", True), ("ltx-condition", False), ("wan", False),
+    ("wan-i2v", True), ("wan-ti2v", True), ("wan-a14b", False), ("hunyuan", False),
+    ("hunyuan-i2v", True),       # latents returned without the image frame, decoded with it
+    ("cogvideox", False), ("cogvideox-i2v", True),
+])
+def test_frames_are_the_plain_pipeline_frames(kind: str, with_image: bool,
+                                              tiny_model: Callable[[str], Path],
+                                              first_frame: Path, data_dir: Path,
+                                              tmp_path: Path) -> None:
+    """Stopping at the latents, saving them and decoding ourselves changes nothing: the
+    frames equal what the same call straight through diffusers decodes."""
+    import diffusers
     import torch
-    from diffusers import HunyuanVideoImageToVideoPipeline
     from PIL import Image
 
     from localvideo.synth.engine import get_family
     from localvideo.synth.video import to_uint8
 
-    model = tiny_model("hunyuan-i2v")
-    size = tiny_size("hunyuan-i2v")
-    out = tmp_path / "ours.mp4"
-    r = run_cli([*gen_args("hunyuan-i2v", model, out, "--image", str(first_frame)),
+    model = tiny_model(kind)
+    size = tiny_size(kind)
+    image = ["--image", str(first_frame)] if with_image else []
+    r = run_cli([*gen_args(kind, model, tmp_path / "ours.mp4", *image),
                  "--data-dir", str(data_dir)])
-    # The same call straight through diffusers, decoded by the pipeline itself.
-    pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(str(model))
+    pipe = getattr(diffusers, r["pipeline"]).from_pretrained(str(model))
     pipe.set_progress_bar_config(disable=True)
-    with Image.open(first_frame) as im:
-        image = im.convert("RGB").resize((size["width"], size["height"]))
-    extra = get_family("hunyuan").extra_kwargs(pipe, None)   # the tiny model's template
-    video = pipe(prompt=r["prompt"], image=image, height=size["height"], width=size["width"],
+    family = get_family(r["family"])
+    req = Request(prompt=r["prompt"], negative=None, image=None, frames=size["frames"],
+                  height=size["height"], width=size["width"], fps=8.0, steps=2,
+                  guidance=r["params"]["guidance"], seed=7)
+    kwargs: dict[str, Any] = family.extra_kwargs(pipe, req)
+    if with_image:
+        with Image.open(first_frame) as im:
+            kwargs["image"] = im.convert("RGB").resize((size["width"], size["height"]))
+    video = pipe(prompt=r["prompt"], height=size["height"], width=size["width"],
                  num_frames=size["frames"], num_inference_steps=2,
                  guidance_scale=r["params"]["guidance"], output_type="pt",
-                 generator=torch.Generator("cpu").manual_seed(7), **extra).frames
-    # output_type="pt" is (B, F, C, H, W) in [0, 1]; ours went through to_uint8 from [-1, 1].
+                 generator=torch.Generator("cpu").manual_seed(7), **kwargs).frames
+    # output_type="pt" is (B, F, C, H, W) in [0, 1]; ours goes (B, C, F, H, W) in [-1, 1].
     plain = to_uint8(video.permute(0, 2, 1, 3, 4) * 2 - 1)
-    latents = torch.load(tmp_path / "ours.latents.pt", weights_only=True)
+    saved = torch.load(tmp_path / "ours.latents.pt", weights_only=True)
     with torch.no_grad():
-        ours = to_uint8(get_family("hunyuan").decode(
-            pipe.vae, latents["latents"], latents["meta"], generator=None, device="cpu"))
-    assert ours.shape == plain.shape == (size["frames"] - 4, size["height"], size["width"], 3)
+        ours = to_uint8(family.decode(pipe.vae, saved["latents"], saved["meta"],
+                                      generator=torch.Generator("cpu").manual_seed(8),
+                                      device="cpu"))
+    # HunyuanVideo I2V drops the first 4 decoded frames, as its pipeline does.
+    frames = size["frames"] - (4 if kind == "hunyuan-i2v" else 0)
+    assert ours.shape == plain.shape == (frames, size["height"], size["width"], 3)
     assert np.abs(ours.astype(int) - plain.astype(int)).max() <= 1
 
 
