@@ -47,6 +47,11 @@ def test_parse_time_forms() -> None:
     assert iso == 1795615380.0
     with pytest.raises(UsageError, match="ISO 8601"):
         units.parse_time("yesterday-ish")
+    from datetime import datetime
+
+    at = datetime(2026, 11, 25, 16, 30).timestamp()
+    assert units.parse_time("today", now=at) == datetime(2026, 11, 25).timestamp()
+    assert units.parse_time("Yesterday", now=at) == datetime(2026, 11, 24).timestamp()
 
 
 @pytest.mark.parametrize("question,windows", [

@@ -29,7 +29,8 @@ INSTRUCTIONS = (
     "search_screen to find when something was on screen, get_frame to see that moment, "
     "get_timeline for what the user worked on, list_observations for summaries and suggested "
     "tasks, ask for a question answered from the history, and generate_video to synthesize "
-    "a clip. Times accept unix seconds, ISO 8601, HH:MM (today) or an age such as 2h."
+    "a clip. Times accept unix seconds, ISO 8601, HH:MM (today), today, yesterday or an age "
+    "such as 2h."
 )
 
 

@@ -63,7 +63,8 @@ def parse_time(text: str | float, *, now: float | None = None, what: str = "time
     """A moment → unix seconds.
 
     Accepts unix seconds, ISO 8601 (``2026-11-25T14:03:00``, local time when no zone),
-    ``HH:MM[:SS]`` (today, local), a relative age (``2h`` = two hours ago) or ``now``.
+    ``HH:MM[:SS]`` (today, local), a relative age (``2h`` = two hours ago), ``now``, or
+    ``today`` / ``yesterday`` (that day's local midnight).
     """
     now = time.time() if now is None else now
     if isinstance(text, int | float):
@@ -71,6 +72,10 @@ def parse_time(text: str | float, *, now: float | None = None, what: str = "time
     s = text.strip()
     if s.lower() == "now":
         return now
+    if s.lower() in ("today", "yesterday"):
+        midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
+                                                       microsecond=0)
+        return (midnight - timedelta(days=1 if s.lower() == "yesterday" else 0)).timestamp()
     try:
         v = float(s)
         if v > 1e8:  # a unix timestamp, not an age in seconds
@@ -90,8 +95,8 @@ def parse_time(text: str | float, *, now: float | None = None, what: str = "time
     except UsageError:
         raise UsageError(
             f"invalid {what} {text!r}",
-            "use ISO 8601 (2026-11-25T14:03:00), HH:MM[:SS] for today, unix seconds, "
-            "or an age such as 90s, 15m, 2h",
+            "use ISO 8601 (2026-11-25T14:03:00), HH:MM[:SS] for today, today, yesterday, "
+            "unix seconds, or an age such as 90s, 15m, 2h",
         ) from None
 
 

@@ -29,7 +29,8 @@ BaseUrlOpt = Annotated[str | None, typer.Option(
 KeyOpt = Annotated[str | None, typer.Option(
     "--key", help="API key for this run (else the stored key, else the env var).")]
 SinceOpt = Annotated[str | None, typer.Option(
-    "--since", help="From this moment: 2h (ago), 14:00, 2026-11-25T09:00, unix seconds.")]
+    "--since", help="From this moment: 2h (ago), 14:00, today, yesterday, 2026-11-25T09:00, "
+                    "unix seconds.")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Up to this moment (same forms).")]
 
 

@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def chunks(data_dir: DataDir = None, json_out: JsonFlag = False,
-               since: Annotated[str | None, typer.Option(help="From this time (ISO, HH:MM, 2h).")] = None,
+               since: Annotated[str | None, typer.Option(help="From this time (ISO, HH:MM, 2h, today, yesterday).")] = None,
                until: Annotated[str | None, typer.Option(help="Up to this time.")] = None,
                limit: Annotated[int | None, typer.Option(help="Only the newest N.")] = None) -> None:
         """List recorded chunks with their apps, window titles and frame counts."""
