@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from analyze_chunks import render
@@ -38,21 +40,36 @@ def test_dark_theme_is_inverted_and_small_windows_upscaled() -> None:
     assert ocr.preprocess(big)[1] == 1.0
 
 
-def test_real_xterm_window(desktop) -> None:  # type: ignore[no-untyped-def]
+def grab_xterm(desktop, title: str, text: str, geometry: str) -> Image.Image:  # type: ignore[no-untyped-def]
     from localvideo.capture.base import open_backend
 
-    desktop.xterm("ocr-probe", "glockenspiel 4711 marmalade", geometry="60x6+50+60")
+    desktop.xterm(title, text, geometry=geometry)
     # The project's own X11 backend grabs the active window's content rectangle.
     with open_backend("active-window") as backend:
         frame = None
         for _ in range(20):
             frame = backend.grab()
-            if frame is not None and frame.title == "ocr-probe":
+            if frame is not None and frame.title == title:
                 break
-    assert frame is not None and frame.title == "ocr-probe"
-    image = Image.fromarray(frame.pixels[:, :, 2::-1].copy())   # BGRA → RGB
+    assert frame is not None and frame.title == title
+    return Image.fromarray(frame.pixels[:, :, 2::-1].copy())   # BGRA → RGB
+
+
+def test_real_xterm_window(desktop) -> None:  # type: ignore[no-untyped-def]
+    image = grab_xterm(desktop, "ocr-probe", "glockenspiel 4711 marmalade", "60x6+50+60")
     res = ocr.read_text(image)
     assert {"glockenspiel", "4711", "marmalade"} <= words_of(res), res.text
+
+
+def test_terminal_columns_read_as_lines(desktop) -> None:  # type: ignore[no-untyped-def]
+    # Aligned columns (a build log): tesseract's automatic layout read them as separate
+    # blocks and dropped the numbers; every line must come back whole and in order.
+    steps = range(21, 33)
+    log = "\n".join(f"[build] step {n} compiling module_{n}.c ... ok" for n in steps)
+    res = ocr.read_text(grab_xterm(desktop, "build-log", log, "70x14+50+60"))
+    read = [int(m) for line in res.text.splitlines()
+            for m in re.findall(r"step (\d+) compiling", line)]
+    assert read == list(steps), res.text
 
 
 def test_missing_tesseract_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

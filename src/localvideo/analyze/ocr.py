@@ -25,6 +25,11 @@ INSTALL_HINT = "install it: `sudo apt-get install tesseract-ocr` (macOS: `brew i
 UPSCALE_BELOW = 1600      # long side in px under which text is read at 2×
 DARK_MEAN = 110           # mean gray under which the image is a dark theme and gets inverted
 MIN_CONF = 0.0            # tesseract gives -1 to layout rows; real words are 0..100
+# Page segmentation: one uniform block. Automatic layout analysis (psm 3) split a
+# terminal's aligned columns into blocks and dropped its number column ("[build] step
+# compiling module 22."); psm 6 read "[build] step 22 compiling module 22.c ... ok". On web
+# pages and this UI's screenshots both found the same words, psm 6 ~5 % faster.
+PSM = 6
 
 
 @dataclass
@@ -69,7 +74,7 @@ def read_text(image: Image.Image, lang: str = "eng", timeout: float = 60.0) -> O
     prepared, scale = preprocess(image)
     started = time.perf_counter()
     try:
-        data = pytesseract.image_to_data(prepared, lang=lang, config="--psm 3",
+        data = pytesseract.image_to_data(prepared, lang=lang, config=f"--psm {PSM}",
                                          output_type=pytesseract.Output.DICT, timeout=timeout)
     except pytesseract.TesseractNotFoundError as exc:
         raise DependencyError("tesseract is not installed (needed to read screen text)",
@@ -87,21 +92,62 @@ def read_text(image: Image.Image, lang: str = "eng", timeout: float = 60.0) -> O
     return _collect(data, scale, ms)
 
 
+@dataclass
+class _Segment:
+    """One line as tesseract found it: its words and where it sits."""
+    tokens: list[str]
+    left: int
+    top: int
+    bottom: int
+
+    @property
+    def middle(self) -> float:
+        return (self.top + self.bottom) / 2
+
+
 def _collect(data: dict[str, list[Any]], scale: float, ms: float) -> OcrResult:
     words: list[dict[str, Any]] = []
-    lines: dict[tuple[int, int, int], list[str]] = {}
+    segments: dict[tuple[int, int, int], _Segment] = {}
     for i, raw in enumerate(data["text"]):
         token = str(raw).strip()
         conf = float(data["conf"][i])
         if not token or conf < MIN_CONF:
             continue
         key = (int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i]))
-        lines.setdefault(key, []).append(token)
+        left, top = int(data["left"][i]), int(data["top"][i])
+        bottom = top + int(data["height"][i])
+        seg = segments.get(key)
+        if seg is None:
+            segments[key] = _Segment([token], left, top, bottom)
+        else:
+            seg.tokens.append(token)
+            seg.left, seg.top = min(seg.left, left), min(seg.top, top)
+            seg.bottom = max(seg.bottom, bottom)
         words.append({
             "t": token,
-            "x": round(data["left"][i] / scale), "y": round(data["top"][i] / scale),
+            "x": round(left / scale), "y": round(top / scale),
             "w": round(data["width"][i] / scale), "h": round(data["height"][i] / scale),
             "c": round(conf, 1),
         })
-    text = "\n".join(" ".join(ws) for ws in lines.values())
-    return OcrResult(text=text, words=words, ms=ms)
+    return OcrResult(text=_rows_text(list(segments.values())), words=words, ms=ms)
+
+
+def _rows_text(segments: list[_Segment]) -> str:
+    """Screen text row by row, left to right.
+
+    Tesseract's layout analysis splits aligned columns into blocks of their own: a terminal's
+    "[build] step 12 compiling module_12.c ... ok" came back as a column of "[build]", then a
+    column of "step", then of numbers, so no line of the log could be read or phrase-searched.
+    Segments whose vertical middles fall within each other's height are one row on screen.
+    """
+    rows: list[list[_Segment]] = []
+    for seg in sorted(segments, key=lambda s: (s.middle, s.left)):
+        row = rows[-1] if rows else None
+        if row is not None and any(abs(seg.middle - other.middle) * 2 <=
+                                   min(seg.bottom - seg.top, other.bottom - other.top)
+                                   for other in row):
+            row.append(seg)
+        else:
+            rows.append([seg])
+    return "\n".join(" ".join(t for seg in sorted(row, key=lambda s: s.left) for t in seg.tokens)
+                     for row in rows)
