@@ -135,11 +135,21 @@ _ROUGHLY = re.compile(r"\b(?:around|about|approximately|roughly|circa)\b|~", re.
 TIME_WORDS = frozenset("""yesterday today tonight morning afternoon evening night noon midnight
 around about approximately roughly circa ago just now moment last past earlier recently
 minute minutes min mins hour hours hr hrs am pm a.m p.m""".split())
-_TIME_TOKEN = re.compile(r"^\d+(?:am|pm|h|hr|hrs|min|mins|m|s)?$|^\d+h\d+$", re.I)
+# A number with a time unit ("3pm", "14h30", "20min"); a bare number is not one: invoice
+# numbers and error codes are what people search for.
+_TIME_TOKEN = re.compile(r"^\d+(?:am|pm|h|hr|hrs|min|mins)$|^\d+h\d+$", re.I)
 
 
 def is_time_word(word: str) -> bool:
     return word.lower() in TIME_WORDS or bool(_TIME_TOKEN.match(word))
+
+
+def strip_times(text: str) -> str:
+    """The question without the time expressions :func:`question_times` reads, so "at 14:00"
+    or "two hours ago" add no search words (while "invoice 2231" keeps its number)."""
+    for pattern in (_CLOCK, _HOUR_AMPM, _SPAN, _AGO, _JUST_NOW, _DAY_PART):
+        text = pattern.sub(" ", text)
+    return text
 
 
 @dataclass(frozen=True)

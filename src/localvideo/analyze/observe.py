@@ -25,7 +25,7 @@ from PIL import Image
 from ..errors import EndpointError, MissingKeyError, ReasonerError, UsageError
 from ..store.db import Database
 from ..store.layout import inside
-from ..units import TimeWindow, is_time_word, question_times
+from ..units import TimeWindow, is_time_word, question_times, strip_times
 from . import index
 from .sampler import FrameRow, crop_box, images_at
 
@@ -322,7 +322,7 @@ did we us our they them their""".split())
 def keywords(question: str) -> list[str]:
     import re
 
-    words = [w.lower() for w in re.findall(r"\w+", question)]
+    words = [w.lower() for w in re.findall(r"\w+", strip_times(question))]
     return list(dict.fromkeys(w for w in words
                               if len(w) > 2 and w not in _STOP and not is_time_word(w)))
 

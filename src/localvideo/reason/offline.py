@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ..units import is_time_word
+from ..units import is_time_word, strip_times
 from .base import Reasoner, ReasonRequest, ReasonResponse, fmt_duration
 
 _TIMELINE = re.compile(
@@ -260,7 +260,7 @@ def _repeated_sequence(items: list[tuple[str, str]]) -> tuple[list[tuple[str, st
 
 def ask(text: str) -> dict[str, Any]:
     p = _Parsed(text)
-    keywords = [w for w in _tokens(p.question)
+    keywords = [w for w in _tokens(strip_times(p.question))
                 if w not in _STOP and len(w) > 1 and not is_time_word(w)]
     if not keywords and p.windows:
         return _ask_when(p)
