@@ -52,6 +52,10 @@ def test_parse_time_forms() -> None:
     at = datetime(2026, 11, 25, 16, 30).timestamp()
     assert units.parse_time("today", now=at) == datetime(2026, 11, 25).timestamp()
     assert units.parse_time("Yesterday", now=at) == datetime(2026, 11, 24).timestamp()
+    assert units.parse_time("yesterday 14:05", now=at) == datetime(2026, 11, 24, 14, 5).timestamp()
+    assert units.parse_time("today 9:00:30", now=at) == datetime(2026, 11, 25, 9, 0, 30).timestamp()
+    with pytest.raises(UsageError, match="no such time of day"):
+        units.parse_time("yesterday 25:00", now=at)
 
 
 @pytest.mark.parametrize("question,windows", [

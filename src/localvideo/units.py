@@ -64,7 +64,7 @@ def parse_time(text: str | float, *, now: float | None = None, what: str = "time
 
     Accepts unix seconds, ISO 8601 (``2026-11-25T14:03:00``, local time when no zone),
     ``HH:MM[:SS]`` (today, local), a relative age (``2h`` = two hours ago), ``now``, or
-    ``today`` / ``yesterday`` (that day's local midnight).
+    ``today`` / ``yesterday`` (that day's local midnight), optionally with ``HH:MM[:SS]``.
     """
     now = time.time() if now is None else now
     if isinstance(text, int | float):
@@ -72,10 +72,17 @@ def parse_time(text: str | float, *, now: float | None = None, what: str = "time
     s = text.strip()
     if s.lower() == "now":
         return now
-    if s.lower() in ("today", "yesterday"):
+    day = re.fullmatch(r"(today|yesterday)(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?", s, re.I)
+    if day:
         midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0,
                                                        microsecond=0)
-        return (midnight - timedelta(days=1 if s.lower() == "yesterday" else 0)).timestamp()
+        if day.group(1).lower() == "yesterday":
+            midnight -= timedelta(days=1)
+        h, m, sec = (int(g or 0) for g in day.group(2, 3, 4))
+        if h > 23 or m > 59 or sec > 59:
+            raise UsageError(f"invalid {what} {text!r}: no such time of day",
+                             "use HH:MM[:SS] with hours 0-23, e.g. yesterday 14:05")
+        return (midnight + timedelta(hours=h, minutes=m, seconds=sec)).timestamp()
     try:
         v = float(s)
         if v > 1e8:  # a unix timestamp, not an age in seconds
@@ -95,8 +102,8 @@ def parse_time(text: str | float, *, now: float | None = None, what: str = "time
     except UsageError:
         raise UsageError(
             f"invalid {what} {text!r}",
-            "use ISO 8601 (2026-11-25T14:03:00), HH:MM[:SS] for today, today, yesterday, "
-            "unix seconds, or an age such as 90s, 15m, 2h",
+            "use ISO 8601 (2026-11-25T14:03:00), HH:MM[:SS] for today, yesterday [HH:MM], "
+            "today, unix seconds, or an age such as 90s, 15m, 2h",
         ) from None
 
 
