@@ -146,3 +146,12 @@ def test_dated_lines_across_midnight_give_their_own_day():
     stamps = ask(text)["timestamps"]
     assert stamps == [datetime(2026, 11, 24, 23, 59, 50).timestamp(),
                       datetime(2026, 11, 25, 0, 0, 10).timestamp()]
+
+
+def test_a_long_span_quotes_its_start_middle_and_end():
+    text = ("Local date: 2026-11-25\n## Times asked about\n"
+            "2026-11-25 14:00:00–2026-11-25 15:00:00  (last hour)\n## Screen text\n" +
+            "".join(f"[2026-11-25 14:{m:02d}:00] xterm — sh: line {m}\n" for m in range(0, 60, 5)))
+    answer = ask(text + "## Question\nwhat did I do in the last hour?\n")["answer"]
+    quoted = [int(line.rsplit(" ", 1)[1]) for line in answer.splitlines() if ": line " in line]
+    assert quoted == [0, 20, 35, 55]

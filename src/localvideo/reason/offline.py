@@ -313,6 +313,9 @@ def _ask_when(p: _Parsed) -> dict[str, Any]:
             f"{_hms(start)[:5]}–{_hms(end)[:5]}"
         during = [s for s in p.sessions if s.start < end and s.end > start]
         lines = [ln for ln in p.lines if start <= ln.at <= end]
+        if len(lines) > 4:
+            # Spread over the span (its start, its end and between), not its first minute.
+            lines = [lines[round(i * (len(lines) - 1) / 3)] for i in range(4)]
         if not during and not lines:
             parts.append(f"{head}: nothing was recorded then.")
             continue
@@ -322,9 +325,9 @@ def _ask_when(p: _Parsed) -> dict[str, Any]:
         out = [f"{head}:"]
         out += [f"- {_hms(s.start)}–{_hms(s.end)} {s.app} — {s.title} "
                 f"({fmt_duration(s.duration)})" for s in during]
-        out += [f"- {ln.raw}" for ln in lines[:4]]
+        out += [f"- {ln.raw}" for ln in lines]
         parts.append("\n".join(out))
-        for at in [max(s.start, start) for s in during] + [ln.at for ln in lines[:4]]:
+        for at in [max(s.start, start) for s in during] + [ln.at for ln in lines]:
             ts = p.epoch(at)
             if ts is not None and ts not in stamps:
                 stamps.append(ts)
