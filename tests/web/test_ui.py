@@ -150,12 +150,17 @@ def test_act_on_a_suggested_task(page: Any, ui_server: LiveServer) -> None:
     assert ui_server.svc.actions()[0]["state"] == "done"
 
 
+# The button reloads the page: while the new document loads, #rec-state is not there yet,
+# so the checks wait for it to exist (a bare querySelector(...).textContent threw then).
+REC_STATE = "(document.querySelector('#rec-state') || {textContent: null}).textContent"
+
+
 def test_pause_and_resume_button(page: Any, ui_server: LiveServer) -> None:
     page.click("#pause-btn")
-    page.wait_for_function("document.querySelector('#rec-state').textContent.includes('Paused')")
+    page.wait_for_function(f"({REC_STATE} || '').includes('Paused')")
     assert ui_server.svc.db.get_kv("paused") is True
     page.click("#pause-btn")
-    page.wait_for_function("!document.querySelector('#rec-state').textContent.includes('Paused')")
+    page.wait_for_function(f"(t => t !== null && !t.includes('Paused'))({REC_STATE})")
     assert ui_server.svc.db.get_kv("paused") is False
 
 
