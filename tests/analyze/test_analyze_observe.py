@@ -6,11 +6,11 @@ import base64
 import io
 import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from analyze_chunks import ChunkWriter
+from analyze_chunks import ChunkWriter, session_shots, write_chunk
 from PIL import Image
 from reason.servers import AnthropicServer
 
@@ -203,6 +203,24 @@ def test_ask_about_a_time_offline(svc: Service, recorded: ChunkWriter) -> None:
     before = datetime.fromtimestamp(t0 - 3600).strftime("%H:%M")
     res = svc.ask(f"what was I doing at {before}?")
     assert "nothing was recorded then" in res["answer"] and res["timestamps"] == []
+
+
+def test_ask_about_a_time_just_after_midnight(svc: Service, data_dir: Path) -> None:
+    # Work from 23:59:50 to 00:00:10; the question names 00:05 (window 00:00–00:10), so the
+    # request's first timeline line starts the day before: its moments must stay on that day.
+    # Last night's midnight, so the question is about the past whenever the test runs.
+    today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = (today - timedelta(days=1)).timestamp()
+    t0 = midnight - 10
+    write_chunk(svc.db, data_dir, t0, session_shots(), name="midnight")
+    svc.analyze(reasoner="offline")
+    res = svc.ask("what was I doing yesterday at 00:05?")
+    assert res["times"][0]["start_ts"] == midnight
+    # The window open at 00:00:10 is listed (its timeline line was read as the next
+    # midnight's when the request's date was the question's day).
+    assert "00:00:10–00:00:10 xterm" in res["answer"], res["answer"]
+    assert res["timestamps"] and all(t0 - 1 <= t <= t0 + 21 for t in res["timestamps"]), \
+        (res["timestamps"], t0)
 
 
 def test_ask_through_anthropic(svc: Service, recorded: ChunkWriter,

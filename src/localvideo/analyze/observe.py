@@ -379,8 +379,11 @@ def build_ask(settings: Settings, db: Database, question: str, since: float | No
     recent = db.query("SELECT start_ts, end_ts, summary FROM observations WHERE status = 'done' "
                       "AND end_ts >= ? AND start_ts <= ? ORDER BY start_ts DESC LIMIT 5",
                       (t_since, until if until is not None else time.time() + 86400))
-    first = (windows[0].start if windows else
-             rows[0]["ts"] if rows else (sess[0].start_ts if sess else time.time()))
+    # The day of the earliest time below: the timeline's times carry no date of their own.
+    starts = [windows[0].start] if windows else [rows[0]["ts"]] if rows else []
+    if sess:
+        starts.append(sess[0].start_ts)
+    first = min(starts, default=time.time())
     parts = [f"Local date: {datetime.fromtimestamp(first).strftime('%Y-%m-%d')}", ""]
     if windows:
         day = "%Y-%m-%d %H:%M:%S"
