@@ -71,6 +71,7 @@ def test_parse_time_forms() -> None:
     ("just now", [("25 16:25:00", "25 16:30:00", "just now")]),
     ("yesterday afternoon", [("24 12:00:00", "24 18:00:00", "yesterday afternoon")]),
     ("this morning", [("25 06:00:00", "25 12:00:00", "this morning")]),
+    ("what did I read last night", [("24 18:00:00", "25 00:00:00", "last night")]),
     ("what did I do yesterday", [("24 00:00:00", "25 00:00:00", "yesterday")]),
     ("today", [("25 00:00:00", "25 16:30:00", "today")]),
     # Not times: decimals, long numbers, impossible clocks, plain words.

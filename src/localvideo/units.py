@@ -134,7 +134,7 @@ _SPAN = re.compile(r"\b(?:last|past)\s+(?:(\d+|an?|one|two|three|four|five|ten|f
 _AGO = re.compile(r"\b(\d+|an?|one|two|three|four|five|ten|fifteen|twenty|thirty|few|"
                   r"couple(?:\s+of)?)\s+(min(?:ute)?s?|h(?:ou)?rs?|hours?)\s+ago\b", re.I)
 _JUST_NOW = re.compile(r"\b(?:just now|a moment ago|a minute ago|right now)\b", re.I)
-_DAY_PART = re.compile(r"\b(?:(this|yesterday)\s+)?(morning|afternoon|evening|night)\b|"
+_DAY_PART = re.compile(r"\b(?:(this|yesterday|last)\s+)?(morning|afternoon|evening|night)\b|"
                        r"\b(tonight)\b", re.I)
 _ROUGHLY = re.compile(r"\b(?:around|about|approximately|roughly|circa)\b|~", re.I)
 # Words that place a question in time rather than name what was on screen: searching the
@@ -225,7 +225,9 @@ def question_times(text: str, *, now: float | None = None) -> list[TimeWindow]:
         out.append(TimeWindow(now - 300, now, "just now"))
     for m in _DAY_PART.finditer(text):
         part = (m.group(2) or m.group(3)).lower()
-        d = today - timedelta(days=1) if (m.group(1) or "").lower() == "yesterday" else day
+        # "yesterday evening", and "last night" (said today, it is yesterday's).
+        d = today - timedelta(days=1) if (m.group(1) or "").lower() in ("yesterday", "last") \
+            else day
         lo, hi = _PARTS_OF_DAY[part]
         start = d + timedelta(hours=lo)
         out.append(TimeWindow(start.timestamp(), min((d + timedelta(hours=hi)).timestamp(), now),
