@@ -233,7 +233,11 @@ def register(app: typer.Typer) -> None:
             "--dry-run", help="Print what would be sent; send nothing.")] = False,
         json_out: JsonFlag = False,
     ) -> None:
-        """Ask about what you did; answered from the index with the moments it used."""
+        """Ask about what you did; answered from the index with the moments it used.
+
+        A question may name times: "what was I doing at 14:00?", "yesterday afternoon",
+        "in the last 20 minutes".
+        """
         res = open_service(data_dir).ask(question, since=since, until=until, reasoner=reasoner,
                                          model=model, base_url=base_url, key=key,
                                          dry_run=dry_run)
