@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from netutil import free_port
 
 from localvideo.supervise import Part, Supervisor
 
@@ -105,12 +106,6 @@ def _env_without_display(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="DISPLAY is how Linux finds its screen")
 def test_no_display_says_so_and_offers_virtual_display(tmp_path: Path) -> None:
     r = subprocess.run([PY, "-m", "localvideo", "observe", "--duration", "5"],
@@ -153,7 +148,7 @@ def _children(data_dir: Path, needle: str) -> list[int]:
 @pytest.mark.skipif(sys.platform != "linux", reason="--virtual-display is Xvfb")
 def test_observe_end_to_end_on_a_virtual_display(tmp_path: Path) -> None:
     data_dir = tmp_path / "home"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [PY, "-m", "localvideo", "observe", "--virtual-display", "--duration", "40",
          "--port", str(port), "--data-dir", str(data_dir), "--reasoner", "offline"],

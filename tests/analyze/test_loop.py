@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,23 @@ def switching_shots(n: int) -> list[Shot]:
         shots.append(Shot(i * 1.0, render([f"window {word}"]), f"app{i % 3}", f"doc {i}"))
         shots.append(Shot(i * 1.0 + 0.5, None, f"app{i % 3}", f"doc {i}"))
     return shots
+
+
+@contextmanager
+def following(svc: Service, poll: float) -> Iterator[dict[str, Any]]:
+    """``analyze --follow`` in a thread for the length of the block; then stopped and
+    joined, and the dict holds what it returned."""
+    stop = threading.Event()
+    result: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: result.update(
+        svc.analyze(follow=True, stop=stop, reasoner="offline", poll=poll)))
+    t.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        t.join(30)
+    assert not t.is_alive(), "the follow loop did not stop"
 
 
 def keyframes(svc: Service) -> list[tuple[float, str]]:
@@ -170,22 +189,17 @@ def test_follow_reads_past_unindexed_copies_of_a_still_picture(svc: Service,
     writer.add(Shot(4.0, render(["later words guanabana"]), "xterm", "two"))
     writer.add(Shot(4.5, render(["later words guanabana_"]), "xterm", "two"))
     writer.push_out(5.0)
-    stop = threading.Event()
-    t = threading.Thread(target=lambda: svc.analyze(follow=True, stop=stop,
-                                                    reasoner="offline", poll=0.2))
-    t.start()
     try:
-        deadline = time.time() + 20
-        while time.time() < deadline and not svc.search("guanabana"):
-            time.sleep(0.1)
-        assert svc.search("guanabana"), "follow mode stopped at the unindexed copy"
-        assert svc.search("nectarine")
-        row = svc.db.one("SELECT done FROM analysis_progress WHERE chunk_id = ?",
-                         (writer.chunk_id,))
-        assert row is not None and row[0] == 0      # still being written
+        with following(svc, poll=0.2):
+            deadline = time.time() + 20
+            while time.time() < deadline and not svc.search("guanabana"):
+                time.sleep(0.1)
+            assert svc.search("guanabana"), "follow mode stopped at the unindexed copy"
+            assert svc.search("nectarine")
+            row = svc.db.one("SELECT done FROM analysis_progress WHERE chunk_id = ?",
+                             (writer.chunk_id,))
+            assert row is not None and row[0] == 0      # still being written
     finally:
-        stop.set()
-        t.join(30)
         writer.close()
 
 
@@ -193,12 +207,7 @@ def test_follow_reads_a_chunk_while_it_is_written(svc: Service, data_dir: Path) 
     start = time.time()
     writer = ChunkWriter(svc.db, data_dir, start, name="live")
     writer.add(Shot(0.0, render(["first window tangerine"]), "xterm", "one"))
-    stop = threading.Event()
-    result: dict[str, Any] = {}
-    t = threading.Thread(target=lambda: result.update(
-        svc.analyze(follow=True, stop=stop, reasoner="offline", poll=0.3)))
-    t.start()
-    try:
+    with following(svc, poll=0.3) as result:
         found_at: dict[str, float] = {}
         words = ["persimmon", "rambutan", "kumquat"]
         for i, word in enumerate(words):
@@ -231,9 +240,6 @@ def test_follow_reads_a_chunk_while_it_is_written(svc: Service, data_dir: Path) 
         assert row is not None and row[0] == 1
         assert svc.search("zucchini") and svc.search("tangerine")
         assert max(found_at.values()) < 10          # the lag goal
-    finally:
-        stop.set()
-        t.join(30)
     # Five windows; the cursor frame before each switch may be read too ("leave").
     assert result["stopped"] and 5 <= result["keyframes"] <= 8
     assert svc.analysis_status()["frames_read"] == result["keyframes"]   # none twice
@@ -313,11 +319,7 @@ def test_a_contiguous_next_chunk_does_not_reread_the_same_screen(
 def test_one_analysis_loop_per_data_dir(svc: Service, data_dir: Path) -> None:
     from localvideo.errors import UsageError
 
-    stop = threading.Event()
-    t = threading.Thread(target=lambda: svc.analyze(follow=True, stop=stop,
-                                                    reasoner="offline", poll=0.2))
-    t.start()
-    try:
+    with following(svc, poll=0.2):
         deadline = time.time() + 10
         while time.time() < deadline and not (data_dir / "analyze.lock").exists():
             time.sleep(0.05)
@@ -326,10 +328,6 @@ def test_one_analysis_loop_per_data_dir(svc: Service, data_dir: Path) -> None:
                             str(data_dir)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 2
         assert "already running" in r.stderr and f"kill {os.getpid()}" in r.stderr
-    finally:
-        stop.set()
-        t.join(10)
-    assert not t.is_alive()
     svc.analyze(reasoner="offline")       # the lock went with the first loop
     with pytest.raises(UsageError):
         from localvideo.analyze.lock import AnalyzeLock

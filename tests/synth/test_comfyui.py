@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import socket
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from localvideo.synth.comfyui import ComfyUIBackend, find_prompt_nodes, load_wor
 
 sys.path.insert(0, str(Path(__file__).parent))
 from comfy_server import ComfyServer, expected_colours  # noqa: E402
+from netutil import free_port  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -249,10 +249,7 @@ def test_websocket_dropped_mid_job_falls_back(server: ComfyServer, tmp_path: Pat
 
 
 def test_server_down(tmp_path: Path) -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()   # a port nobody listens on
+    port = free_port()   # a port nobody listens on
     with ComfyUIBackend(f"http://127.0.0.1:{port}") as b, pytest.raises(ComfyUIError) as ei:
         run(b, t2v_graph(), tmp_path / "x.mp4")
     assert f"ComfyUI is not reachable at http://127.0.0.1:{port}" in str(ei.value)

@@ -19,6 +19,7 @@ from localvideo.service import Service
 
 sys.path.insert(0, str(Path(__file__).parent))
 from comfy_server import ComfyServer, expected_colours  # noqa: E402
+from netutil import free_port  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -89,11 +90,7 @@ def test_comfyui_errors(data_dir: Path, tmp_path: Path) -> None:
         svc.generate("a fox", backend="comfyui", workflow=tmp_path / "missing.json")
     wf = tmp_path / "graph.json"
     wf.write_text(json.dumps(ltx_graph()))
-    import socket
-
-    with socket.socket() as s:      # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()              # a port nothing listens on
     with pytest.raises(ComfyUIError):
         svc.generate("a fox", backend="comfyui", workflow=wf, comfy_url=f"http://127.0.0.1:{port}",
                      out=tmp_path / "x.mp4")

@@ -6,7 +6,6 @@ import json
 import os
 import plistlib
 import shlex
-import socket
 import stat
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from netutil import free_port
 from web_helpers import Recorded
 
 from localvideo.errors import ConfigError, NotFoundError, UsageError
@@ -249,9 +249,7 @@ def test_a_restarted_server_runs_the_jobs_a_dead_one_had_queued(data_dir: Path) 
     queued, running, others = ids
     # Until a server starts, the orphaned queued job waits (it is not lost, not failed).
     assert svc.job(queued)["state"] == "queued" and "localvideo serve" in svc.job(queued)["waiting"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "localvideo", "serve", "--port", str(port),
          "--data-dir", str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
