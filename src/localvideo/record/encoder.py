@@ -101,6 +101,22 @@ class ChunkFile:
         self.frames += 1
         self.last_pts = pts_ms
 
+    def _encode(self, stream: Any, container: Any, frame: av.VideoFrame) -> None:
+        """Encode one frame and mux its packets. A full disk stays an OSError (the recorder's
+        disk-full handling takes it from there); any other failure is an EncoderError."""
+        try:
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise EncoderError(self._failure(exc)) from exc
+        except (av.FFmpegError, ValueError) as exc:
+            raise EncoderError(self._failure(exc)) from exc
+
+    def _failure(self, exc: Exception) -> str:
+        return f"{self.encoder} failed on frame {self.frames} of {self.path.name}: {exc}"
+
     @property
     def bytes(self) -> int:
         try:
@@ -153,17 +169,7 @@ class ChunkWriter(ChunkFile):
         # Callers may reuse one frame object: set the type every time, not only the first.
         frame.pict_type = (av.video.frame.PictureType.I if self.frames == 0
                            else av.video.frame.PictureType.NONE)
-        try:
-            for packet in self._stream.encode(frame):
-                self._container.mux(packet)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise  # the recorder's disk-full handling takes it from here
-            raise EncoderError(f"{self.encoder} failed on frame {self.frames} of {self.path.name}: "
-                               f"{exc}") from exc
-        except (av.FFmpegError, ValueError) as exc:
-            raise EncoderError(f"{self.encoder} failed on frame {self.frames} of {self.path.name}: "
-                               f"{exc}") from exc
+        self._encode(self._stream, self._container, frame)
         self._written(pts_ms)
 
     def close(self) -> None:

@@ -13,7 +13,6 @@ sent to /dev/null.
 
 from __future__ import annotations
 
-import errno
 import logging
 import shutil
 import subprocess
@@ -111,17 +110,12 @@ class CliChunkWriter(ChunkFile):
             raise EncoderError(f"{self.encoder} exited ({self._proc.returncode}) on frame "
                                f"{self.frames} of {self.path.name}: "
                                f"{'; '.join(self._errors[-3:]) or 'no message'}")
-        try:
-            for packet in self._stream.encode(frame):
-                self._nut.mux(packet)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            raise EncoderError(f"{self.encoder} stopped taking frames: {exc}; "
-                               f"{'; '.join(self._errors[-3:])}") from exc
-        except (av.FFmpegError, ValueError) as exc:
-            raise EncoderError(f"{self.encoder} failed on frame {self.frames}: {exc}") from exc
+        self._encode(self._stream, self._nut, frame)
         self._written(pts_ms)
+
+    def _failure(self, exc: Exception) -> str:
+        # What ffmpeg itself said is usually the real reason.
+        return f"{super()._failure(exc)}; {'; '.join(self._errors[-3:]) or 'ffmpeg said nothing'}"
 
     def close(self) -> None:
         if self._closed:
