@@ -141,7 +141,7 @@ _ROUGHLY = re.compile(r"\b(?:around|about|approximately|roughly|circa)\b|~", re.
 # screen text for them only adds noise.
 TIME_WORDS = frozenset("""yesterday today tonight morning afternoon evening night noon midnight
 around about approximately roughly circa ago just now moment last past earlier recently
-minute minutes min mins hour hours hr hrs am pm a.m p.m""".split())
+minute minutes min mins hour hours hr hrs am pm""".split())
 # A number with a time unit ("3pm", "14h30", "20min"); a bare number is not one: invoice
 # numbers and error codes are what people search for.
 _TIME_TOKEN = re.compile(r"^\d+(?:am|pm|h|hr|hrs|min|mins)$|^\d+h\d+$", re.I)
