@@ -11,7 +11,8 @@ mapped at the boundary (``raise XError(...) from exc``) so front ends only catch
     │   └── NoDisplayError          no display server (no DISPLAY / Wayland-only)
     ├── EncoderError                no working encoder / encoder failed
     ├── StoreError                  index or chunk files unreadable
-    │   └── DiskFullError           not enough free space to keep recording
+    │   ├── DiskFullError           not enough free space to keep recording
+    │   └── MediaError              a video file cannot be opened or decoded (media.py)
     ├── NotFoundError               a chunk / frame / observation / clip that is not there
     ├── ReasonerError               a reasoning endpoint failed
     │   ├── MissingKeyError         no API key found for a reasoner
@@ -19,7 +20,10 @@ mapped at the boundary (``raise XError(...) from exc``) so front ends only catch
     ├── SynthError                  video synthesis failed
     │   ├── ModelNotFoundError      weights not present locally
     │   └── OutOfMemoryError        the plan did not fit the device
-    └── ComfyUIError                the ComfyUI server refused or failed a job
+    ├── ComfyUIError                the ComfyUI server refused or failed a job
+    └── HostedError                 a hosted provider (Replicate, fal, Veo, Runway) refused
+        │                           or failed a request; ``reason`` says which kind
+        └── HostedCancelled         the user cancelled (Ctrl-C): cancelled on the provider
 """
 
 from __future__ import annotations
@@ -80,6 +84,10 @@ class DiskFullError(StoreError):
     pass
 
 
+class MediaError(StoreError):
+    pass
+
+
 class NotFoundError(LocalVideoError):
     pass
 
@@ -118,3 +126,36 @@ class OutOfMemoryError(SynthError):
 
 class ComfyUIError(SynthError):
     pass
+
+
+class HostedError(SynthError):
+    """A hosted provider refused or failed a request.
+
+    ``reason`` is one of: ``auth`` (bad or missing key), ``model`` (unknown model),
+    ``quota`` (rate limit / credit / billing), ``refused`` (content refused by the provider's
+    safety filter), ``input`` (parameters the model does not take), ``failed`` (the job
+    failed on the provider), ``timeout``, ``network``, ``canceled``.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, *, reason: str = "failed",
+                 provider: str | None = None, request_id: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.reason = reason
+        self.provider = provider
+        self.request_id = request_id
+        self.status = status
+
+    def to_dict(self) -> dict[str, str]:
+        d = super().to_dict()
+        d["reason"] = self.reason
+        if self.provider:
+            d["provider"] = self.provider
+        if self.request_id:
+            d["request_id"] = self.request_id
+        return d
+
+
+class HostedCancelled(HostedError):
+    # The shell's convention for a run stopped by Ctrl-C.
+    exit_code = 130
