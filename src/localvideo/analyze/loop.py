@@ -45,6 +45,7 @@ class PassStats:
     keyframes: int = 0
     ocr_ms: float = 0.0
     titles: int = 0              # title-only index rows added
+    embedded: int = 0            # key frames embedded for search by meaning
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: PassStats) -> None:
@@ -54,13 +55,15 @@ class PassStats:
         self.keyframes += other.keyframes
         self.ocr_ms += other.ocr_ms
         self.titles += other.titles
+        self.embedded += other.embedded
         self.errors += other.errors
 
     def to_dict(self) -> dict[str, Any]:
         return {"chunks": self.chunks, "chunks_done": self.chunks_done, "frames": self.frames,
                 "keyframes": self.keyframes, "ocr_ms": round(self.ocr_ms, 1),
                 "ocr_ms_per_keyframe": round(self.ocr_ms / self.keyframes, 1)
-                if self.keyframes else None, "titles": self.titles, "errors": self.errors}
+                if self.keyframes else None, "titles": self.titles, "embedded": self.embedded,
+                "errors": self.errors}
 
 
 def pending_chunks(db: Database) -> list[Any]:
@@ -86,6 +89,7 @@ class ChunkReader:
         self._seen: dict[int, tuple[int, int]] = {}   # chunk being written → (bytes, last row)
         self._decoders: dict[int, ChunkDecoder] = {}
         self._last_seen: dict[int, tuple[FrameRow, Any, Any]] = {}
+        self._embed_error: str | None = None
 
     def _emit(self, event: dict[str, Any]) -> None:
         if self.on_progress is not None:
@@ -101,7 +105,29 @@ class ChunkReader:
             if self.stop.is_set():
                 break
             stats.add(self.read_chunk(row))
+            self._embed(stats)
         return stats
+
+    def _embed(self, stats: PassStats) -> None:
+        """Embed the key frames just read (one batch per chunk), for search by meaning.
+
+        Embedding is optional: a model that cannot load leaves keyword search working and
+        is reported once per run.
+        """
+        from . import embed
+
+        if self._embed_error is not None:
+            return
+        try:
+            emb = embed.get_embedder(self.settings.analyze.embed_model, self.settings.models_dir)
+            res = embed.embed_pending(self.db, emb, stop=self.stop)
+        except LocalVideoError as exc:
+            self._embed_error = str(exc)
+            stats.errors.append(f"embeddings: {exc}")
+            return
+        stats.embedded += res["frames"]
+        if res["frames"]:
+            self._emit({"event": "embedded", **res})
 
     def read_chunk(self, chunk: Any) -> PassStats:
         stats = PassStats(chunks=1)

@@ -179,4 +179,56 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX clips_created ON clips(created_ts);
         """,
     ),
+    (
+        "0310_vectors",
+        """
+        -- Embedding models that made vectors; the active one serves semantic search. Each has
+        -- a sqlite-vec table vec_m<id> (bit codes for the coarse kNN), created by
+        -- store/vectors.py because its width depends on the model and vec0 needs the extension.
+        CREATE TABLE vec_models (
+            id          INTEGER PRIMARY KEY,
+            name        TEXT NOT NULL UNIQUE,
+            dim         INTEGER NOT NULL,
+            created_ts  REAL NOT NULL,
+            active      INTEGER NOT NULL DEFAULT 0
+        );
+        -- One row per distinct text block per model (a block seen on many key frames is
+        -- embedded once); the vector is int8, L2-normalised and scaled, for the exact rerank.
+        CREATE TABLE vec_items (
+            id          INTEGER PRIMARY KEY,
+            model_id    INTEGER NOT NULL REFERENCES vec_models(id) ON DELETE CASCADE,
+            hash        INTEGER NOT NULL,             -- first 8 bytes of blake2b of the text
+            vector      BLOB NOT NULL
+        );
+        CREATE UNIQUE INDEX vec_items_hash ON vec_items(model_id, hash);
+        -- Which key frame shows which block: -1 is the window title, else the block's index
+        -- in the frame's text (analyze/embed.py split_blocks).
+        CREATE TABLE vec_frames (
+            frame_id    INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+            item_id     INTEGER NOT NULL REFERENCES vec_items(id) ON DELETE CASCADE,
+            block       INTEGER NOT NULL,
+            PRIMARY KEY (frame_id, item_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX vec_frames_item ON vec_frames(item_id);
+        -- Key frames embedded, and by which model (a frame with no text has no vec_frames row).
+        CREATE TABLE vec_done (
+            frame_id    INTEGER PRIMARY KEY REFERENCES frames(id) ON DELETE CASCADE,
+            model_id    INTEGER NOT NULL
+        );
+        -- Deleting frames needs no extension: the cascades drop the blocks no frame shows any
+        -- more, and their ids wait here until the vec0 rows are purged (same transaction where
+        -- the deleting code loads sqlite-vec, else at the next vector operation).
+        CREATE TABLE vec_trash (
+            model_id    INTEGER NOT NULL,
+            item_id     INTEGER NOT NULL
+        );
+        CREATE TRIGGER vec_frames_gone AFTER DELETE ON vec_frames
+        WHEN NOT EXISTS (SELECT 1 FROM vec_frames WHERE item_id = old.item_id) BEGIN
+            DELETE FROM vec_items WHERE id = old.item_id;
+        END;
+        CREATE TRIGGER vec_items_gone AFTER DELETE ON vec_items BEGIN
+            INSERT INTO vec_trash(model_id, item_id) VALUES (old.model_id, old.id);
+        END;
+        """,
+    ),
 ]

@@ -1,0 +1,90 @@
+"""Embedding models and text blocks: the bundled wordllama model, the hashing model, the
+registry of pulled models, and sqlite-vec loaded into the index's own connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from localvideo.analyze import embed
+from localvideo.errors import NotFoundError, UsageError
+from localvideo.store import vectors
+from localvideo.store.db import Database
+
+
+def test_blocks_are_what_a_person_reads_as_one() -> None:
+    text = ("Travel document application\nApplicant details\n\n"
+            "Fee: 75 EUR\n────────\nline a\nline b\nline c\nline d\nline e\n|\n")
+    assert embed.split_blocks(text) == [
+        "Travel document application\nApplicant details",
+        "Fee: 75 EUR\nline a\nline b\nline c",      # rule line dropped, 4 lines at most
+        "line d\nline e",
+    ]
+    # The title comes first as block -1; a block is found again by its index.
+    got = embed.frame_blocks(text, "Passport - Firefox")
+    assert got[0] == (-1, "Passport - Firefox") and got[1][0] == 0
+    assert embed.block_text(text, "t", 1).startswith("Fee: 75 EUR")
+    assert embed.block_text(text, "Passport", -1) == "Passport"
+    long = "word " * 200
+    assert all(len(b) <= embed.BLOCK_CHARS for b in embed.split_blocks(long + "\n" + long))
+
+
+def test_wordllama_ships_its_model_and_ranks_a_paraphrase_first() -> None:
+    e = embed.get_embedder()          # the default: no download, no network
+    assert (e.name, e.dim) == ("wordllama", 256)
+    assert embed.get_embedder("wordllama") is e          # loaded once per process
+    screens = ["travel document application", "grocery shopping list milk eggs",
+               "linker error undefined reference", "quarterly revenue spreadsheet"]
+    v = e.embed(screens + ["the form for renewing my passport"])
+    assert v.shape == (5, 256) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    sims = v[:4] @ v[4]
+    assert int(np.argmax(sims)) == 0, sims
+
+
+def test_hashing_embedder_is_deterministic_and_lexical() -> None:
+    h = embed.HashingEmbedder()
+    a, b, c = h.embed(["shopping list", "shopping list", "linker error"])
+    assert np.array_equal(a, b) and abs(float(np.linalg.norm(a)) - 1.0) < 1e-5
+    assert float(a @ c) < 0.5 < float(a @ h.embed(["shopping lists"])[0])
+    assert h.embed([]).shape == (0, 256)
+
+
+def test_models_not_pulled_name_the_pull_command(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError) as err:
+        embed.get_embedder("potion-base-8M", tmp_path)
+    assert "localvideo models pull potion-base-8M" in (err.value.hint or "")
+    assert not (tmp_path / "embed").exists()            # nothing fetched on the way
+    with pytest.raises(UsageError) as bad:
+        embed.get_embedder("minilm-nonexistent")
+    assert "wordllama" in (bad.value.hint or "")
+    names = {m["name"]: m for m in embed.available()}
+    assert not names["wordllama"]["pull"] and names["potion-base-8M"]["pull"]
+
+
+def test_sqlite_vec_loads_into_the_index_connection(tmp_path: Path) -> None:
+    db = Database(tmp_path / "index.sqlite3")
+    vectors.load_extension(db)
+    vectors.load_extension(db)                              # idempotent
+    assert db.one("SELECT vec_version()")[0].startswith("v")
+    m = vectors.ensure_model(db, "hashing", 256, activate=True)
+    assert vectors.active_model(db) == m
+    # The bit codes sit in a vec0 table in the same file.
+    assert db.one("SELECT 1 FROM sqlite_master WHERE name = ?", (m.table,)) is not None
+    with pytest.raises(Exception, match="not a positive multiple of 8"):
+        vectors.ensure_model(db, "odd", 250, activate=False)
+
+
+def test_quantized_cosine_keeps_the_order() -> None:
+    rng = np.random.default_rng(1)
+    v = rng.standard_normal((200, 256)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    q8, bits = vectors.quantize(v)
+    assert q8.dtype == np.int8 and bits.shape == (200, 32)
+    exact = v @ v[0]
+    approx = vectors._cosine(v[0], [r.tobytes() for r in q8])
+    # int8 per-row scaling moves a cosine by well under what separates a match (≥ 0.1).
+    assert float(np.max(np.abs(exact - approx))) < 0.02
+    assert abs(float(approx[0]) - 1.0) < 0.02
