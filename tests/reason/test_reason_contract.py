@@ -71,7 +71,7 @@ def test_dry_run_shows_hashes_model_and_url_and_sends_nothing(settings, db, anth
 def test_unknown_task_is_a_usage_error(settings, db):
     r = get_reasoner("offline", settings=settings, db=db)
     with pytest.raises(UsageError):
-        r.execute(ReasonRequest(task="summarise", system="", text=""))
+        r.execute(ReasonRequest(task="summarise", system=""))
 
 
 @pytest.mark.parametrize(("url", "local"), [

@@ -91,7 +91,7 @@ def test_ask_schema_answer(settings, db, monkeypatch, openai_server):
                                        "timestamps": [1795615392.0]})
     r = _get(settings, db, monkeypatch, openai_server, "gpt-4o-mini")
     resp = r.execute(ReasonRequest(task="ask", system="Answer from the record.",
-                                   text="## Question\nwhat broke?", schema=ASK_SCHEMA))
+                                   question="what broke?", schema=ASK_SCHEMA))
     assert resp.data == {"answer": "You were reading build #42.", "timestamps": [1795615392.0]}
 
 

@@ -16,7 +16,6 @@ import io
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,8 @@ from ..errors import EndpointError, MissingKeyError, ReasonerError, UsageError
 from ..store.db import Database
 from ..store.layout import inside
 from ..units import TimeWindow, is_time_word, question_times, strip_times
-from . import index
+from . import context, index
+from .context import Scrub
 from .sampler import FrameRow, crop_box, images_at
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ ASK_SYSTEM = (
     "screen text and the earlier observations given. Cite the moments you used as unix "
     "timestamps in `timestamps`; say so plainly when the answer is not there.")
 
-MAX_FRAME_CHARS = 600        # screen text per key frame in a request
-MAX_TEXT_CHARS = 12000       # screen text per request
 MAX_ATTEMPTS = 8             # then the observation is marked failed
 RETRY_BASE = 15.0            # seconds before the first retry, doubled per attempt
 RETRY_MAX = 900.0
@@ -60,50 +58,12 @@ class Built:
     keyframes: int
 
 
-def _one_line(text: str) -> str:
-    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def keyframes_in(db: Database, start: float, end: float) -> list[Any]:
     return db.query(
         "SELECT f.id, f.ts, f.pts, f.app, f.title, f.x, f.y, f.w, f.h, f.chunk_id, c.path, "
         "t.text, t.words, t.reason FROM frame_text t JOIN frames f ON f.id = t.frame_id "
         "LEFT JOIN chunks c ON c.id = f.chunk_id "
         "WHERE f.ts >= ? AND f.ts < ? AND f.excluded = 0 ORDER BY f.ts", (start, end))
-
-
-def screen_lines(rows: list[Any], *, with_day: bool = False,
-                 max_chars: int = MAX_TEXT_CHARS) -> list[str]:
-    """``[HH:MM:SS] app — title: text`` per key frame, repeats of the same text dropped."""
-    out: list[str] = []
-    seen: set[tuple[str, str, str]] = set()
-    total = 0
-    for r in rows:
-        text = _clip(_one_line(r["text"] or ""), MAX_FRAME_CHARS)
-        key = (r["app"] or "", r["title"] or "", text)
-        if key in seen:
-            continue
-        seen.add(key)
-        fmt = "%Y-%m-%d %H:%M:%S" if with_day else "%H:%M:%S"
-        line = (f"[{datetime.fromtimestamp(r['ts']).strftime(fmt)}] {r['app'] or 'unknown'} — "
-                f"{r['title'] or ''}: {text}")
-        if total + len(line) > max_chars:
-            out.append("[…] (more screen text left out)")
-            break
-        out.append(line)
-        total += len(line)
-    return out
-
-
-def redact(text: str) -> tuple[str, int]:
-    from .redact import redact_text
-
-    clean, found = redact_text(text)
-    return clean, len(found)
 
 
 def _pick_images(rows: list[Any], limit: int) -> list[Any]:
@@ -155,7 +115,9 @@ def build_images(settings: Settings, rows: list[Any]) -> list[ImagePart]:
             image.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
             buf = io.BytesIO()
             image.convert("RGB").save(buf, "JPEG", quality=85)
-            label = f"{index.hms(r['ts'])} — {r['app'] or 'unknown'} — {r['title'] or ''}"
+            # The label goes along as text: redacted like the request's own titles.
+            label = Scrub()(f"{index.hms(r['ts'])} — {r['app'] or 'unknown'} — "
+                            f"{r['title'] or ''}")
             parts.append(ImagePart(buf.getvalue(), "image/jpeg", r["ts"], label))
     return sorted(parts, key=lambda p: p.ts)
 
@@ -166,19 +128,18 @@ def build_observe(settings: Settings, db: Database, reasoner: Reasoner, start: f
 
     sess = index.sessions(db, start, end, drop_excluded=True)
     rows = keyframes_in(db, start, end)
-    day = datetime.fromtimestamp(start).strftime("%Y-%m-%d")
-    parts = [f"Local date: {day}",
-             f"Window: {index.hms(start)}–{index.hms(end)}", "",
-             "## Timeline", *index.timeline_lines(sess), "",
-             "## Screen text", *screen_lines(rows)]
-    text, redactions = redact("\n".join(parts))
+    scrub = Scrub()
+    screen, left_out = context.screen_texts(rows, scrub)
+    timeline = context.timeline(sess, scrub)
+    redactions = scrub.found
     images: list[ImagePart] = []
     if reasoner.takes_images:
         images = build_images(settings, _pick_images(rows, settings.analyze.max_images))
     video: Path | None = None
     if reasoner.takes_video and redactions == 0:
         video = _main_chunk(settings, db, start, end)
-    req = ReasonRequest(task="observe", system=OBSERVE_SYSTEM, text=text, images=images,
+    req = ReasonRequest(task="observe", system=OBSERVE_SYSTEM, timeline=timeline, screen=screen,
+                        screen_left_out=left_out, span=(start, end), images=images,
                         video=video, schema=OBSERVATION_SCHEMA)
     return Built(req, redactions, len(rows))
 
@@ -345,7 +306,7 @@ def _frames_in(db: Database, start: float, end: float, n: int) -> list[int]:
 def build_ask(settings: Settings, db: Database, question: str, since: float | None,
               until: float | None,
               ) -> tuple[ReasonRequest, list[dict[str, Any]], list[TimeWindow]]:
-    from ..reason.base import ASK_SCHEMA, ReasonRequest
+    from ..reason.base import ASK_SCHEMA, AskedTime, ReasonRequest
 
     # Times the question names ("at 14:00", "yesterday", "last 20 minutes") pick the screen
     # text of those moments, and narrow the word search to them unless --since/--until did.
@@ -379,26 +340,11 @@ def build_ask(settings: Settings, db: Database, question: str, since: float | No
     recent = db.query("SELECT start_ts, end_ts, summary FROM observations WHERE status = 'done' "
                       "AND end_ts >= ? AND start_ts <= ? ORDER BY start_ts DESC LIMIT 5",
                       (t_since, until if until is not None else time.time() + 86400))
-    # The day of the earliest time below: the timeline's times carry no date of their own.
-    starts = [windows[0].start] if windows else [rows[0]["ts"]] if rows else []
-    if sess:
-        starts.append(sess[0].start_ts)
-    first = min(starts, default=time.time())
-    parts = [f"Local date: {datetime.fromtimestamp(first).strftime('%Y-%m-%d')}", ""]
-    if windows:
-        day = "%Y-%m-%d %H:%M:%S"
-        parts += ["## Times asked about",
-                  *[f"{datetime.fromtimestamp(w.start).strftime(day)}–"
-                    f"{datetime.fromtimestamp(w.end).strftime(day)}  ({w.label})"
-                    for w in windows], ""]
-    parts += ["## Timeline", *index.timeline_lines(sess), "",
-              "## Screen text", *screen_lines(rows, with_day=True), ""]
-    if recent:
-        parts += ["## Earlier observations",
-                  *[f"{index.hms(o['start_ts'])}–{index.hms(o['end_ts'])}: {o['summary']}"
-                    for o in reversed(recent)], ""]
-    parts += ["## Question", question.strip()]
-    text, _ = redact("\n".join(parts))
-    req = ReasonRequest(task="ask", system=ASK_SYSTEM, text=text,
-                        schema=ASK_SCHEMA)
+    scrub = Scrub()
+    screen, left_out = context.screen_texts(rows, scrub)
+    req = ReasonRequest(task="ask", system=ASK_SYSTEM, timeline=context.timeline(sess, scrub),
+                        screen=screen, screen_left_out=left_out,
+                        asked=[AskedTime(w.start, w.end, w.label) for w in windows],
+                        earlier=context.earlier(reversed(recent), scrub),
+                        question=scrub(question.strip()), schema=ASK_SCHEMA)
     return req, hits, windows

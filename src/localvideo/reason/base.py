@@ -5,11 +5,15 @@ backend implements only ``_send(req) -> ReasonResponse``; :meth:`Reasoner.execut
 with the parts every backend shares: schema validation, retries with backoff for passing
 failures, and one ``reason_log`` row per attempt (images by sha256, never bytes).
 
-Text format of ``ReasonRequest.text`` (the analysis loop builds it; the offline reasoner
-parses it, the model reasoners read it as plain prose)::
+A request carries structure, not prose: the windows used (``timeline``), the text read from
+key frames (``screen``), and for ``ask`` the question, the times it names (``asked``) and
+earlier observations, every time a unix timestamp. The offline reasoner reads the
+structure; the model reasoners send :func:`render_text` of it (``ReasonRequest.text``),
+which is also what the request log keeps::
 
-    Local date: 2026-11-25           (optional, "Date:" works too: the local day of the first
-                                      time below; lets the offline reasoner give unix times)
+    Local date: 2026-11-25           (the local day of the earliest time in the request)
+    Window: 14:03:00–14:08:00        (task "observe": the window observed)
+
     ## Times asked about             (task "ask" only, when the question names times)
     2026-11-25 13:55:00–2026-11-25 14:05:00  (14:00)
 
@@ -18,17 +22,18 @@ parses it, the model reasoners read it as plain prose)::
     14:05:40–14:06:10  xterm — ~/src/app (30s)
 
     ## Screen text
-    [14:03:12] firefox — Build #42 failed - Jenkins: error: test_login failed ...
+    [14:03:12] firefox — Build #42 failed - Jenkins: error: test_login failed | exit 1
     [14:05:41] xterm — ~/src/app: $ make test
+
+    ## Earlier observations          (task "ask", when there are some)
+    13:50:00–13:55:00: Reading mail.
 
     ## Question                      (task "ask" only)
     what was I doing when the build broke?
 
-Times are local ``HH:MM:SS``; the separator between the two times is an en dash (a plain
-``-`` is accepted too); app and title are separated by `` — `` (em dash). Sections may be
-absent; a time may also carry its day (``2026-11-25 14:03:12``); times that go back by
-more than half a day are taken to have crossed midnight. Unknown sections (e.g.
-``## Earlier observations``) are passed through as context.
+Times are local ``HH:MM:SS``; every time carries its day (``2026-11-25 14:03:12``) when the
+request spans more than one day, and screen lines always do in an ``ask``. App and title are
+separated by `` — `` (em dash); the OCR lines of one key frame are joined by `` | ``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -69,15 +75,70 @@ class ImagePart:
                 "ts": self.ts, "label": self.label}
 
 
+@dataclass(frozen=True)
+class WindowSession:
+    """A run of one window in the timeline."""
+
+    app: str
+    title: str
+    start_ts: float             # unix seconds
+    end_ts: float
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end_ts - self.start_ts)
+
+
+@dataclass(frozen=True)
+class ScreenText:
+    """The text read from one key frame, already redacted: its OCR lines in reading order."""
+
+    ts: float                   # unix seconds of the frame
+    app: str
+    title: str
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " | ".join(self.lines)
+
+
+@dataclass(frozen=True)
+class AskedTime:
+    """A time the question names ("at 14:00", "yesterday"), as a span."""
+
+    start_ts: float
+    end_ts: float
+    label: str = ""             # how the question said it, e.g. "14:00"
+
+
+@dataclass(frozen=True)
+class EarlierObservation:
+    start_ts: float
+    end_ts: float
+    summary: str
+
+
 @dataclass
 class ReasonRequest:
     task: str                           # "observe" | "ask"
     system: str                         # system prompt
-    text: str                           # timeline + redacted OCR text + question (format above)
+    timeline: list[WindowSession] = field(default_factory=list)   # in time order
+    screen: list[ScreenText] = field(default_factory=list)        # in time order
+    screen_left_out: bool = False       # more screen text than fits was left out
+    span: tuple[float, float] | None = None   # "observe": the window [start, end)
+    asked: list[AskedTime] = field(default_factory=list)          # "ask": times named
+    earlier: list[EarlierObservation] = field(default_factory=list)
+    question: str = ""                  # "ask"
     images: list[ImagePart] = field(default_factory=list)
     video: Path | None = None           # chunk file, for reasoners that take video (gemini)
     schema: dict[str, Any] | None = None  # JSON schema the answer must follow
     max_tokens: int = 1024
+
+    @property
+    def text(self) -> str:
+        """The prompt text a model reads (format in the module docstring)."""
+        return render_text(self)
 
 
 @dataclass
@@ -192,6 +253,67 @@ def fmt_duration(seconds: float) -> str:
     if h:
         return f"{h}h{m:02d}m"
     return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+# -- the one renderer of a request's context ------------------------------------------------
+
+def clock(ts: float, dated: bool = False) -> str:
+    """A unix time as the request text writes it: local ``HH:MM:SS``, with its day if asked."""
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S" if dated else "%H:%M:%S")
+
+
+def _times(req: ReasonRequest) -> list[float]:
+    out = [t for s in req.timeline for t in (s.start_ts, s.end_ts)]
+    out += [t.ts for t in req.screen]
+    out += [t for a in req.asked for t in (a.start_ts, a.end_ts)]
+    out += [t for o in req.earlier for t in (o.start_ts, o.end_ts)]
+    if req.span is not None:
+        out += list(req.span)
+    return out
+
+
+def spans_days(req: ReasonRequest) -> bool:
+    """Whether the request's times fall on more than one local day (then each carries it)."""
+    return len({datetime.fromtimestamp(t).date() for t in _times(req)}) > 1
+
+
+def timeline_line(s: WindowSession, dated: bool = False) -> str:
+    return (f"{clock(s.start_ts, dated)}–{clock(s.end_ts, dated)}  {s.app or 'unknown'} — "
+            f"{s.title} ({fmt_duration(s.duration)})")
+
+
+def screen_line(t: ScreenText, dated: bool = False) -> str:
+    return f"[{clock(t.ts, dated)}] {t.app or 'unknown'} — {t.title}: {t.text}"
+
+
+def render_text(req: ReasonRequest) -> str:
+    """The request's context as the text every model reasoner sends (module docstring)."""
+    times = _times(req)
+    dated = spans_days(req)
+    parts: list[str] = []
+    if times:
+        parts.append(f"Local date: {datetime.fromtimestamp(min(times)).strftime('%Y-%m-%d')}")
+    if req.span is not None:
+        parts.append(f"Window: {clock(req.span[0], dated)}–{clock(req.span[1], dated)}")
+    if parts:
+        parts.append("")
+    if req.asked:
+        parts += ["## Times asked about",
+                  *[f"{clock(a.start_ts, True)}–{clock(a.end_ts, True)}  ({a.label})"
+                    for a in req.asked], ""]
+    parts += ["## Timeline", *[timeline_line(s, dated) for s in req.timeline], "",
+              "## Screen text",
+              *[screen_line(t, dated or req.task == "ask") for t in req.screen]]
+    if req.screen_left_out:
+        parts.append("[…] (more screen text left out)")
+    parts.append("")
+    if req.earlier:
+        parts += ["## Earlier observations",
+                  *[f"{clock(o.start_ts, dated)}–{clock(o.end_ts, dated)}: {o.summary}"
+                    for o in req.earlier], ""]
+    if req.question:
+        parts += ["## Question", req.question.strip()]
+    return "\n".join(parts).rstrip("\n") + "\n"
 
 
 # -- endpoint failures, shared by the SDK backends ----------------------------------------

@@ -1,0 +1,81 @@
+"""What a reasoner is told, built from the index: windows, screen text, earlier summaries.
+
+Every string is redacted here, field by field, before a request exists: the offline
+reasoner reads these fields and the model reasoners send their rendering, so neither can
+see a secret. A key frame's text is redacted whole (a private key spans lines) before it
+is clipped (a clipped secret would no longer match its pattern).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..reason.base import EarlierObservation, ScreenText, WindowSession
+
+MAX_FRAME_CHARS = 600        # screen text per key frame in a request
+MAX_TEXT_CHARS = 12000       # screen text per request
+
+_JOIN = " | "                # how a key frame's OCR lines are joined (reason/base.py)
+
+
+class Scrub:
+    """Redacts each string it is given; ``found`` counts the findings of all of them."""
+
+    def __init__(self) -> None:
+        self.found = 0
+
+    def __call__(self, text: str) -> str:
+        from .redact import redact_text
+
+        clean, found = redact_text(text)
+        self.found += len(found)
+        return clean
+
+
+def _field(row: Any, name: str) -> Any:
+    # Rows arrive as store records (attributes) or sqlite3.Row (keys).
+    return getattr(row, name) if hasattr(row, name) else row[name]
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def timeline(sessions: Iterable[Any], scrub: Scrub) -> list[WindowSession]:
+    """Index sessions (``app``, ``title``, ``start_ts``, ``end_ts``) → the request's timeline."""
+    return [WindowSession(scrub(s.app or ""), scrub(s.title or ""), s.start_ts, s.end_ts)
+            for s in sessions]
+
+
+def screen_texts(rows: Iterable[Any], scrub: Scrub, *, max_chars: int = MAX_TEXT_CHARS,
+                 ) -> tuple[list[ScreenText], bool]:
+    """Key-frame rows (``ts``, ``app``, ``title``, ``text``) → screen text, in row order.
+
+    Repeats of the same text in the same window are dropped; the second value says whether
+    text was left out because the request had ``max_chars`` already.
+    """
+    out: list[ScreenText] = []
+    seen: set[tuple[str, str, str]] = set()
+    total = 0
+    for r in rows:
+        raw = _field(r, "text") or ""
+        lines = [line.strip() for line in raw.splitlines() if line.strip()]
+        text = _clip(scrub(_JOIN.join(lines)), MAX_FRAME_CHARS)
+        app, title = scrub(_field(r, "app") or ""), scrub(_field(r, "title") or "")
+        if (app, title, text) in seen:
+            continue
+        seen.add((app, title, text))
+        size = len(app) + len(title) + len(text) + 16     # as a rendered line, about
+        if total + size > max_chars:
+            return out, True
+        out.append(ScreenText(float(_field(r, "ts")), app, title, tuple(text.split(_JOIN)) if text
+                              else ()))
+        total += size
+    return out, False
+
+
+def earlier(summaries: Iterable[Any], scrub: Scrub) -> list[EarlierObservation]:
+    """Observation rows (``start_ts``, ``end_ts``, ``summary``) → earlier observations."""
+    return [EarlierObservation(_field(o, "start_ts"), _field(o, "end_ts"),
+                               scrub(_field(o, "summary") or "")) for o in summaries]
