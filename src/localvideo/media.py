@@ -266,14 +266,21 @@ def _pts_after(frame: Any, tb: float, after: float | None) -> float | None:
     return pts
 
 
-def iter_frames(path: Path, after: float | None = None) -> Iterator[Decoded]:
+def iter_frames(path: Path, after: float | None = None, *,
+                strict: bool = False) -> Iterator[Decoded]:
     """Decoded frames of ``path`` with pts > ``after`` (seconds, ms precision), in order.
 
     A chunk still being written ends in a fragment that is only partly on disk: reading stops
     quietly at the first error, and the caller resumes from the last pts it handled.
+    ``strict`` (a finished file from elsewhere): an unreadable file or a decoding error
+    raises MediaError instead.
     """
+    if strict:
+        _open_read(Path(path)).close()  # the reason it cannot be opened, as a MediaError
     opened = _open_video(path)
     if opened is None:
+        if strict:
+            raise MediaError(f"{path} has no video stream")
         return
     container, stream, tb = opened
     try:
@@ -283,12 +290,16 @@ def iter_frames(path: Path, after: float | None = None) -> Iterator[Decoded]:
                 if packet.is_corrupt:
                     # A sample cut short at the end of a file still being written: the
                     # rest of it is not on disk yet; the next pass reads it whole.
+                    if strict:
+                        raise MediaError(f"{path} ends in a damaged packet")
                     return
                 for frame in packet.decode():
                     pts = _pts_after(frame, tb, after)
                     if pts is not None:
                         yield Decoded(pts, frame)
-        except (av.FFmpegError, EOFError, OSError):
+        except (av.FFmpegError, EOFError, OSError) as exc:
+            if strict:
+                raise MediaError(f"cannot decode {path}: {exc}") from exc
             return
     finally:
         container.close()

@@ -10,13 +10,13 @@ rectangle (the luma plane, strided), which costs well under a millisecond.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
+
+from .. import media
 
 THUMB_WIDTH = 160          # px; enough to see a changed line of text, cheap to compare
 PIXEL_DELTA = 24           # gray levels a thumbnail pixel must move to count as changed
@@ -149,128 +149,11 @@ class Sampler:
         self.state = SamplerState(row.ts, row.app, row.title, thumb)
 
 
-@dataclass
-class Decoded:
-    pts: float                 # seconds into the chunk
-    frame: av.VideoFrame
-
-    def gray(self) -> np.ndarray:
-        return self.frame.to_ndarray(format="gray")
-
-    def image(self, box: tuple[int, int, int, int] | None = None) -> Image.Image:
-        im = self.frame.to_image()
-        return im.crop(box) if box else im
-
-
-def _open_video(path: Path) -> tuple[av.container.InputContainer, av.VideoStream, float] | None:
-    """The container, its video stream and its time base in seconds; None when the file
-    cannot be opened (yet) or holds no video stream."""
-    try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, OSError):
-        return None
-    if not container.streams.video:
-        container.close()
-        return None
-    stream = container.streams.video[0]
-    return container, stream, float(stream.time_base) if stream.time_base else 0.001
-
-
-def _pts_after(frame: av.VideoFrame, tb: float, after: float | None) -> float | None:
-    """The frame's pts in seconds, or None for a frame without one or not past ``after``."""
-    if frame.pts is None:
-        return None
-    pts = round(frame.pts * tb, 3)
-    if after is not None and pts <= after + 1e-4:
-        return None
-    return pts
-
-
-def decode(path: Path, after: float | None = None) -> Iterator[Decoded]:
-    """Decoded frames of a chunk with pts > ``after``, in order.
-
-    A chunk still being written ends in a fragment that is only partly on disk: reading stops
-    quietly at the first error, and the caller resumes from the last pts it handled. One
-    keyframe per chunk means every pass decodes from the start.
-    """
-    opened = _open_video(path)
-    if opened is None:
-        return
-    container, stream, tb = opened
-    try:
-        stream.thread_type = "SLICE"
-        try:
-            for packet in container.demux(stream):
-                if packet.is_corrupt:
-                    # A sample cut short at the end of a file still being written: the
-                    # rest of it is not on disk yet; the next pass reads it whole.
-                    return
-                for frame in packet.decode():
-                    pts = _pts_after(frame, tb, after)
-                    if pts is not None:
-                        yield Decoded(pts, frame)
-        except (av.error.FFmpegError, EOFError, OSError):
-            return
-    finally:
-        container.close()
-
-
-class ChunkDecoder:
-    """Decodes a chunk still being written pass after pass, each frame only once.
-
-    :func:`decode` starts from the chunk's one keyframe every time, which for a 60 s chunk
-    polled every 2 s decodes each frame ~15 times. This keeps the decoder (its reference
-    frames) between passes: each pass demuxes the file again — cheap, packets are not
-    decoded — skips the packets already fed and decodes only the new ones.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.ctx: av.VideoCodecContext | None = None
-        self.fed: int | None = None           # pts (stream units) of the last packet decoded
-        self.kept: list[Decoded] = []         # frames of the last pass, in case the caller
-                                              # stopped before handling them
-
-    def frames(self, after: float | None, final: bool = False) -> Iterator[Decoded]:
-        """Frames with pts > ``after``; ``final``: the file is complete, drain the decoder."""
-        kept, self.kept = [d for d in self.kept if after is None or d.pts > after + 1e-4], []
-        for d in kept:
-            self.kept.append(d)
-            yield d
-        opened = _open_video(self.path)
-        if opened is None:
-            return
-        container, stream, tb = opened
-        try:
-            if self.ctx is None:
-                ctx = av.CodecContext.create(stream.codec_context.name, "r")
-                assert isinstance(ctx, av.VideoCodecContext)
-                ctx.extradata = stream.codec_context.extradata
-                ctx.thread_type = "SLICE"
-                self.ctx = ctx
-            for packet in container.demux(stream):
-                if packet.is_corrupt:
-                    return
-                if packet.pts is None or packet.size == 0:
-                    if not final:
-                        continue      # end of what is on disk: the chunk may still grow
-                    frames = self.ctx.decode(None)      # drain frames held for reordering
-                elif self.fed is not None and packet.pts <= self.fed:
-                    continue
-                else:
-                    frames = self.ctx.decode(packet)
-                    self.fed = packet.pts
-                for frame in frames:
-                    pts = _pts_after(frame, tb, after)
-                    if pts is None:
-                        continue
-                    d = Decoded(pts, frame)
-                    self.kept = [*self.kept[-1:], d]
-                    yield d
-        except (av.error.FFmpegError, EOFError, OSError):
-            return
-        finally:
-            container.close()
+# Decoding lives in media.py (the one module that opens PyAV); the analysis reads chunks
+# through these names.
+Decoded = media.Decoded
+decode = media.iter_frames
+ChunkDecoder = media.IncrementalDecoder
 
 
 def images_at(path: Path, wanted: list[float]) -> dict[float, Image.Image]:

@@ -16,7 +16,6 @@ Why these settings (FIELD-NOTES has the measurements):
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -24,11 +23,11 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Union
 
-import av
 import numpy as np
 
+from .. import media
 from ..errors import EncoderError, LocalVideoError, UsageError
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ class ChunkFile:
         self.last_pts: int | None = None
         self._closed = False
 
-    def _stamp(self, frame: av.VideoFrame, pts_ms: int) -> int:
+    def _stamp(self, frame: media.VideoFrame, pts_ms: int) -> int:
         """Put ``pts_ms`` on ``frame``, moved past the last one: the muxer refuses equal
         timestamps."""
         if self.last_pts is not None and pts_ms <= self.last_pts:
@@ -101,17 +100,16 @@ class ChunkFile:
         self.frames += 1
         self.last_pts = pts_ms
 
-    def _encode(self, stream: Any, container: Any, frame: av.VideoFrame) -> None:
+    def _encode(self, out: media.VideoOutput, frame: media.VideoFrame) -> None:
         """Encode one frame and mux its packets. A full disk stays an OSError (the recorder's
         disk-full handling takes it from there); any other failure is an EncoderError."""
         try:
-            for packet in stream.encode(frame):
-                container.mux(packet)
+            out.encode(frame)
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if media.is_disk_full(exc):
                 raise
             raise EncoderError(self._failure(exc)) from exc
-        except (av.FFmpegError, ValueError) as exc:
+        except (media.FFmpegError, ValueError) as exc:
             raise EncoderError(self._failure(exc)) from exc
 
     def _failure(self, exc: Exception) -> str:
@@ -134,42 +132,32 @@ class ChunkWriter(ChunkFile):
         options = encoder_options(encoder, quality)  # an unknown name fails before any file
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._container: Any = av.open(
-                str(path), "w", format="mp4",
-                options={"movflags": MOVFLAGS, "flush_packets": "1",
-                         "video_track_timescale": "1000"})
-        except (av.FFmpegError, OSError) as exc:
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            self._out = media.VideoOutput(
+                path, "mp4", {"movflags": MOVFLAGS, "flush_packets": "1",
+                              "video_track_timescale": "1000"})
+        except (media.FFmpegError, OSError) as exc:
+            if media.is_disk_full(exc):
                 raise
             raise EncoderError(f"cannot create chunk {path}: {exc}",
                                "check that the data dir is writable and has free space") from exc
         try:
-            stream: Any = self._container.add_stream(encoder, options=options)
-            stream.width = width
-            stream.height = height
-            stream.pix_fmt = "yuv420p"
-            stream.time_base = TIME_BASE
-            cc = stream.codec_context
-            cc.time_base = TIME_BASE
-            # A rate hint only: timestamps carry the real timing (variable frame rate).
-            cc.framerate = Fraction(fps_hint).limit_denominator(1000)
-            cc.gop_size = HUGE_GOP
-            cc.max_b_frames = 0
-            if self.codec == "hevc":
+            self._out.add_stream(
+                encoder, width, height, time_base=TIME_BASE, options=options,
+                # A rate hint only: timestamps carry the real timing (variable frame rate).
+                framerate=Fraction(fps_hint).limit_denominator(1000),
+                gop_size=HUGE_GOP, max_b_frames=0,
                 # Apple players want hvc1, not FFmpeg's default hev1.
-                cc.codec_tag = "hvc1"
-            self._stream: Any = stream
-        except (av.FFmpegError, ValueError) as exc:
+                codec_tag="hvc1" if self.codec == "hevc" else None)
+        except (media.FFmpegError, ValueError) as exc:
             self._abandon()
             raise EncoderError(f"encoder {encoder} cannot be opened: {exc}") from exc
 
-    def write(self, frame: av.VideoFrame, pts_ms: int) -> None:
+    def write(self, frame: media.VideoFrame, pts_ms: int) -> None:
         """Encode one picture at ``pts_ms`` (milliseconds since the chunk started)."""
         pts_ms = self._stamp(frame, pts_ms)
         # Callers may reuse one frame object: set the type every time, not only the first.
-        frame.pict_type = (av.video.frame.PictureType.I if self.frames == 0
-                           else av.video.frame.PictureType.NONE)
-        self._encode(self._stream, self._container, frame)
+        media.set_keyframe(frame, self.frames == 0)
+        self._encode(self._out, frame)
         self._written(pts_ms)
 
     def close(self) -> None:
@@ -179,21 +167,20 @@ class ChunkWriter(ChunkFile):
         self._closed = True
         try:
             if self.frames:
-                for packet in self._stream.encode(None):
-                    self._container.mux(packet)
-        except (av.FFmpegError, OSError, ValueError) as exc:
+                self._out.flush()
+        except (media.FFmpegError, OSError, ValueError) as exc:
             log.error("draining %s for %s failed: %s", self.encoder, self.path, exc)
         finally:
             try:
-                self._container.close()
-            except (av.FFmpegError, OSError) as exc:
+                self._out.close()
+            except (media.FFmpegError, OSError) as exc:
                 log.error("closing %s failed: %s", self.path, exc)
 
     def _abandon(self) -> None:
         self._closed = True
         try:
-            self._container.close()
-        except (av.FFmpegError, OSError):
+            self._out.close()
+        except (media.FFmpegError, OSError):
             pass
         self.path.unlink(missing_ok=True)
 
@@ -215,11 +202,6 @@ def open_writer(path: Path, width: int, height: int, encoder: str, quality: int,
 
 # -- probing ------------------------------------------------------------------------------
 
-def _version_key() -> str:
-    ffmpeg = getattr(av, "ffmpeg_version_info", "?")
-    return f"pyav-{av.__version__}/ffmpeg-{ffmpeg}"
-
-
 def test_encode(name: str) -> str | None:
     """One-frame test encode with ``name``; None when it works, else the reason it did not."""
     with tempfile.TemporaryDirectory(prefix="lv-probe-") as tmp:
@@ -228,7 +210,7 @@ def test_encode(name: str) -> str | None:
         except LocalVideoError as exc:
             return str(exc)
         try:
-            vf = av.VideoFrame.from_ndarray(np.full((144, 256, 3), 90, np.uint8), format="rgb24")
+            vf = media.frame_from_ndarray(np.full((144, 256, 3), 90, np.uint8), "rgb24")
             writer.write(vf.reformat(format="yuv420p"), 0)
             writer.close()
             if writer.bytes <= 0:
@@ -246,7 +228,7 @@ def probe(data_dir: Path, candidates: tuple[str, ...], *, refresh: bool = False)
     missing once is not retried on every start (a failing hw open can take seconds).
     """
     cache_path = data_dir / "encoders.json"
-    key = _version_key()
+    key = media.version_key()
     cache: dict[str, dict[str, str | None]] = {}
     if cache_path.exists() and not refresh:
         try:
@@ -257,10 +239,9 @@ def probe(data_dir: Path, candidates: tuple[str, ...], *, refresh: bool = False)
     todo = [c for c in candidates if c not in known]
     for name in todo:
         if not name.startswith("cli:"):
-            try:
-                av.codec.Codec(name, "w")
-            except (av.FFmpegError, ValueError, KeyError) as exc:
-                known[name] = f"not in PyAV's FFmpeg build ({exc})"
+            missing = media.has_encoder(name)
+            if missing is not None:
+                known[name] = f"not in PyAV's FFmpeg build ({missing})"
                 continue
         else:
             from .ffmpeg_cli import cli_has_encoder

@@ -18,10 +18,9 @@ import shutil
 import subprocess
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-import av
-
+from .. import media
 from ..errors import DependencyError, EncoderError
 from .encoder import TIME_BASE, ChunkFile
 
@@ -85,14 +84,9 @@ class CliChunkWriter(ChunkFile):
                                         daemon=True)
         self._reader.start()
         try:
-            self._nut: Any = av.open(self._proc.stdin, "w", format="nut",
-                                     options={"flush_packets": "1"})
-            stream: Any = self._nut.add_stream("rawvideo", rate=1000)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            stream.time_base = TIME_BASE
-            stream.codec_context.time_base = TIME_BASE
-            self._stream = stream
-        except (av.FFmpegError, ValueError) as exc:
+            self._nut = media.VideoOutput(self._proc.stdin, "nut", {"flush_packets": "1"})
+            self._nut.add_stream("rawvideo", width, height, time_base=TIME_BASE, rate=1000)
+        except (media.FFmpegError, ValueError) as exc:
             self._kill()
             raise EncoderError(f"cannot feed ffmpeg for {encoder}: {exc}") from exc
 
@@ -104,13 +98,13 @@ class CliChunkWriter(ChunkFile):
                 del self._errors[:-20]
                 log.warning("ffmpeg %s: %s", self.encoder, line)
 
-    def write(self, frame: av.VideoFrame, pts_ms: int) -> None:
+    def write(self, frame: media.VideoFrame, pts_ms: int) -> None:
         pts_ms = self._stamp(frame, pts_ms)
         if self._proc.poll() is not None:
             raise EncoderError(f"{self.encoder} exited ({self._proc.returncode}) on frame "
                                f"{self.frames} of {self.path.name}: "
                                f"{'; '.join(self._errors[-3:]) or 'no message'}")
-        self._encode(self._stream, self._nut, frame)
+        self._encode(self._nut, frame)
         self._written(pts_ms)
 
     def _failure(self, exc: Exception) -> str:
@@ -122,10 +116,9 @@ class CliChunkWriter(ChunkFile):
             return
         self._closed = True
         try:
-            for packet in self._stream.encode(None):
-                self._nut.mux(packet)
+            self._nut.flush()
             self._nut.close()
-        except (av.FFmpegError, OSError, ValueError) as exc:
+        except (media.FFmpegError, OSError, ValueError) as exc:
             log.error("closing the pipe to %s failed: %s", self.encoder, exc)
         try:
             if self._proc.stdin:

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
-
+from .. import media
 from ..capture.base import CaptureBackend, Frame
 from ..config import Settings
 from ..errors import CaptureError, DiskFullError, EncoderError
@@ -60,7 +59,7 @@ def setup_logging(data_dir: Path) -> None:
         lg.addHandler(handler)
         lg.setLevel(logging.INFO)
     # PyAV forwards FFmpeg's own log lines to the "libav" Python logger at this level.
-    av.logging.set_level(av.logging.WARNING)
+    media.forward_ffmpeg_logs()
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 Two cases, both after a recorder died without closing its chunk (kill -9, power loss):
 
-* a row still in state ``recording`` while no recorder holds the lock → the file is probed
-  with PyAV, its decodable frames counted, and the row set to ``recovered`` (or ``damaged``
+* a row still in state ``recording`` while no recorder holds the lock → the file is decoded
+  to its end (media.scan_decodable), and the row set to ``recovered`` (or ``damaged``
   when nothing decodes) with the real end time, frame count and size;
 * a chunk file with no row at all (the recorder died between creating the file and writing
   its row, or the index was restored from a backup) → indexed as a recovered chunk.
@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import av
-
+from .. import media
 from .db import Database
 
 log = logging.getLogger("localvideo.record")
@@ -30,41 +28,9 @@ log = logging.getLogger("localvideo.record")
 _NAME = re.compile(r"chunk_(\d{6})_(\d{3})(?:_\d+)?\.mp4$")
 
 
-@dataclass
-class Probe:
-    frames: int              # decodable frames
-    last_pts: float | None   # seconds into the file of the last decodable frame
-    width: int
-    height: int
-    codec: str | None
-    error: str | None = None
-
-
-def probe_chunk(path: Path) -> Probe:
-    """Decode ``path`` to its end (or to the first undecodable fragment) and count frames."""
-    frames = 0
-    last: float | None = None
-    width = height = 0
-    codec: str | None = None
-    error: str | None = None
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return Probe(0, None, 0, 0, None, "no video stream")
-            stream = container.streams.video[0]
-            codec = stream.codec_context.name
-            width, height = stream.codec_context.width, stream.codec_context.height
-            try:
-                for frame in container.decode(stream):
-                    frames += 1
-                    if frame.pts is not None and frame.time_base is not None:
-                        last = float(frame.pts * frame.time_base)
-            except (av.FFmpegError, OSError, ValueError) as exc:
-                # A torn last fragment: everything before it still counts.
-                error = str(exc)
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        error = str(exc)
-    return Probe(frames, last, width, height, codec, error)
+# What decodes in a chunk file: frames, last pts, size, codec and why decoding stopped.
+Probe = media.Decodable
+probe_chunk = media.scan_decodable
 
 
 def _start_from_name(path: Path) -> float | None:

@@ -29,11 +29,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 from PIL import Image, ImageSequence
 from websockets.exceptions import InvalidHandshake, WebSocketException
@@ -41,7 +39,8 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Origin
 
-from localvideo.errors import ComfyUIError, UsageError
+from localvideo import media
+from localvideo.errors import ComfyUIError, LocalVideoError, UsageError
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -729,7 +728,8 @@ def _graph_fps(graph: dict[str, Any]) -> float | None:
 # ---------------------------------------------------------------------------------------
 
 def to_h264_mp4(sources: list[Path], out: Path, *, fps: float | None = None) -> None:
-    """Make ``out`` an H.264 MP4 from a video file, an animated WebP/GIF or PNG frames.
+    """Make ``out`` an H.264 MP4 from a video file, an animated WebP/GIF or PNG frames, with
+    the one deterministic writer (media.H264Writer: odd sizes padded, not cropped).
 
     An MP4/MOV that already holds H.264 is copied untouched (no generation loss).
     """
@@ -737,16 +737,13 @@ def to_h264_mp4(sources: list[Path], out: Path, *, fps: float | None = None) -> 
     ext = src.suffix.lower()
     try:
         if len(sources) == 1 and ext in _VIDEO_EXT:
-            with av.open(str(src)) as container:
-                if not container.streams.video:
-                    raise ComfyUIError(f"ComfyUI output {src.name} has no video stream")
-                stream = container.streams.video[0]
-                is_mp4 = "mp4" in container.format.name or "mov" in container.format.name
-                if stream.codec_context.name == "h264" and is_mp4:
-                    shutil.copyfile(src, out)
-                    return
-                rate = fps or (float(stream.average_rate) if stream.average_rate else None)
-                _encode((f.to_image() for f in container.decode(stream)), out, rate or 24.0)
+            info = media.probe(src)
+            is_mp4 = "mp4" in info.container or "mov" in info.container
+            if info.codec == "h264" and is_mp4:
+                shutil.copyfile(src, out)
+                return
+            rate = fps or info.fps or 24.0
+            _encode((d.frame for d in media.iter_frames(src, strict=True)), out, rate)
             return
         if len(sources) == 1 and ext in _ANIM_EXT:
             with Image.open(src) as im:
@@ -770,31 +767,15 @@ def to_h264_mp4(sources: list[Path], out: Path, *, fps: float | None = None) -> 
                 with Image.open(p) as im:
                     yield im.convert("RGB")
         _encode(stills(), out, fps or 24.0)
-    except (av.FFmpegError, OSError) as exc:
+    except (LocalVideoError, OSError) as exc:
+        if isinstance(exc, ComfyUIError):
+            raise
         raise ComfyUIError(f"could not convert ComfyUI output {src.name} to MP4: {exc}") from exc
 
 
-def _encode(images: Iterator[Image.Image], out: Path, fps: float) -> None:
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as container:
-        stream = None
-        for i, img in enumerate(images):
-            if stream is None:
-                stream = container.add_stream("libx264", rate=rate)
-                # yuv420p (playable everywhere) needs even sides: trim the odd pixel.
-                stream.width, stream.height = img.width // 2 * 2, img.height // 2 * 2
-                if stream.width == 0 or stream.height == 0:
-                    raise ComfyUIError(f"ComfyUI output frames are too small ({img.size})")
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": "18", "preset": "medium"}
-            if img.size != (stream.width, stream.height):
-                img = img.crop((0, 0, stream.width, stream.height))
-            frame = av.VideoFrame.from_image(img)
-            frame.pts = i
-            frame.time_base = 1 / rate
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        if stream is None:
+def _encode(images: Iterator[Image.Image | media.VideoFrame], out: Path, fps: float) -> None:
+    with media.H264Writer(out, fps) as writer:
+        for img in images:
+            writer.write(img)
+        if not writer.frames:
             raise ComfyUIError("ComfyUI output has no frames")
-        for packet in stream.encode():
-            container.mux(packet)
