@@ -3,16 +3,22 @@
 from .base import (
     ASK_SCHEMA,
     OBSERVATION_SCHEMA,
+    AskedTime,
+    EarlierObservation,
     ImagePart,
     Reasoner,
     ReasonRequest,
     ReasonResponse,
+    ScreenText,
+    WindowSession,
     describe_request,
     get_reasoner,
+    render_text,
 )
 from .keys import KeyStore
 
 __all__ = [
-    "ASK_SCHEMA", "OBSERVATION_SCHEMA", "ImagePart", "KeyStore", "ReasonRequest",
-    "ReasonResponse", "Reasoner", "describe_request", "get_reasoner",
+    "ASK_SCHEMA", "OBSERVATION_SCHEMA", "AskedTime", "EarlierObservation", "ImagePart",
+    "KeyStore", "ReasonRequest", "ReasonResponse", "Reasoner", "ScreenText", "WindowSession",
+    "describe_request", "get_reasoner", "render_text",
 ]
