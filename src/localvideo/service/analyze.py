@@ -12,6 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import NotFoundError, UsageError
+from ..store import frames as frames_db
+from ..store import observations as obs_db
+from ..store import text as text_db
 from ..units import parse_duration, parse_time
 from .base import ServiceBase
 
@@ -121,32 +124,28 @@ class AnalyzeOps(ServiceBase):
         from ..analyze.loop import analysed_until
 
         db = self.db
-        chunks = db.query("SELECT COUNT(*) AS n, SUM(CASE WHEN p.done = 1 THEN 1 ELSE 0 END) AS d "
-                        "FROM chunks c LEFT JOIN analysis_progress p ON p.chunk_id = c.id")[0]
-        text = db.query("SELECT COUNT(*) AS n, AVG(ocr_ms) AS ms FROM frame_text")[0]
-        obs = {r["status"]: r["n"] for r in db.query(
-            "SELECT status, COUNT(*) AS n FROM observations GROUP BY status")}
-        last_frame = db.one("SELECT MAX(ts) FROM frames")
+        counts = text_db.analysis_counts(db)
+        obs = obs_db.status_counts(db)
+        latest = frames_db.last_frame_ts(db)
         until, _ = analysed_until(db)
-        latest = last_frame[0] if last_frame else None
         lag = max(0.0, latest - until) if latest is not None and until is not None else 0.0
-        err = db.get_kv("analyze.last_endpoint_error")
-        nxt = db.one("SELECT MIN(next_try_ts) FROM observations WHERE status = 'pending'")
-        total = chunks["n"] or 0
-        done = chunks["d"] or 0
+        err = db.get_kv(obs_db.ENDPOINT_ERROR_KEY)
+        nxt = obs_db.next_retry_ts(db)
+        total = counts.chunks
+        done = counts.chunks_done
         pending_obs = obs.get("pending", 0)
-        line = (f"{done}/{total} chunks analysed, {text['n']} key frames read, "
+        line = (f"{done}/{total} chunks analysed, {counts.frames_read} key frames read, "
                 f"{obs.get('done', 0)} observations done, {pending_obs} pending, "
                 f"{obs.get('failed', 0)} failed")
         if err and pending_obs:
             line += (f"; last endpoint error ({err.get('reasoner')}): {err.get('message')} — "
                      "retried on the next `localvideo analyze`")
         return {"chunks_total": total, "chunks_analysed": done, "chunks_pending": total - done,
-                "frames_read": text["n"], "ocr_ms_avg": round(text["ms"], 1) if text["ms"]
-                else None, "analysed_until": until, "lag_seconds": round(lag, 2),
+                "frames_read": counts.frames_read, "ocr_ms_avg": round(counts.ocr_ms_avg, 1)
+                if counts.ocr_ms_avg else None, "analysed_until": until, "lag_seconds": round(lag, 2),
                 "observations_done": obs.get("done", 0), "observations_pending": pending_obs,
                 "observations_failed": obs.get("failed", 0), "last_endpoint_error": err,
-                "next_retry_ts": nxt[0] if nxt else None, "line": line}
+                "next_retry_ts": nxt, "line": line}
 
     # -- reading back ---------------------------------------------------------------------
     def search(self, query: str, app: str | None = None, since: str | float | None = None,
@@ -165,31 +164,17 @@ class AnalyzeOps(ServiceBase):
 
     def observations(self, since: str | float | None = None, limit: int = 50,
                      status: str | None = None) -> list[dict[str, Any]]:
-        from ..analyze.observe import row_to_dict
-
         if status not in (None, "pending", "done", "failed"):
             raise UsageError(f"unknown status {status!r}", "use --status pending, done or failed")
-        sql = "SELECT * FROM observations WHERE 1=1"
-        params: list[Any] = []
-        s = _time(since, "--since")
-        if s is not None:
-            sql += " AND end_ts >= ?"
-            params.append(s)
-        if status:
-            sql += " AND status = ?"
-            params.append(status)
-        sql += " ORDER BY start_ts DESC LIMIT ?"
-        params.append(limit)
-        return [row_to_dict(r) for r in reversed(self.db.query(sql, params))]
+        return [o.to_dict() for o in obs_db.latest(self.db, since=_time(since, "--since"),
+                                                   status=status, limit=limit)]
 
     def observation(self, id: int) -> dict[str, Any]:
-        from ..analyze.observe import row_to_dict
-
-        row = self.db.one("SELECT * FROM observations WHERE id = ?", (id,))
+        row = obs_db.get(self.db, id)
         if row is None:
             raise NotFoundError(f"no observation {id}",
                                 "list them with `localvideo observations`")
-        return row_to_dict(row)
+        return row.to_dict()
 
     def ask(self, question: str, since: str | float | None = None, reasoner: str | None = None,
             model: str | None = None, base_url: str | None = None, key: str | None = None,

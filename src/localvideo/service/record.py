@@ -19,6 +19,8 @@ from PIL import Image
 
 from ..errors import LocalVideoError, NotFoundError, StoreError, UsageError
 from ..record.lock import RecorderLock, running_pid
+from ..store import frames as frames_db
+from ..store import observations as obs_db
 from ..store import retention
 from ..store.layout import inside
 from ..store.recovery import recover
@@ -71,7 +73,7 @@ class RecordOps(ServiceBase):
                 from ..capture.virtual import VirtualDisplay
 
                 stack.enter_context(VirtualDisplay())
-            backend = stack.enter_context(open_backend(rs.mode, rs.display))
+            backend = stack.enter_context(open_backend(rs.mode, rs.display, backend=rs.backend))
             retention.enforce(self.db, data_dir, max_bytes=rs.max_bytes, max_age=rs.max_age)
             recorder = Recorder(self.settings, self.db, self.device_id, backend)
             try:
@@ -91,44 +93,28 @@ class RecordOps(ServiceBase):
     # -- reading back ---------------------------------------------------------------------
     def chunks(self, since: float | None = None, until: float | None = None,
                limit: int | None = None) -> list[dict[str, Any]]:
-        where, params = [], []
-        if since is not None:
-            where.append("coalesce(end_ts, start_ts) >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("start_ts <= ?")
-            params.append(until)
-        sql = "SELECT * FROM chunks" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY start_ts DESC, id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        rows = list(reversed(self.db.query(sql, params)))
+        rows = frames_db.list_chunks(self.db, since, until, limit)
         apps: dict[int, dict[str, dict[str, Any]]] = {}
-        if rows:
-            ids = [r["id"] for r in rows]
-            marks = ",".join("?" * len(ids))
-            for a in self.db.query(
-                    f"SELECT chunk_id, app, title, count(*) AS n FROM frames WHERE chunk_id IN "
-                    f"({marks}) GROUP BY chunk_id, app, title ORDER BY min(ts)", ids):
-                entry = apps.setdefault(a["chunk_id"], {}).setdefault(
-                    a["app"] or "", {"app": a["app"] or "", "titles": [], "frames": 0})
-                entry["frames"] += a["n"]
-                if a["title"] not in entry["titles"]:
-                    entry["titles"].append(a["title"] or "")
-        return [self._chunk_dict(r, list(apps.get(r["id"], {}).values())) for r in rows]
+        for a in frames_db.apps_per_chunk(self.db, [r.id for r in rows]):
+            entry = apps.setdefault(a.chunk_id, {}).setdefault(
+                a.app or "", {"app": a.app or "", "titles": [], "frames": 0})
+            entry["frames"] += a.frames
+            if a.title not in entry["titles"]:
+                entry["titles"].append(a.title or "")
+        return [self._chunk_dict(r, list(apps.get(r.id, {}).values())) for r in rows]
 
-    def _chunk_dict(self, r: Any, apps: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"id": r["id"], "path": r["path"],
-                "abs_path": str(self.settings.data_dir / r["path"]),
-                "start_ts": r["start_ts"], "end_ts": r["end_ts"], "codec": r["codec"],
-                "encoder": r["encoder"], "width": r["width"], "height": r["height"],
-                "frames": r["frames"], "bytes": r["bytes"], "state": r["state"], "apps": apps}
+    def _chunk_dict(self, r: frames_db.Chunk, apps: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"id": r.id, "path": r.path,
+                "abs_path": str(self.settings.data_dir / r.path),
+                "start_ts": r.start_ts, "end_ts": r.end_ts, "codec": r.codec,
+                "encoder": r.encoder, "width": r.width, "height": r.height,
+                "frames": r.frames, "bytes": r.bytes, "state": r.state, "apps": apps}
 
     def chunk_file(self, chunk_id: int) -> Path:
-        row = self.db.one("SELECT path FROM chunks WHERE id = ?", (int(chunk_id),))
+        row = frames_db.get_chunk(self.db, int(chunk_id))
         if row is None:
             raise NotFoundError(f"no chunk with id {chunk_id}", "list them with `localvideo chunks`")
-        path = inside(self.settings.data_dir, row["path"])
+        path = inside(self.settings.data_dir, row.path)
         if not path.exists():
             raise NotFoundError(f"chunk {chunk_id} is indexed but its file {path} is gone",
                                 "run `localvideo delete` on its time range to drop the row")
@@ -137,9 +123,9 @@ class RecordOps(ServiceBase):
     def chunk_media(self, chunk_id: int) -> tuple[Path, str]:
         """A browser-playable H.264 MP4 of the chunk (HEVC is transcoded once, then cached)."""
         path = self.chunk_file(chunk_id)
-        row = self.db.one("SELECT codec, state, bytes FROM chunks WHERE id = ?", (int(chunk_id),))
+        row = frames_db.get_chunk(self.db, int(chunk_id))
         assert row is not None
-        if row["codec"] == "h264":
+        if row.codec == "h264":
             return path, "video/mp4"
         cache = self.settings.data_dir / "cache" / "media"
         size = path.stat().st_size
@@ -162,17 +148,15 @@ class RecordOps(ServiceBase):
 
     def frame_info(self, ts: float) -> dict[str, Any]:
         """The indexed frame nearest at-or-before ``ts``."""
-        row = self.db.one(
-            "SELECT f.*, c.path AS chunk_path FROM frames f LEFT JOIN chunks c ON c.id = f.chunk_id "
-            "WHERE f.ts <= ? ORDER BY f.ts DESC, f.id DESC LIMIT 1", (float(ts),))
+        row = frames_db.frame_at(self.db, float(ts))
         if row is None:
-            first = self.db.one("SELECT min(ts) FROM frames")
-            if first is None or first[0] is None:
+            first = frames_db.first_frame_ts(self.db)
+            if first is None:
                 raise NotFoundError("nothing has been recorded yet", _NO_FRAMES_HINT)
-            raise NotFoundError(f"no frame at or before {ts}: recording starts at {first[0]}",
+            raise NotFoundError(f"no frame at or before {ts}: recording starts at {first}",
                                 "pick a later time (see `localvideo chunks`)")
-        return {k: row[k] for k in ("id", "ts", "chunk_id", "pts", "app", "title", "x", "y", "w",
-                                    "h", "changed", "excluded", "chunk_path")}
+        return {k: getattr(row, k) for k in ("id", "ts", "chunk_id", "pts", "app", "title", "x",
+                                             "y", "w", "h", "changed", "excluded", "chunk_path")}
 
     def frame_image(self, ts: float, crop: bool = False) -> Image.Image:
         info = self.frame_info(ts)
@@ -208,11 +192,8 @@ class RecordOps(ServiceBase):
         data_dir = self.settings.data_dir
         pid = running_pid(data_dir)
         beat = self.db.get_kv("recorder", {}) or {}
-        totals = self.db.one("SELECT count(*) AS chunks, coalesce(sum(bytes), 0) AS bytes, "
-                             "coalesce(sum(frames), 0) AS frames, min(start_ts) AS first, "
-                             "max(end_ts) AS last FROM chunks")
-        assert totals is not None  # an aggregate always returns one row
-        seen = self.db.one("SELECT count(*) FROM frames")
+        totals = frames_db.chunk_totals(self.db)
+        seen = frames_db.frame_count(self.db)
         out: dict[str, Any] = {
             "data_dir": str(data_dir),
             "recorder": {
@@ -227,9 +208,9 @@ class RecordOps(ServiceBase):
             "paused": bool(self.db.get_kv("paused", False)),
             "disk_free": retention.disk_free(data_dir),
             "min_free_bytes": self.settings.record.min_free_bytes,
-            "totals": {"chunks": totals["chunks"], "bytes": totals["bytes"],
-                       "frames_encoded": totals["frames"], "frames_seen": seen[0] if seen else 0,
-                       "first_ts": totals["first"], "last_ts": totals["last"]},
+            "totals": {"chunks": totals.chunks, "bytes": totals.bytes,
+                       "frames_encoded": totals.frames, "frames_seen": seen,
+                       "first_ts": totals.first_ts, "last_ts": totals.last_ts},
         }
         if hasattr(self, "analysis_status"):
             out["analysis"] = self.analysis_status()
@@ -240,24 +221,19 @@ class RecordOps(ServiceBase):
         if end < start:
             raise UsageError(f"the range ends ({end}) before it starts ({start})",
                              "swap --since and --until")
-        rows = self.db.query("SELECT id, start_ts, end_ts, state FROM chunks WHERE start_ts <= ? "
-                             "AND coalesce(end_ts, start_ts) >= ?", (end, start))
-        live = [r for r in rows if r["state"] == "recording"]
+        rows = frames_db.chunks_overlapping(self.db, start, end)
+        live = [r for r in rows if r.state == "recording"]
         if live and running_pid(self.settings.data_dir) is not None:
             raise UsageError("the range includes the chunk being recorded right now",
                              "run `localvideo pause` first (it closes the chunk), then delete")
-        ids = [r["id"] for r in rows]
-        lo = min([start, *[r["start_ts"] for r in rows]])
-        hi = max([end, *[(r["end_ts"] or r["start_ts"]) for r in rows]])
+        ids = [r.id for r in rows]
+        lo = min([start, *[r.start_ts for r in rows]])
+        hi = max([end, *[(r.end_ts or r.start_ts) for r in rows]])
         result = retention.delete_chunks(self.db, self.settings.data_dir, ids)
         with self.db.tx() as conn:
             # Frames seen while an excluded window was skipped belong to no chunk.
-            orphan = conn.execute("DELETE FROM frames WHERE chunk_id IS NULL AND ts BETWEEN ? AND ?",
-                                  (lo, hi)).rowcount
-            obs = 0
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'observations'").fetchone():
-                obs = conn.execute("DELETE FROM observations WHERE start_ts <= ? AND end_ts >= ?",
-                                   (hi, lo)).rowcount
+            orphan = frames_db.delete_unchunked_frames(conn, lo, hi)
+            obs = obs_db.delete_overlapping(conn, lo, hi)
         for old in (self.settings.data_dir / "cache" / "media").glob("chunk-*.mp4"):
             if int(old.name.split("-")[1]) in ids:
                 old.unlink(missing_ok=True)

@@ -8,7 +8,6 @@ it knows about HTTP.
 from __future__ import annotations
 
 import hmac
-import json
 import os
 import platform
 import plistlib
@@ -30,6 +29,7 @@ from ..errors import (
     NotFoundError,
     UsageError,
 )
+from ..store import jobs as jobs_db
 from .base import ServiceBase
 
 TOKEN_ENV = "LOCALVIDEO_API_TOKEN"
@@ -60,10 +60,6 @@ def _pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else None
 
 
 class _JobQueue:
@@ -166,11 +162,7 @@ class ServeOps(ServiceBase):
         if not hasattr(self, "generate"):
             raise LocalVideoError("video generation is not part of this build",
                                   "install the synth extra: pip install 'localvideo[synth]'")
-        with self.db.tx() as conn:
-            cur = conn.execute(
-                "INSERT INTO jobs(kind, params, state, pid, created_ts) VALUES(?,?,?,?,?)",
-                ("generate", json.dumps(params), "queued", os.getpid(), time.time()))
-            job_id = int(cur.lastrowid or 0)
+        job_id = jobs_db.add_job(self.db, "generate", params, os.getpid())
         self._jobs_queue.put(job_id)
         return self.job(job_id)
 
@@ -182,26 +174,21 @@ class ServeOps(ServiceBase):
         retry would kill it again in a loop. It reads as failed (Interrupted) instead.
         """
         taken = []
-        for row in self.db.query("SELECT id, pid FROM jobs WHERE state = 'queued' ORDER BY id"):
-            if _pid_alive(row["pid"]):
+        for row in jobs_db.queued_jobs(self.db):
+            if _pid_alive(row.pid):
                 continue
             # Claim only if no other starting server claimed it first (same old pid).
-            with self.db.tx() as conn:
-                cur = conn.execute(
-                    "UPDATE jobs SET pid = ? WHERE id = ? AND state = 'queued' AND pid IS ?",
-                    (os.getpid(), row["id"], row["pid"]))
-            if cur.rowcount == 1:
-                taken.append(int(row["id"]))
-                self._jobs_queue.put(int(row["id"]))
+            if jobs_db.claim_job(self.db, row.id, row.pid, os.getpid()):
+                taken.append(row.id)
+                self._jobs_queue.put(row.id)
         return taken
 
     def _run_job(self, job_id: int) -> None:
-        row = self.db.one("SELECT params FROM jobs WHERE id = ?", (job_id,))
+        row = jobs_db.get_job(self.db, job_id)
         if row is None:
             return
-        params = json.loads(row["params"])
-        self.db.execute("UPDATE jobs SET state='running', started_ts=? WHERE id=?",
-                        (time.time(), job_id))
+        params = row.params
+        jobs_db.start_job(self.db, job_id)
         last = [0.0]
 
         def on_progress(event: dict[str, Any]) -> None:
@@ -210,8 +197,7 @@ class ServeOps(ServiceBase):
             if now - last[0] < 0.2 and event.get("step") != event.get("steps"):
                 return
             last[0] = now
-            self.db.execute("UPDATE jobs SET progress=? WHERE id=?",
-                            (json.dumps(event, default=str), job_id))
+            jobs_db.set_job_progress(self.db, job_id, event)
 
         # generate() comes from SynthOps, a sibling mixin of the composed Service.
         svc: Any = self
@@ -227,41 +213,36 @@ class ServeOps(ServiceBase):
 
     def _finish_job(self, job_id: int, state: str, *, result: Any = None,
                     error: dict[str, str] | None = None) -> None:
-        self.db.execute(
-            "UPDATE jobs SET state=?, result=?, error=?, finished_ts=? WHERE id=?",
-            (state, json.dumps(result, default=str) if result is not None else None,
-             json.dumps(error) if error else None, time.time(), job_id))
+        jobs_db.finish_job(self.db, job_id, state, result=result, error=error)
 
-    def _job_dict(self, row: Any) -> dict[str, Any]:
+    def _job_dict(self, row: jobs_db.Job) -> dict[str, Any]:
         job = {
-            "id": row["id"], "kind": row["kind"], "params": _loads(row["params"]),
-            "state": row["state"], "progress": _loads(row["progress"]),
-            "result": _loads(row["result"]), "error": _loads(row["error"]),
-            "created_ts": row["created_ts"], "started_ts": row["started_ts"],
-            "finished_ts": row["finished_ts"],
+            "id": row.id, "kind": row.kind, "params": row.params,
+            "state": row.state, "progress": row.progress,
+            "result": row.result, "error": row.error,
+            "created_ts": row.created_ts, "started_ts": row.started_ts,
+            "finished_ts": row.finished_ts,
         }
-        if job["state"] == "queued" and not _pid_alive(row["pid"]):
+        if job["state"] == "queued" and not _pid_alive(row.pid):
             # Not started, so nothing is lost: the next server to start takes it over.
             job["waiting"] = "for `localvideo serve` (the server that queued it stopped)"
-        elif job["state"] == "running" and not _pid_alive(row["pid"]):
+        elif job["state"] == "running" and not _pid_alive(row.pid):
             # The server that ran it is gone: say so instead of "running" forever.
             err = {"type": "Interrupted",
                    "message": "the server stopped before this job finished",
                    "hint": "submit it again (the same seed gives the same clip)"}
-            self.db.execute("UPDATE jobs SET state='failed', error=?, finished_ts=? WHERE id=?",
-                            (json.dumps(err), time.time(), row["id"]))
+            jobs_db.finish_job(self.db, row.id, "failed", error=err)
             job.update(state="failed", error=err)
         return job
 
     def job(self, job_id: int) -> dict[str, Any]:
-        row = self.db.one("SELECT * FROM jobs WHERE id = ?", (int(job_id),))
+        row = jobs_db.get_job(self.db, int(job_id))
         if row is None:
             raise NotFoundError(f"no job {job_id}", "list jobs with GET /api/jobs")
         return self._job_dict(row)
 
     def jobs(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.db.query("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (int(limit),))
-        return [self._job_dict(r) for r in rows]
+        return [self._job_dict(r) for r in jobs_db.list_jobs(self.db, int(limit))]
 
     def wait_jobs(self) -> None:
         """Block until this process' queue is empty (used by tests and shutdown)."""
@@ -328,12 +309,8 @@ class ServeOps(ServiceBase):
         text = self.act_task_text(obs)
         use_stdin = not any("{task}" in a for a in argv)
         argv = [a.replace("{task}", text) for a in argv]
-        with self.db.tx() as conn:
-            cur = conn.execute(
-                "INSERT INTO actions(ts, observation_id, command, task, state) "
-                "VALUES(?,?,?,?, 'running')",
-                (time.time(), int(observation_id), self.settings.serve.agent_command, text))
-            action_id = int(cur.lastrowid or 0)
+        action_id = jobs_db.add_action(self.db, int(observation_id),
+                                       self.settings.serve.agent_command or "", text)
         if background:
             threading.Thread(target=self._run_action, args=(action_id, argv, text, use_stdin,
                                                             timeout),
@@ -360,29 +337,27 @@ class ServeOps(ServiceBase):
         except OSError as exc:
             output, code, state = f"[localvideo: could not start {argv[0]}: {exc}]", None, \
                 "failed"
-        self.db.execute(
-            "UPDATE actions SET state=?, exit_code=?, output_tail=?, finished_ts=? WHERE id=?",
-            (state, code, output[-OUTPUT_TAIL_CHARS:], time.time(), action_id))
+        jobs_db.finish_action(self.db, action_id, state=state, exit_code=code,
+                              output_tail=output[-OUTPUT_TAIL_CHARS:])
 
-    def _action_dict(self, row: Any) -> dict[str, Any]:
-        action = dict(row)
+    def _action_dict(self, row: jobs_db.Action) -> dict[str, Any]:
+        action = row.to_dict()
         if action["state"] == "running" and time.time() - action["ts"] > ACT_TIMEOUT + 60:
             # Longer than any hand-off may run: the process that ran it is gone.
             action.update(state="failed", output_tail=(action["output_tail"] or "")
                           + "\n[localvideo: the process that ran this hand-off stopped]")
-            self.db.execute("UPDATE actions SET state=?, output_tail=? WHERE id=?",
-                            (action["state"], action["output_tail"], action["id"]))
+            jobs_db.set_action_state(self.db, action["id"], action["state"],
+                                     action["output_tail"])
         return action
 
     def action(self, action_id: int) -> dict[str, Any]:
-        row = self.db.one("SELECT * FROM actions WHERE id = ?", (int(action_id),))
+        row = jobs_db.get_action(self.db, int(action_id))
         if row is None:
             raise NotFoundError(f"no action {action_id}", "list them with `localvideo actions`")
         return self._action_dict(row)
 
     def actions(self, limit: int = 50) -> list[dict[str, Any]]:
-        rows = self.db.query("SELECT * FROM actions ORDER BY id DESC LIMIT ?", (int(limit),))
-        return [self._action_dict(r) for r in rows]
+        return [self._action_dict(r) for r in jobs_db.list_actions(self.db, int(limit))]
 
     # -- doctor --------------------------------------------------------------------------
     def doctor(self) -> dict[str, Any]:

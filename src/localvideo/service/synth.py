@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ComfyUIError, NotFoundError, UsageError
+from ..store import clips as clips_db
 from ..synth.registry import PRESETS, Profile, ResolvedModel, get_preset
 from ..units import parse_size
 from .base import ServiceBase
@@ -303,22 +304,19 @@ class SynthOps(ServiceBase):
         params = sidecar.get("params") or {}
         video = sidecar.get("video") or {}
         model = sidecar.get("model") or {}
-        with self.db.tx() as conn:
-            cur = conn.execute(
-                "INSERT INTO clips(path, sidecar, created_ts, backend, model, family, prompt, "
-                "negative, seed, frames, width, height, fps, steps, guidance, device, "
-                "peak_bytes, seconds) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (str(out), json.dumps(sidecar, default=str), sidecar["created_ts"],
-                 sidecar["backend"], model.get("name") or model.get("path")
-                 or model.get("workflow"), sidecar.get("family"), sidecar["prompt"],
-                 sidecar.get("negative"), sidecar.get("seed"),
-                 video.get("frames", params.get("frames")),
-                 video.get("width", params.get("width")),
-                 video.get("height", params.get("height")),
-                 video.get("fps", params.get("fps")), params.get("steps"),
-                 params.get("guidance"), (sidecar.get("device") or {}).get("kind"),
-                 (sidecar.get("peak_memory") or {}).get("bytes"), sidecar["seconds"]))
-            sidecar["clip_id"] = int(cur.lastrowid or 0)
+        row = clips_db.NewClip(
+            path=str(out), created_ts=sidecar["created_ts"], backend=sidecar["backend"],
+            model=model.get("name") or model.get("path") or model.get("workflow"),
+            family=sidecar.get("family"), prompt=sidecar["prompt"],
+            negative=sidecar.get("negative"), seed=sidecar.get("seed"),
+            frames=video.get("frames", params.get("frames")),
+            width=video.get("width", params.get("width")),
+            height=video.get("height", params.get("height")),
+            fps=video.get("fps", params.get("fps")), steps=params.get("steps"),
+            guidance=params.get("guidance"), device=(sidecar.get("device") or {}).get("kind"),
+            peak_bytes=(sidecar.get("peak_memory") or {}).get("bytes"),
+            seconds=sidecar["seconds"])
+        sidecar["clip_id"] = clips_db.add_clip(self.db, row, sidecar)
         return sidecar
 
     # -- decode ----------------------------------------------------------------------------
@@ -360,10 +358,10 @@ class SynthOps(ServiceBase):
         return self._record_clip(out_path, sidecar, started)
 
     # -- clips -----------------------------------------------------------------------------
-    def _clip_row(self, row: Any) -> dict[str, Any]:
-        data = json.loads(row["sidecar"])
-        data["clip_id"] = data["id"] = int(row["id"])
-        p = Path(row["path"])
+    def _clip_row(self, row: clips_db.Clip) -> dict[str, Any]:
+        data = dict(row.sidecar)
+        data["clip_id"] = data["id"] = row.id
+        p = Path(row.path)
         data["abs_path"] = str(p)
         try:
             data["path"] = str(p.relative_to(self.settings.data_dir))
@@ -376,13 +374,10 @@ class SynthOps(ServiceBase):
         """Generated clips, newest last."""
         if limit is not None and limit < 1:
             raise UsageError(f"--limit must be at least 1 (got {limit})")
-        rows = self.db.query(
-            "SELECT * FROM (SELECT * FROM clips ORDER BY created_ts DESC, id DESC LIMIT ?) "
-            "ORDER BY created_ts, id", (limit if limit is not None else -1,))
-        return [self._clip_row(r) for r in rows]
+        return [self._clip_row(r) for r in clips_db.list_clips(self.db, limit)]
 
     def clip(self, clip_id: int) -> dict[str, Any]:
-        row = self.db.one("SELECT * FROM clips WHERE id = ?", (int(clip_id),))
+        row = clips_db.get_clip(self.db, int(clip_id))
         if row is None:
             raise NotFoundError(f"no clip with id {clip_id}", "list them with `localvideo clips`")
         return self._clip_row(row)

@@ -110,6 +110,21 @@ class Database:
                      (key, json.dumps(value)))
 
 
+# What the query modules run statements on: the thread's connection through the Database, or
+# the connection a caller's ``with db.tx() as conn`` holds, so several writes share one commit.
+Conn = Database | sqlite3.Connection
+
+
+def put_kv(conn: Conn, key: str, value_json: str) -> None:
+    """Set ``key`` to an already-encoded JSON value (inside a caller's transaction)."""
+    conn.execute("INSERT INTO kv(key, value) VALUES(?, json(?)) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value_json))
+
+
+def delete_kv(conn: Conn, key: str) -> None:
+    conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+
 def _split_sql(script: str) -> list[str]:
     """Split a migration into statements, keeping CREATE TRIGGER bodies whole."""
     out: list[str] = []
