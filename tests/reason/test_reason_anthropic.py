@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from reason.helpers import observe_request
+from reason.helpers import TEXT, observe_request
 from reason.servers import AnthropicServer
 
 from localvideo.errors import EndpointError, ReasonerError
@@ -54,6 +54,8 @@ def test_log_rows_hold_hashes_not_bytes(settings, db, monkeypatch, anthropic_ser
     img = row["request"]["images"][0]
     assert img["sha256"] == hashlib.sha256(req.images[0].data).hexdigest()
     assert img["bytes"] == len(req.images[0].data)
+    # The log keeps the text the model read: the request's context, rendered.
+    assert row["request"]["text"] == TEXT
     raw = db.one("SELECT request FROM reason_log")[0]
     assert base64.b64encode(req.images[0].data).decode()[:40] not in raw
     assert json.loads(row["response"])["summary"]
