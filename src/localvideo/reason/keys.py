@@ -17,6 +17,11 @@ KNOWN = {
     "anthropic": ("ANTHROPIC_API_KEY",),
     "openai": ("OPENAI_API_KEY",),
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    # Hosted video providers (synth/hosted): the variables each one's own SDK reads.
+    "replicate": ("REPLICATE_API_TOKEN",),
+    "fal": ("FAL_KEY",),
+    "veo": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+    "runway": ("RUNWAYML_API_SECRET",),
 }
 
 
