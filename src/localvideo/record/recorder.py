@@ -28,8 +28,9 @@ from .. import media
 from ..capture.base import CaptureBackend, Frame
 from ..config import Settings
 from ..errors import CaptureError, DiskFullError, EncoderError
+from ..store import frames as frames_db
 from ..store import retention
-from ..store.db import Database
+from ..store.db import Database, put_kv
 from ..store.layout import chunk_path
 from .canvas import Canvas, Rect, canvas_size
 from .encoder import Writer, open_writer, plan_encoders
@@ -110,7 +111,7 @@ class Recorder:
         self.encoder_index = 0
         self.chunk: _Chunk | None = None
         self.stats = Stats()
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[frames_db.FrameInsert] = []
         self._last_flush = 0.0
         self._last_disk_check = 0.0
         self._capture_errors = 0
@@ -296,25 +297,22 @@ class Recorder:
     def _open_chunk(self, ts: float, screen: tuple[int, int]) -> None:
         path = chunk_path(self.settings.recordings_dir, self.device_id, ts)
         base, n = path, 1
-        while path.exists() or self.db.one("SELECT 1 FROM chunks WHERE path = ?", (
-                path.relative_to(self.settings.data_dir).as_posix(),)):
+        while path.exists() or frames_db.chunk_path_taken(
+                self.db, path.relative_to(self.settings.data_dir).as_posix()):
             path = base.with_name(f"{base.stem}_{n}.mp4")
             n += 1
         rel = path.relative_to(self.settings.data_dir).as_posix()
         w, h = canvas_size(screen[0], screen[1], self.rs.canvas_max)
         writer = open_writer(path, w, h, self.encoder, self.rs.quality, self.rs.fps)
         try:
-            with self.db.tx() as conn:
-                cur = conn.execute(
-                    "INSERT INTO chunks(path, device_id, start_ts, end_ts, codec, encoder, width, "
-                    "height, frames, bytes, state) VALUES (?,?,?,?,?,?,?,?,0,0,'recording')",
-                    (rel, self.device_id, ts, ts, writer.codec, writer.encoder, w, h))
+            chunk_id = frames_db.open_chunk(
+                self.db, path=rel, device_id=self.device_id, start_ts=ts, codec=writer.codec,
+                encoder=writer.encoder, width=w, height=h)
         except BaseException:
             writer.close()
             path.unlink(missing_ok=True)
             raise
-        assert cur.lastrowid is not None
-        self.chunk = _Chunk(cur.lastrowid, path, rel, ts, writer, Canvas(w, h), screen, ts)
+        self.chunk = _Chunk(chunk_id, path, rel, ts, writer, Canvas(w, h), screen, ts)
         # A chunk must start with a real picture: the first frame is always encoded.
         self.filter.reset()
         self.stats.chunks.append(rel)
@@ -331,10 +329,8 @@ class Recorder:
             self._drop_empty(ch)
             return
         try:
-            with self.db.tx() as conn:
-                conn.execute("UPDATE chunks SET state = ?, end_ts = ?, frames = ?, bytes = ? "
-                             "WHERE id = ?",
-                             (state, ch.end_ts, ch.writer.frames, ch.writer.bytes, ch.id))
+            frames_db.close_chunk(self.db, ch.id, state=state, end_ts=ch.end_ts,
+                                  frames=ch.writer.frames, size=ch.writer.bytes)
         except DiskFullError as exc:
             # The row stays 'recording'; recovery closes it properly on the next start.
             self.stats.last_error = str(exc)
@@ -346,11 +342,8 @@ class Recorder:
     def _drop_empty(self, ch: _Chunk) -> None:
         """A chunk that never got a picture (its encoder failed at once) is not kept."""
         try:
-            with self.db.tx() as conn:
-                # Rows seen meanwhile stay: they just point at no picture.
-                conn.execute("UPDATE frames SET chunk_id = NULL, pts = NULL WHERE chunk_id = ?",
-                             (ch.id,))
-                conn.execute("DELETE FROM chunks WHERE id = ?", (ch.id,))
+            # Rows seen meanwhile stay: they just point at no picture.
+            frames_db.drop_chunk(self.db, ch.id)
             ch.path.unlink(missing_ok=True)
             if ch.rel in self.stats.chunks:
                 self.stats.chunks.remove(ch.rel)
@@ -366,20 +359,16 @@ class Recorder:
         try:
             with self.db.tx() as conn:
                 if self._rows:
-                    conn.executemany(
-                        "INSERT INTO frames(chunk_id, ts, pts, app, title, x, y, w, h, display, "
-                        "changed, excluded) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", self._rows)
+                    frames_db.insert_frames(conn, self._rows)
                 if ch is not None:
-                    conn.execute("UPDATE chunks SET end_ts = ?, frames = ?, bytes = ? WHERE id = ?",
-                                 (ch.end_ts, ch.writer.frames, ch.writer.bytes, ch.id))
-                conn.execute(
-                    "INSERT INTO kv(key, value) VALUES('recorder', json(?)) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (_json({"pid": None if final else os.getpid(), "heartbeat": time.time(),
-                            "chunk": ch.rel if ch else None, "encoder": self.encoder,
-                            "paused": self.stats.paused, "disk_paused": self.stats.disk_paused,
-                            "message": self.stats.message, "last_error": self.stats.last_error,
-                            "started": self.stats.started}),))
+                    frames_db.update_chunk_progress(conn, ch.id, end_ts=ch.end_ts,
+                                                    frames=ch.writer.frames, size=ch.writer.bytes)
+                put_kv(conn, "recorder", _json({
+                    "pid": None if final else os.getpid(), "heartbeat": time.time(),
+                    "chunk": ch.rel if ch else None, "encoder": self.encoder,
+                    "paused": self.stats.paused, "disk_paused": self.stats.disk_paused,
+                    "message": self.stats.message, "last_error": self.stats.last_error,
+                    "started": self.stats.started}))
             self._rows.clear()
         except DiskFullError as exc:
             # Rows stay in memory and go in with the next successful commit.
