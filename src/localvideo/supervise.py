@@ -21,12 +21,54 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import UsageError
+
+
+def stop_processes(procs: Sequence[subprocess.Popen[Any]], *,
+                   sig: signal.Signals | None = signal.SIGINT, timeout: float = 10.0,
+                   group: bool = True,
+                   on_kill: Callable[[subprocess.Popen[Any]], None] | None = None) -> None:
+    """Ask processes to stop, wait for them, and kill what is left: the one escalation.
+
+    ``sig`` goes to every process first, in the given order, so they wind down in parallel
+    (the recorder closes its chunk on SIGINT); None when the caller already asked in its own
+    way (closed a pipe). ``group``: signal the process group (the child was started in its
+    own session), so a child's helpers (an ffmpeg, tesseract) stop with it. After
+    ``timeout`` seconds for all of them together, SIGKILL (``on_kill`` hears which) and reap.
+    """
+    def send(p: subprocess.Popen[Any], s: signal.Signals) -> None:
+        try:
+            if group and hasattr(os, "killpg"):
+                os.killpg(p.pid, s)
+            elif s == getattr(signal, "SIGKILL", None):
+                p.kill()
+            else:
+                p.send_signal(s)
+        except (ProcessLookupError, PermissionError):
+            pass  # already gone (or a reused pid that is not ours)
+
+    live = [p for p in procs if p.poll() is None]
+    if sig is not None:
+        for p in live:
+            send(p, sig)
+    deadline = time.monotonic() + timeout
+    for p in live:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            if on_kill is not None:
+                on_kill(p)
+            send(p, getattr(signal, "SIGKILL", signal.SIGTERM))
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass  # unkillable (uninterruptible sleep): nothing more to do from here
+
 
 # Restart delays; a part that then stays up for STABLE_AFTER seconds starts again at the first.
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
@@ -208,47 +250,21 @@ class Supervisor:
         if proc is None or proc.poll() is not None:
             return
         part.state = "stopping"
-        try:
-            # The whole group: a child's own helpers (an ffmpeg, tesseract) stop with it.
-            os.killpg(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout or self.stop_timeout)
-        except subprocess.TimeoutExpired:
-            self.on_event(f"{part.name} did not stop in {timeout or self.stop_timeout:.0f} s; "
-                          "killing it")
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(5)
+        wait = timeout or self.stop_timeout
+        stop_processes([proc], timeout=wait, on_kill=lambda _: self.on_event(
+            f"{part.name} did not stop in {wait:.0f} s; killing it"))
         part.last_exit = proc.returncode
 
     def stop(self) -> None:
         """SIGINT to every child at once, wait (they close files in parallel), then kill."""
         self._stopping = True
-        live = [p for p in self.parts if p.proc is not None and p.proc.poll() is None]
-        for part in live:
+        live = {p.proc: p for p in self.parts if p.proc is not None and p.proc.poll() is None}
+        for part in live.values():
             part.state = "stopping"
-            try:
-                os.killpg(part.proc.pid, signal.SIGINT)  # type: ignore[union-attr]
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + self.stop_timeout
-        for part in live:
-            assert part.proc is not None
-            try:
-                part.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.on_event(f"{part.name} did not stop in {self.stop_timeout:.0f} s; "
-                              "killing it")
-                try:
-                    os.killpg(part.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                part.proc.wait(5)
-            part.last_exit = part.proc.returncode
+        stop_processes(list(live), timeout=self.stop_timeout, on_kill=lambda proc: self.on_event(
+            f"{live[proc].name} did not stop in {self.stop_timeout:.0f} s; killing it"))
+        for proc, part in live.items():
+            part.last_exit = proc.returncode
         for part in self.parts:
             part.state = "stopped"
             if part._log is not None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from ..errors import CaptureError, DependencyError
+from ..supervise import stop_processes
 
 _APT = "sudo apt-get install xvfb openbox xterm xdotool"
 
@@ -122,21 +123,8 @@ class VirtualDisplay:
             self._switcher.join(timeout=5)
             self._switcher = None
         # Windows first, then the manager, then the server: each exits cleanly that way.
-        for p in reversed(self._procs):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)   # own session: reaches its shell too
-                except ProcessLookupError:
-                    pass
-        for p in reversed(self._procs):
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(5)
+        # SIGTERM to each one's own session: reaches its shell too.
+        stop_processes(list(reversed(self._procs)), sig=signal.SIGTERM, timeout=5)
         self._procs.clear()
         self.windows.clear()
         if self._active:

@@ -22,6 +22,7 @@ from typing import IO
 
 from .. import media
 from ..errors import DependencyError, EncoderError
+from ..supervise import stop_processes
 from .encoder import TIME_BASE, ChunkFile
 
 log = logging.getLogger("localvideo.record")
@@ -125,11 +126,9 @@ class CliChunkWriter(ChunkFile):
                 self._proc.stdin.close()
         except OSError:
             pass
-        try:
-            rc = self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._kill()
-            rc = -9
+        # Its stdin is closed: that is the request to finish the file; killed if it hangs.
+        stop_processes([self._proc], sig=None, timeout=30, group=False)
+        rc = self._proc.returncode
         self._reader.join(timeout=5)
         if rc != 0:
             log.error("%s exited with %s for %s", self.encoder, rc, self.path)
