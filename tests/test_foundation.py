@@ -38,6 +38,14 @@ def test_parse_size() -> None:
         units.parse_size("lots", what="--max-bytes")
 
 
+@pytest.mark.parametrize("seconds,compact,spaced", [
+    (0, "0s", "0 s"), (None, "0s", "0 s"), (45, "45s", "45 s"), (59.6, "1m00s", "1 min 00 s"),
+    (185, "3m05s", "3 min 05 s"), (3725, "1h02m", "1 h 02 min"), (90000, "25h00m", "25 h 00 min")])
+def test_format_duration_both_styles(seconds: float | None, compact: str, spaced: str) -> None:
+    assert units.format_duration(seconds) == compact
+    assert units.format_duration(seconds, spaced=True) == spaced
+
+
 def test_parse_time_forms() -> None:
     now = 1_800_000_000.0
     assert units.parse_time("now", now=now) == now

@@ -120,6 +120,21 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def format_duration(seconds: float | None, *, spaced: bool = False) -> str:
+    """A duration for people: ``45s``, ``3m05s``, ``1h02m`` (request texts, the CLI); with
+    ``spaced``: ``45 s``, ``3 min 05 s``, ``1 h 02 min`` (the web UI)."""
+    total = int(round(seconds or 0))
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    if spaced:
+        if h:
+            return f"{h} h {m:02d} min"
+        return f"{m} min {s:02d} s" if m else f"{s} s"
+    if h:
+        return f"{h}h{m:02d}m"
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
 # -- moments named in a question ("what was I doing at 14:00?") ----------------------------
 
 _NUM_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "ten": 10,
@@ -142,6 +157,13 @@ _ROUGHLY = re.compile(r"\b(?:around|about|approximately|roughly|circa)\b|~", re.
 TIME_WORDS = frozenset("""yesterday today tonight morning afternoon evening night noon midnight
 around about approximately roughly circa ago just now moment last past earlier recently
 minute minutes min mins hour hours hr hrs am pm""".split())
+# Words too common to search the screen text for ("what was I doing with the invoice?" looks
+# for "doing" and "invoice" only after these go): one list for the analysis and the offline
+# reasoner.
+STOP_WORDS = frozenset("""a an and are as at be been but by can could did do does doing for
+from had has have how i i'm in into is it its me my of on or so that the then there this to up
+was were what when where which while who why with you your about after before during we us
+our they them their""".split())
 # A number with a time unit ("3pm", "14h30", "20min"); a bare number is not one: invoice
 # numbers and error codes are what people search for.
 _TIME_TOKEN = re.compile(r"^\d+(?:am|pm|h|hr|hrs|min|mins)$|^\d+h\d+$", re.I)

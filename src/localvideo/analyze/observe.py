@@ -24,7 +24,7 @@ from PIL import Image
 from ..errors import EndpointError, MissingKeyError, ReasonerError, UsageError
 from ..store.db import Database
 from ..store.layout import inside
-from ..units import TimeWindow, is_time_word, question_times, strip_times
+from ..units import STOP_WORDS, TimeWindow, is_time_word, question_times, strip_times
 from . import context, index
 from .context import Scrub
 from .sampler import FrameRow, crop_box, images_at
@@ -274,18 +274,12 @@ def row_to_dict(r: Any) -> dict[str, Any]:
 
 # -- ask ------------------------------------------------------------------------------------
 
-_STOP = frozenset("""a an and are as at be been but by can could did do does doing for from
-had has have how i i'm in into is it its me my of on or so that the then there this to up
-was were what when where which while who why with you your about after before during
-did we us our they them their""".split())
-
-
 def keywords(question: str) -> list[str]:
     import re
 
     words = [w.lower() for w in re.findall(r"\w+", strip_times(question))]
     return list(dict.fromkeys(w for w in words
-                              if len(w) > 2 and w not in _STOP and not is_time_word(w)))
+                              if len(w) > 2 and w not in STOP_WORDS and not is_time_word(w)))
 
 
 ASK_FRAMES_PER_WINDOW = 12   # key frames with text quoted from each time a question names

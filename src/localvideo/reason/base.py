@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import EndpointError, LocalVideoError, ReasonerError, UsageError
+from ..units import format_duration
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -245,14 +246,9 @@ def schema_instruction(schema: dict[str, Any]) -> str:
             + json.dumps(schema, indent=1))
 
 
-def fmt_duration(seconds: float) -> str:
-    """A duration as the request text writes it: ``45s``, ``3m05s``, ``1h02m``."""
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h}h{m:02d}m"
-    return f"{m}m{s:02d}s" if m else f"{s}s"
+# A duration as the request text writes it: ``45s``, ``3m05s``, ``1h02m`` (units.py's one
+# formatter; the name stays for the modules that import it from here).
+fmt_duration = format_duration
 
 
 # -- the one renderer of a request's context ------------------------------------------------

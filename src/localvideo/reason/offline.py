@@ -21,7 +21,7 @@ import json
 import re
 from typing import Any
 
-from ..units import is_time_word, strip_times
+from ..units import STOP_WORDS, is_time_word, strip_times
 from .base import (
     Reasoner,
     ReasonRequest,
@@ -41,9 +41,6 @@ _ERROR = re.compile(r"\b(error|errors|failed|failure|traceback|exception|fatal|p
 _TROUBLE = frozenset("""break broke broken breaks crash crashed crashes fail failed fails failing
 failure error errors bug bugs wrong problem problems""".split())
 _WORD = re.compile(r"[\w#.+-]+", re.U)
-_STOP = frozenset("""a an and are as at be been but by can did do does doing for from had has
-have how i i'm in into is it its me my of on or so that the then there this to up was
-were what when where which while who why with you your about after before during""".split())
 
 
 def observe(req: ReasonRequest) -> dict[str, Any]:
@@ -128,7 +125,7 @@ def _repeated_sequence(items: list[tuple[str, str]]) -> tuple[list[tuple[str, st
 
 def ask(req: ReasonRequest) -> dict[str, Any]:
     keywords = [w for w in _tokens(strip_times(req.question))
-                if w not in _STOP and len(w) > 1 and not is_time_word(w)]
+                if w not in STOP_WORDS and len(w) > 1 and not is_time_word(w)]
     if not keywords and req.asked:
         return _ask_when(req)
     if not keywords:
