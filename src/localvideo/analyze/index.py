@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..errors import StoreError, UsageError
+from ..errors import UsageError
 from ..reason.base import fmt_duration
-from ..store.db import Database
+from ..store import frames as frames_db
+from ..store import text as text_db
+from ..store.db import Database, put_kv
 
 _PHRASE = re.compile(r'"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -72,13 +73,6 @@ def match_expression(query: str) -> str:
     return expr
 
 
-def index_text(conn: sqlite3.Connection, frame_id: int, text: str, app: str, title: str) -> None:
-    """(Re)place the FTS row of one frame; rowid is the frame id."""
-    conn.execute("DELETE FROM frame_fts WHERE rowid = ?", (frame_id,))
-    conn.execute("INSERT INTO frame_fts(rowid, text, app, title) VALUES (?, ?, ?, ?)",
-                 (frame_id, text, app or "", title or ""))
-
-
 def index_titles(db: Database, batch: int = 5000) -> int:
     """Index app + title of each frame where the window changed, with no text.
 
@@ -89,25 +83,20 @@ def index_titles(db: Database, batch: int = 5000) -> int:
     cursor = db.get_kv("analyze.title_cursor", {"id": 0, "key": None})
     added = 0
     while True:
-        rows = db.query("SELECT id, app, title, excluded FROM frames WHERE id > ? "
-                        "ORDER BY id LIMIT ?", (cursor["id"], batch))
+        rows = frames_db.frames_after(db, cursor["id"], batch)
         if not rows:
             break
         last_key = cursor["key"]
         with db.tx() as conn:
             for r in rows:
-                key = None if r["excluded"] else [r["app"] or "", r["title"] or ""]
+                key = None if r.excluded else [r.app or "", r.title or ""]
                 if key is not None and key != last_key:
-                    exists = conn.execute("SELECT 1 FROM frame_fts WHERE rowid = ?",
-                                          (r["id"],)).fetchone()
-                    if not exists:
-                        index_text(conn, r["id"], "", key[0], key[1])
+                    if not text_db.is_indexed(conn, r.id):
+                        text_db.index_text(conn, r.id, "", key[0], key[1])
                         added += 1
                 last_key = key
-            cursor = {"id": rows[-1]["id"], "key": last_key}
-            conn.execute("INSERT INTO kv(key, value) VALUES('analyze.title_cursor', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                         (json.dumps(cursor),))
+            cursor = {"id": rows[-1].id, "key": last_key}
+            put_kv(conn, "analyze.title_cursor", json.dumps(cursor))
     return added
 
 
@@ -115,43 +104,16 @@ def search(db: Database, query: str, *, app: str | None = None, since: float | N
            until: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
     if limit <= 0:
         raise UsageError(f"--limit must be positive (got {limit})", "e.g. --limit 20")
-    expr = match_expression(query)
-    sql = ["SELECT f.id, f.ts, f.app, f.title, f.pts, f.chunk_id, c.path, c.start_ts,",
-           "snippet(frame_fts, -1, '[', ']', '…', 12) AS snip",
-           "FROM frame_fts JOIN frames f ON f.id = frame_fts.rowid",
-           "LEFT JOIN chunks c ON c.id = f.chunk_id",
-           "WHERE frame_fts MATCH ?"]
-    params: list[Any] = [expr]
-    if app:
-        sql.append("AND f.app LIKE ?")
-        params.append(f"%{app}%")
-    # Bounds on the FTS rowid (= frame id) let FTS5 skip what is out of range instead of
-    # reading every match; they hold however ids and times interleave (min/max over the range).
-    if since is not None:
-        sql.append("AND f.ts >= ? AND frame_fts.rowid >= "
-                   "(SELECT COALESCE(MIN(id), 0) FROM frames WHERE ts >= ?)")
-        params += [since, since]
-    if until is not None:
-        sql.append("AND f.ts <= ? AND frame_fts.rowid <= "
-                   "(SELECT COALESCE(MAX(id), 0) FROM frames WHERE ts <= ?)")
-        params += [until, until]
-    # Newest first, in FTS5's own rowid order: a common word matching most of the index
-    # costs the same as a rare one (bm25 over every match took >100 ms at 100k frames).
-    sql.append("ORDER BY frame_fts.rowid DESC LIMIT ?")
-    params.append(limit)
-    try:
-        rows = db.query(" ".join(sql), params)
-    except sqlite3.OperationalError as exc:
-        # match_expression only emits valid syntax; this is a damaged index, not user input.
-        raise StoreError(f"search failed: {exc}",
-                         "run `localvideo analyze` again; it rebuilds missing text") from exc
+    # match_expression only emits valid syntax: a failure is a damaged index (StoreError).
+    hits = text_db.search(db, match_expression(query), app=app, since=since, until=until,
+                          limit=limit)
     out = []
-    for r in rows:
-        offset = r["pts"] if r["pts"] is not None else (
-            r["ts"] - r["start_ts"] if r["start_ts"] is not None else None)
-        out.append({"frame_id": r["id"], "ts": r["ts"], "app": r["app"] or "",
-                    "title": r["title"] or "", "snippet": r["snip"] or "",
-                    "chunk_id": r["chunk_id"], "chunk_path": r["path"], "offset": offset})
+    for h in hits:
+        offset = h.pts if h.pts is not None else (
+            h.ts - h.chunk_start_ts if h.chunk_start_ts is not None else None)
+        out.append({"frame_id": h.frame_id, "ts": h.ts, "app": h.app or "",
+                    "title": h.title or "", "snippet": h.snippet or "",
+                    "chunk_id": h.chunk_id, "chunk_path": h.chunk_path, "offset": offset})
     return out
 
 
@@ -187,27 +149,18 @@ def sessions(db: Database, since: float | None = None, until: float | None = Non
     paused recorder is a gap, not time spent in the window. Excluded windows keep their app
     but not their title; ``drop_excluded`` (for reasoners) leaves them out entirely.
     """
-    sql = "SELECT ts, app, title, excluded FROM frames WHERE 1=1"
-    params: list[Any] = []
-    if since is not None:
-        sql += " AND ts >= ?"
-        params.append(since)
-    if until is not None:
-        sql += " AND ts < ?"
-        params.append(until)
-    sql += " ORDER BY ts"
     runs: list[Session] = []
     prev_ts: float | None = None
-    for r in db.conn.execute(sql, params):
-        ts = r["ts"]
-        if r["excluded"] and drop_excluded:
+    for r in frames_db.window_rows(db, since, until):
+        ts = r.ts
+        if r.excluded and drop_excluded:
             # The excluded window is a hole: the run before it ends where it begins.
             if runs and prev_ts is not None and ts - prev_ts <= idle_gap:
                 runs[-1].end_ts = ts
             prev_ts = None
             continue
-        excluded = bool(r["excluded"])
-        app, title = r["app"] or "", EXCLUDED_TITLE if excluded else (r["title"] or "")
+        excluded = bool(r.excluded)
+        app, title = r.app or "", EXCLUDED_TITLE if excluded else (r.title or "")
         contiguous = prev_ts is not None and ts - prev_ts <= idle_gap
         if runs and contiguous:
             runs[-1].end_ts = ts

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,8 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import LocalVideoError
+from ..store import frames as frames_db
+from ..store import text as text_db
 from ..store.db import Database
 from ..store.layout import inside
 from . import index, ocr
@@ -66,14 +68,6 @@ class PassStats:
                 "errors": self.errors}
 
 
-def pending_chunks(db: Database) -> list[Any]:
-    """Chunks not analysed to the end yet, oldest first (a recording one included)."""
-    return db.query(
-        "SELECT c.id, c.path, c.state, c.start_ts, p.last_pts, p.key_ts, p.key_app, "
-        "p.key_title, p.key_thumb FROM chunks c LEFT JOIN analysis_progress p "
-        "ON p.chunk_id = c.id WHERE p.done IS NULL OR p.done = 0 ORDER BY c.start_ts, c.id")
-
-
 class ChunkReader:
     """Reads the key frames of chunks and stores their text."""
 
@@ -99,7 +93,7 @@ class ChunkReader:
         """Read everything flushed so far; return what was done."""
         stats = PassStats()
         stats.titles = index.index_titles(self.db)
-        todo = pending_chunks(self.db)
+        todo = text_db.pending_chunks(self.db)
         self._emit({"event": "pass", "pending_chunks": len(todo)})
         for row in todo:
             if self.stop.is_set():
@@ -129,15 +123,15 @@ class ChunkReader:
         if res["frames"]:
             self._emit({"event": "embedded", **res})
 
-    def read_chunk(self, chunk: Any) -> PassStats:
+    def read_chunk(self, chunk: text_db.PendingChunk) -> PassStats:
         stats = PassStats(chunks=1)
-        cid = chunk["id"]
+        cid = chunk.id
         # The state is read before decoding: a chunk closed by then is complete on disk.
-        final = chunk["state"] != "recording"
-        path = inside(self.settings.data_dir, chunk["path"])
-        after = chunk["last_pts"]
-        state = SamplerState(chunk["key_ts"], chunk["key_app"], chunk["key_title"],
-                             SamplerState.thumb_from(chunk["key_thumb"]))
+        final = chunk.state != "recording"
+        path = inside(self.settings.data_dir, chunk.path)
+        after = chunk.last_pts
+        state = SamplerState(chunk.key_ts, chunk.key_app, chunk.key_title,
+                             SamplerState.thumb_from(chunk.key_thumb))
         if after is None and state.key_ts is None:
             state = self._carried_state(chunk)
         sampler = Sampler(self.interval, state)
@@ -158,7 +152,7 @@ class ChunkReader:
         handled = 0
         if not path.exists():
             if final:
-                stats.errors.append(f"chunk {cid}: file {chunk['path']} is missing")
+                stats.errors.append(f"chunk {cid}: file {chunk.path} is missing")
                 self._save(cid, last_pts, sampler.state, done=True, frames=0, keyframes=0)
                 stats.chunks_done = 1
             return stats
@@ -240,7 +234,7 @@ class ChunkReader:
             self._decoders[cid] = decoder
             if last_seen is not None:
                 self._last_seen[cid] = last_seen
-        self._emit({"event": "chunk", "chunk_id": cid, "path": chunk["path"], "done": done,
+        self._emit({"event": "chunk", "chunk_id": cid, "path": chunk.path, "done": done,
                     "frames": stats.frames, "keyframes": stats.keyframes,
                     "last_pts": last_pts})
         return stats
@@ -263,35 +257,27 @@ class ChunkReader:
 
     def _indexed_past(self, cid: int, pts: float) -> bool:
         """Whether the index already has a frame of this chunk encoded after ``pts``."""
-        return self.db.one("SELECT 1 FROM frames WHERE chunk_id = ? AND pts > ? LIMIT 1",
-                           (cid, pts + 0.0005)) is not None
+        return frames_db.encoded_after(self.db, cid, pts + 0.0005)
 
     def _left_since(self, cid: int, row: FrameRow, state: SamplerState) -> bool:
         """Whether the index shows another window after ``row`` in this chunk."""
         if state.key_app is None:
             return False
-        found = self.db.one(
-            "SELECT 1 FROM frames WHERE chunk_id = ? AND ts > ? AND (excluded = 1 OR "
-            "COALESCE(app, '') != ? OR COALESCE(title, '') != ?) LIMIT 1",
-            (cid, row.ts, state.key_app, state.key_title or ""))
-        return found is not None
+        return frames_db.window_changed_after(self.db, cid, row.ts, state.key_app,
+                                              state.key_title or "")
 
-    def _carried_state(self, chunk: Any) -> SamplerState:
+    def _carried_state(self, chunk: text_db.PendingChunk) -> SamplerState:
         """The last key frame of the chunk just before, when recording went on without a gap.
 
         A new chunk starts with the screen as it was; reading it again would only repeat
         the previous chunk's last key frame.
         """
-        prev = self.db.one(
-            "SELECT c.end_ts, p.key_ts, p.key_app, p.key_title, p.key_thumb FROM chunks c "
-            "JOIN analysis_progress p ON p.chunk_id = c.id WHERE p.done = 1 AND c.id != ? "
-            "AND c.start_ts <= ? ORDER BY c.start_ts DESC, c.id DESC LIMIT 1",
-            (chunk["id"], chunk["start_ts"]))
-        if prev is None or prev["key_ts"] is None or prev["end_ts"] is None \
-                or chunk["start_ts"] - prev["end_ts"] > CONTIGUOUS:
+        prev = text_db.previous_done_chunk(self.db, chunk.id, chunk.start_ts)
+        if prev is None or prev.key_ts is None or prev.end_ts is None \
+                or chunk.start_ts - prev.end_ts > CONTIGUOUS:
             return SamplerState()
-        return SamplerState(prev["key_ts"], prev["key_app"], prev["key_title"],
-                            SamplerState.thumb_from(prev["key_thumb"]))
+        return SamplerState(prev.key_ts, prev.key_app, prev.key_title,
+                            SamplerState.thumb_from(prev.key_thumb))
 
     def _frame_at(self, path: Path, cid: int, pts: float) -> tuple[FrameRow, Any, Any] | None:
         rows = self._rows(cid, pts - 0.002).get(round(pts * 1000))
@@ -305,15 +291,10 @@ class ChunkReader:
         return None
 
     def _rows(self, cid: int, after: float | None) -> dict[int, list[FrameRow]]:
-        rows = self.db.query(
-            "SELECT id, ts, pts, app, title, x, y, w, h, excluded FROM frames "
-            "WHERE chunk_id = ? AND pts IS NOT NULL AND pts > ? ORDER BY ts, id",
-            (cid, -1.0 if after is None else after + 1e-4))
         out: dict[int, list[FrameRow]] = {}
-        for r in rows:
-            fr = FrameRow(r["id"], r["ts"], r["pts"], r["app"] or "", r["title"] or "",
-                          r["x"] or 0, r["y"] or 0, r["w"] or 0, r["h"] or 0,
-                          bool(r["excluded"]))
+        for r in frames_db.encoded_frames(self.db, cid, None if after is None else after + 1e-4):
+            fr = FrameRow(r.id, r.ts, r.pts, r.app or "", r.title or "", r.x or 0, r.y or 0,
+                          r.w or 0, r.h or 0, bool(r.excluded))
             out.setdefault(round(fr.pts * 1000), []).append(fr)
         return out
 
@@ -322,12 +303,10 @@ class ChunkReader:
         image = dec.image(box)
         result = ocr.read_text(image, self.lang)
         with self.db.tx() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO frame_text(frame_id, text, words, ocr_ms, reason) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (row.id, result.text, json.dumps(result.words, separators=(",", ":")),
-                 round(result.ms, 1), reason))
-            index.index_text(conn, row.id, result.text, row.app, row.title)
+            text_db.save_text(conn, row.id, text=result.text,
+                              words_json=json.dumps(result.words, separators=(",", ":")),
+                              ocr_ms=round(result.ms, 1), reason=reason)
+            text_db.index_text(conn, row.id, result.text, row.app, row.title)
             self._progress(conn, cid, dec.pts, state, done=False, frames=handled, keyframes=1)
         self._emit({"event": "keyframe", "chunk_id": cid, "frame_id": row.id, "ts": row.ts,
                     "app": row.app, "title": row.title, "reason": reason,
@@ -341,18 +320,11 @@ class ChunkReader:
                            keyframes=keyframes)
 
     @staticmethod
-    def _progress(conn: Any, cid: int, last_pts: float | None, state: SamplerState, *,
-                  done: bool, frames: int, keyframes: int) -> None:
-        conn.execute(
-            "INSERT INTO analysis_progress(chunk_id, last_pts, done, frames, keyframes, key_ts, "
-            "key_app, key_title, key_thumb, updated_ts) VALUES (?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(chunk_id) DO UPDATE SET last_pts = excluded.last_pts, "
-            "done = excluded.done, frames = frames + excluded.frames, "
-            "keyframes = keyframes + excluded.keyframes, key_ts = excluded.key_ts, "
-            "key_app = excluded.key_app, key_title = excluded.key_title, "
-            "key_thumb = excluded.key_thumb, updated_ts = excluded.updated_ts",
-            (cid, last_pts, int(done), frames, keyframes, state.key_ts, state.key_app,
-             state.key_title, state.thumb_bytes(), time.time()))
+    def _progress(conn: sqlite3.Connection, cid: int, last_pts: float | None,
+                  state: SamplerState, *, done: bool, frames: int, keyframes: int) -> None:
+        text_db.save_progress(conn, cid, last_pts, done=done, frames=frames, keyframes=keyframes,
+                              key_ts=state.key_ts, key_app=state.key_app,
+                              key_title=state.key_title, key_thumb=state.thumb_bytes())
 
 
 def analysed_until(db: Database) -> tuple[float | None, bool]:
@@ -361,18 +333,13 @@ def analysed_until(db: Database) -> tuple[float | None, bool]:
     The second value is True when every chunk is done and none is being recorded, so the
     last, partial observation window may be closed.
     """
-    first_open = db.one(
-        "SELECT c.id, c.start_ts, c.state, p.last_pts FROM chunks c LEFT JOIN "
-        "analysis_progress p ON p.chunk_id = c.id WHERE p.done IS NULL OR p.done = 0 "
-        "ORDER BY c.start_ts, c.id LIMIT 1")
+    first_open = text_db.first_pending_chunk(db)
     if first_open is None:
-        last = db.one("SELECT MAX(ts) FROM frames")
-        return (last[0] if last else None), True
-    if first_open["last_pts"] is None:
-        return first_open["start_ts"], False
-    row = db.one("SELECT MAX(ts) FROM frames WHERE chunk_id = ? AND pts <= ?",
-                 (first_open["id"], first_open["last_pts"] + 1e-4))
-    return (row[0] if row and row[0] is not None else first_open["start_ts"]), False
+        return frames_db.last_frame_ts(db), True
+    if first_open.last_pts is None:
+        return first_open.start_ts, False
+    last = frames_db.last_frame_ts(db, first_open.id, first_open.last_pts + 1e-4)
+    return (last if last is not None else first_open.start_ts), False
 
 
 def chunk_file(settings: Settings, rel: str) -> Path:

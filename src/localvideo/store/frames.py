@@ -8,7 +8,7 @@ together (the recorder's flush, deleting a time range).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -220,3 +220,76 @@ def delete_unchunked_frames(conn: Conn, start: float, end: float) -> int:
     """Drop frames seen in [start, end] that belong to no chunk (an excluded window)."""
     return conn.execute("DELETE FROM frames WHERE chunk_id IS NULL AND ts BETWEEN ? AND ?",
                         (start, end)).rowcount
+
+
+class TitleRow(NamedTuple):
+    id: int
+    app: str | None
+    title: str | None
+    excluded: int
+
+
+class WindowRow(NamedTuple):
+    ts: float
+    app: str | None
+    title: str | None
+    excluded: int
+
+
+class EncodedFrame(NamedTuple):
+    """A frame row with a picture in its chunk (``pts``), as the analysis loop reads it."""
+
+    id: int
+    ts: float
+    pts: float
+    app: str | None
+    title: str | None
+    x: int | None
+    y: int | None
+    w: int | None
+    h: int | None
+    excluded: int
+
+
+def frames_after(db: Conn, after_id: int, limit: int) -> list[TitleRow]:
+    """The next ``limit`` frames by id after ``after_id`` (a cursor over the whole index)."""
+    rows = db.execute("SELECT id, app, title, excluded FROM frames WHERE id > ? "
+                      "ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
+    return [TitleRow(*r) for r in rows]
+
+
+def window_rows(db: Conn, since: float | None = None,
+                until: float | None = None) -> Iterator[WindowRow]:
+    """Every frame's window in [since, until), in time order, streamed (a day is ~170k rows)."""
+    sql = "SELECT ts, app, title, excluded FROM frames WHERE 1=1"
+    params: list[Any] = []
+    if since is not None:
+        sql += " AND ts >= ?"
+        params.append(since)
+    if until is not None:
+        sql += " AND ts < ?"
+        params.append(until)
+    return map(WindowRow._make, db.execute(sql + " ORDER BY ts", params))
+
+
+def encoded_frames(db: Conn, chunk_id: int, after_pts: float | None) -> list[EncodedFrame]:
+    """The frames of a chunk with a picture after ``after_pts`` (all when None), by time."""
+    rows = db.execute(
+        "SELECT id, ts, pts, app, title, x, y, w, h, excluded FROM frames "
+        "WHERE chunk_id = ? AND pts IS NOT NULL AND pts > ? ORDER BY ts, id",
+        (chunk_id, -1.0 if after_pts is None else after_pts)).fetchall()
+    return [EncodedFrame(*r) for r in rows]
+
+
+def encoded_after(db: Conn, chunk_id: int, pts: float) -> bool:
+    """Whether the index has a frame of this chunk encoded after ``pts``."""
+    return db.execute("SELECT 1 FROM frames WHERE chunk_id = ? AND pts > ? LIMIT 1",
+                      (chunk_id, pts)).fetchone() is not None
+
+
+def window_changed_after(db: Conn, chunk_id: int, ts: float, app: str, title: str) -> bool:
+    """Whether a frame of this chunk after ``ts`` shows another window (or an excluded one)."""
+    return db.execute(
+        "SELECT 1 FROM frames WHERE chunk_id = ? AND ts > ? AND (excluded = 1 OR "
+        "COALESCE(app, '') != ? OR COALESCE(title, '') != ?) LIMIT 1",
+        (chunk_id, ts, app, title)).fetchone() is not None
