@@ -102,6 +102,7 @@ class CliChunkWriter(ChunkFile):
     def write(self, frame: media.VideoFrame, pts_ms: int) -> None:
         pts_ms = self._stamp(frame, pts_ms)
         if self._proc.poll() is not None:
+            self._reader.join(timeout=2)  # its last words may still be in the pipe
             raise EncoderError(f"{self.encoder} exited ({self._proc.returncode}) on frame "
                                f"{self.frames} of {self.path.name}: "
                                f"{'; '.join(self._errors[-3:]) or 'no message'}")
@@ -109,7 +110,14 @@ class CliChunkWriter(ChunkFile):
         self._written(pts_ms)
 
     def _failure(self, exc: Exception) -> str:
-        # What ffmpeg itself said is usually the real reason.
+        # What ffmpeg itself said is usually the real reason. A broken pipe means it is exiting:
+        # give it a moment to say why and the reader thread to collect it.
+        try:
+            self._proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+        else:
+            self._reader.join(timeout=2)
         return f"{super()._failure(exc)}; {'; '.join(self._errors[-3:]) or 'ffmpeg said nothing'}"
 
     def close(self) -> None:
