@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 want="${1:-core}"
 
 debs=(xvfb xdotool xterm openbox x11-utils tesseract-ocr tesseract-ocr-eng fonts-dejavu-core)
-[ "$want" = test ] && debs+=(chromium ffmpeg)
+# test: a headless sway (run as an unprivileged user: sway refuses root) with foot windows,
+# grim for wlr-screencopy, Xwayland and xhost (root may connect), strace (no-network test).
+[ "$want" = test ] && debs+=(chromium ffmpeg sway foot wtype grim xwayland x11-xserver-utils
+                             dbus-daemon strace)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -23,6 +26,12 @@ if ((${#missing[@]})); then
     echo "» missing system packages: ${missing[*]}"
     echo "  install them with: sudo apt-get install ${missing[*]}" >&2
   fi
+fi
+
+# sway will not start as root: the Wayland tests run it as this user (tests/capture/lvsway.py).
+if [ "$want" = test ] && [ "$(id -u)" = 0 ] && ! id lvtest >/dev/null 2>&1; then
+  echo "» creating the unprivileged test user lvtest"
+  useradd --create-home --shell /usr/sbin/nologin lvtest
 fi
 
 py="${PYTHON:-python3}"

@@ -29,14 +29,57 @@ def test_no_display_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "--virtual-display" in (err.value.hint or "")
 
 
-def test_wayland_only_names_what_works(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wayland_without_a_compositor_names_what_works(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    # WAYLAND_DISPLAY names a socket nobody listens on: grim (wlr-screencopy) cannot connect.
     monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("SWAYSOCK", raising=False)
+    monkeypatch.delenv("XDG_CURRENT_DESKTOP", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     with pytest.raises(NoDisplayError) as err:
         open_backend(system="Linux")
-    assert "Wayland" in err.value.message and "wayland-0" in err.value.message
+    assert "Wayland compositor" in err.value.message and "wayland-0" in err.value.message
     hint = err.value.hint or ""
     assert "XWayland" in hint and "X11" in hint and "--virtual-display" in hint
+    # Asked for explicitly, the Wayland path needs WAYLAND_DISPLAY, X11 needs DISPLAY.
+    monkeypatch.delenv("WAYLAND_DISPLAY")
+    with pytest.raises(NoDisplayError, match="--backend wayland"):
+        open_backend(system="Linux", backend="wayland")
+    with pytest.raises(NoDisplayError, match="--backend x11"):
+        open_backend(system="Linux", backend="x11")
+
+
+def test_gnome_and_kde_say_the_portal_is_not_there_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    for desktop in ("GNOME", "KDE"):
+        monkeypatch.setenv("XDG_CURRENT_DESKTOP", desktop)
+        with pytest.raises(NoDisplayError) as err:
+            open_backend(system="Linux")
+        assert "xdg-desktop-portal" in err.value.message and "not implemented" in err.value.message
+        assert "--backend x11" in (err.value.hint or "")
+
+
+def test_auto_falls_back_to_xwayland_loudly(desktop: XDisplay,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # A GNOME session with XWayland: no Wayland path yet, so X11 — and `why` says what is lost.
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    monkeypatch.setenv("XDG_CURRENT_DESKTOP", "GNOME")
+    with open_backend(system="Linux") as b:
+        assert isinstance(b, X11Backend)
+        assert "Wayland capture is unavailable" in b.why and "only X11 apps" in b.why
+    with pytest.raises(NoDisplayError, match="xdg-desktop-portal"):
+        open_backend(system="Linux", backend="wayland")
+
+
+@pytest.mark.parametrize("backend", ["X11", "gnome", "", "portal"])
+def test_bad_backend(backend: str) -> None:
+    with pytest.raises(UsageError) as err:
+        open_backend(system="Linux", backend=backend)
+    assert repr(backend) in err.value.message and "--backend" in (err.value.hint or "")
+    with pytest.raises(UsageError, match="for Linux"):
+        open_backend(system="Darwin", backend="x11")
 
 
 @pytest.mark.parametrize("mode", ["window", "", "Display", "screen"])
@@ -75,13 +118,15 @@ def test_unsupported_platform() -> None:
         open_backend(system="Plan9")
 
 
-def test_wayland_hint_names_the_x_server_that_is_there(tmp_path: Path) -> None:
+def test_wayland_hint_names_the_x_server_that_is_there(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from localvideo.capture.wayland import open_wayland, x_displays
 
     (tmp_path / "X12").touch()
     (tmp_path / "X3").touch()
     (tmp_path / "X3-lock").touch()
     assert x_displays(tmp_path) == [":3", ":12"]
+    monkeypatch.setenv("XDG_CURRENT_DESKTOP", "GNOME")
     with pytest.raises(NoDisplayError) as err:
         open_wayland(socket_dir=tmp_path)
     assert "export DISPLAY=:3" in (err.value.hint or "")

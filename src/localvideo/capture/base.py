@@ -81,10 +81,16 @@ class CaptureBackend(abc.ABC):
     """One platform's way of grabbing pixels and knowing which window is in front."""
 
     name: str = "base"
+    # Which capture path is in use and why it was chosen (status and doctor show both).
+    path: str = ""
+    why: str = ""
 
     def __init__(self, mode: str = "active-window", display: str = "1") -> None:
         self.mode = mode
         self.display = display
+
+    def describe(self) -> dict[str, str]:
+        return {"backend": self.name, "path": self.path or self.name, "why": self.why}
 
     @abc.abstractmethod
     def grab(self) -> Frame | None:
@@ -109,8 +115,8 @@ class CaptureBackend(abc.ABC):
 
 
 def open_backend(mode: str = "active-window", display: str = "1",
-                 system: str | None = None) -> CaptureBackend:
+                 system: str | None = None, backend: str = "auto") -> CaptureBackend:
     """Pick and open the backend for this platform (see capture/registry.py)."""
     from .registry import open_backend as _open
 
-    return _open(mode=mode, display=display, system=system)
+    return _open(mode=mode, display=display, system=system, backend=backend)

@@ -2,18 +2,23 @@
 
 Platform modules are imported here, inside :func:`open_backend`, so a missing OS library
 (pyobjc on macOS, pywin32 on Windows, python-xlib on Linux) fails only on its own platform,
-with a message that names what to install.
+with a message that names what to install. Each opened backend carries ``path`` (what reads
+the pixels and the window) and ``why`` (why it was chosen) for status and doctor.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 
-from ..errors import CaptureError, DependencyError, NoDisplayError, UsageError
+from ..errors import CaptureError, DependencyError, LocalVideoError, NoDisplayError, UsageError
 from .base import CaptureBackend
 
+log = logging.getLogger("localvideo.capture")
+
 MODES = ("active-window", "display")
+BACKENDS = ("auto", "x11", "wayland")
 
 _VIRTUAL_HINT = "run `localvideo record --virtual-display` to record a private virtual screen"
 
@@ -44,27 +49,87 @@ def _missing(exc: ImportError, pip: str) -> DependencyError:
                            f"failed: {exc}", hint=f"run `pip install {pip}`")
 
 
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown capture backend {backend!r}: expected one of "
+                         f"{', '.join(BACKENDS)}",
+                         hint="use `--backend auto` (the default), `--backend x11` or "
+                              "`--backend wayland`")
+    return backend
+
+
+def _open_x11(mode: str, display: str) -> CaptureBackend:
+    try:
+        from .x11 import X11Backend
+    except ImportError as exc:
+        raise _missing(exc, "mss python-xlib") from exc
+    return X11Backend(mode=mode, display=display)
+
+
+def _open_linux(mode: str, display: str, backend: str) -> CaptureBackend:
+    wayland, x11 = os.environ.get("WAYLAND_DISPLAY", ""), os.environ.get("DISPLAY", "")
+    fallback = ""
+    opened: CaptureBackend
+    if backend == "wayland" or (backend == "auto" and wayland):
+        if not wayland:
+            raise NoDisplayError("`--backend wayland` but WAYLAND_DISPLAY is not set",
+                                 hint="run inside the Wayland session, or set WAYLAND_DISPLAY "
+                                      "to the compositor's socket (a name under "
+                                      "XDG_RUNTIME_DIR or an absolute path)")
+        from .wayland import open_wayland
+
+        try:
+            opened = open_wayland(mode=mode, display=display)
+        except LocalVideoError as exc:
+            if backend == "wayland" or not x11:
+                raise
+            # Better a loud, partial recording than none: X11 sees the XWayland apps.
+            fallback = exc.message
+        else:
+            why = ("--backend wayland" if backend == "wayland" else
+                   f"WAYLAND_DISPLAY={wayland} is set: a Wayland session"
+                   + (f" (DISPLAY={x11} is XWayland, which cannot see native Wayland windows)"
+                      if x11 else ""))
+            opened.why = "; ".join(w for w in (why, opened.why) if w)
+            return opened
+    if backend == "x11" or x11:
+        if not x11:
+            raise NoDisplayError("`--backend x11` but DISPLAY is not set",
+                                 hint="set DISPLAY (e.g. `export DISPLAY=:0`), or use "
+                                      "`--backend auto`")
+        opened = _open_x11(mode, display)
+        if fallback:
+            opened.why = (f"Wayland capture is unavailable ({fallback}); using X11 on "
+                          f"XWayland DISPLAY={x11}, which sees only X11 apps")
+            log.warning("%s", opened.why)
+        elif backend == "x11" and wayland:
+            opened.why = (f"--backend x11 on a Wayland session: DISPLAY={x11} is XWayland and "
+                          "sees only X11 apps, native Wayland windows are missing")
+        else:
+            opened.why = "--backend x11" if backend == "x11" else f"DISPLAY={x11} is set"
+        return opened
+    raise NoDisplayError("no display: DISPLAY is not set, so there is no screen to capture",
+                         hint=f"log in to a desktop session, set DISPLAY (e.g. `export DISPLAY=:0`), "
+                              f"or {_VIRTUAL_HINT}")
+
+
 def open_backend(mode: str = "active-window", display: str = "1",
-                 system: str | None = None) -> CaptureBackend:
-    """Open the capture backend for ``system`` (default: this machine's ``platform.system()``)."""
+                 system: str | None = None, backend: str = "auto") -> CaptureBackend:
+    """Open the capture backend for ``system`` (default: this machine's ``platform.system()``).
+
+    ``backend`` is ``auto`` (Wayland whenever WAYLAND_DISPLAY is set, even with DISPLAY set
+    too: that DISPLAY is XWayland, blind to native windows), ``x11`` or ``wayland``.
+    """
     mode = check_mode(mode)
     display = check_display(display)
+    backend = check_backend(backend)
     system = system or platform.system()
+    if system != "Linux" and backend != "auto":
+        raise UsageError(f"`--backend {backend}` is for Linux; this is {system}",
+                         hint="leave out --backend (auto)")
 
     if system == "Linux":
-        if os.environ.get("DISPLAY"):
-            try:
-                from .x11 import X11Backend
-            except ImportError as exc:
-                raise _missing(exc, "mss python-xlib") from exc
-            return X11Backend(mode=mode, display=display)
-        if os.environ.get("WAYLAND_DISPLAY"):
-            from .wayland import open_wayland
-
-            return open_wayland(mode=mode, display=display)
-        raise NoDisplayError("no display: DISPLAY is not set, so there is no screen to capture",
-                             hint=f"log in to a desktop session, set DISPLAY (e.g. `export DISPLAY=:0`), "
-                                  f"or {_VIRTUAL_HINT}")
+        return _open_linux(mode, display, backend)
     if system == "Darwin":
         try:
             from .macos import MacOSBackend
@@ -78,5 +143,5 @@ def open_backend(mode: str = "active-window", display: str = "1",
             raise _missing(exc, "mss pywin32") from exc
         return WindowsBackend(mode=mode, display=display)
     raise CaptureError(f"screen capture is not supported on {system!r}",
-                       hint="localvideo records on Linux (X11), macOS and Windows; "
-                            "on a headless machine " + _VIRTUAL_HINT)
+                       hint="localvideo records on Linux (X11 and wlroots Wayland), macOS and "
+                            "Windows; on a headless machine " + _VIRTUAL_HINT)

@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import media
 from ..capture.base import CaptureBackend, Frame
+from ..capture.health import CaptureHealth
 from ..config import Settings
 from ..errors import CaptureError, DiskFullError, EncoderError
 from ..store import frames as frames_db
@@ -115,6 +116,8 @@ class Recorder:
         self._last_flush = 0.0
         self._last_disk_check = 0.0
         self._capture_errors = 0
+        # Is the capture really seeing the screen? (capture/health.py; shown by status)
+        self.health = CaptureHealth(backend.describe())
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -174,6 +177,7 @@ class Recorder:
             "encoder": self.encoder,
             "paused": s.paused, "disk_paused": s.disk_paused,
             "message": s.message, "last_error": s.last_error,
+            "health": self.health.status(),
         }
 
     # -- one frame ------------------------------------------------------------------------
@@ -186,8 +190,10 @@ class Recorder:
             if paused:
                 self._close_chunk()
         if paused:
+            self.health.idle()
             return
         if not self._disk_ok():
+            self.health.idle()
             return
         try:
             frame = self.backend.grab()
@@ -195,12 +201,14 @@ class Recorder:
             # A window closing mid-grab is a passing error; a capture that keeps failing is not.
             self._capture_errors += 1
             self.stats.last_error = str(exc)
+            self.health.failed(str(exc))
             log.warning("grab failed (%d in a row): %s", self._capture_errors, exc)
             if self._capture_errors >= MAX_CAPTURE_ERRORS:
                 raise
             return
         self._capture_errors = 0
         self.stats.frames_seen += 1
+        self.health.seen(frame)
         if frame is None:
             return
         try:
@@ -276,6 +284,7 @@ class Recorder:
             ch.last_pts = (ch.writer.last_pts or 0) / 1000
             ch.held = True
             self.stats.frames_encoded += 1
+            self.health.encoded()
             return ch.last_pts
 
     def _push_out(self, ch: _Chunk, ts: float) -> None:
@@ -368,7 +377,7 @@ class Recorder:
                     "chunk": ch.rel if ch else None, "encoder": self.encoder,
                     "paused": self.stats.paused, "disk_paused": self.stats.disk_paused,
                     "message": self.stats.message, "last_error": self.stats.last_error,
-                    "started": self.stats.started}))
+                    "started": self.stats.started, "health": self.health.status()}))
             self._rows.clear()
         except DiskFullError as exc:
             # Rows stay in memory and go in with the next successful commit.
