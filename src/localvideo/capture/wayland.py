@@ -257,14 +257,15 @@ def open_wayland(mode: str = "active-window", display: str = "1",
         raise DependencyError(f"Wayland session ({wayland}): {exc.message}", exc.hint) from exc
     windows: WindowSource | None = None
     via = ""
-    sock = find_socket()
+    # An explicit SWAYSOCK wins; on Hyprland ask hyprctl; else look for a sway socket.
+    sock = os.environ.get("SWAYSOCK") or os.environ.get("I3SOCK")
     try:
-        if sock:
-            windows, via = SwayIPC(sock), f"sway IPC ({sock})"
-        elif os.environ.get("HYPRLAND_INSTANCE_SIGNATURE"):
+        if not sock and os.environ.get("HYPRLAND_INSTANCE_SIGNATURE"):
             from .hyprland import Hyprctl
 
             windows, via = Hyprctl(), "hyprctl activewindow"
+        elif sock := sock or find_socket():
+            windows, via = SwayIPC(sock), f"sway IPC ({sock})"
         # One tiny grab proves the compositor speaks wlr-screencopy before recording starts.
         grim.grab(region=(0, 0, 1, 1))
         return WaylandBackend(mode, display, grim=grim, windows=windows, windows_via=via)
