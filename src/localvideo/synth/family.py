@@ -183,9 +183,10 @@ def get(name: str) -> Family:
         from .cogvideox import CogVideoX
         from .hunyuan import Hunyuan
         from .ltx import LTX
+        from .skyreels import SkyReels
         from .wan import Wan
 
-        for fam in (LTX(), Wan(), Hunyuan(), CogVideoX()):
+        for fam in (LTX(), Wan(), Hunyuan(), CogVideoX(), SkyReels()):
             _FAMILIES[fam.name] = fam
     try:
         return _FAMILIES[name]

@@ -100,6 +100,26 @@ REAL: dict[str, RealSpec] = {
                                          "use_learned_positional_embeddings": True}),
         ("AutoencoderKLCogVideoX", {}), {"text_encoder": _T5XXL},
         scheduler="CogVideoXDDIMScheduler"),
+    # SkyReels-V2: diffusers' scripts/convert_skyreelsv2_to_diffusers.py (get_transformer_config).
+    "skyreels-v2-df-1.3b-540p": RealSpec(
+        "SkyReelsV2DiffusionForcingPipeline",
+        ("SkyReelsV2Transformer3DModel", {**_WAN13, "inject_sample_info": True}),
+        ("AutoencoderKLWan", {}), {"text_encoder": _UMT5XXL},
+        scheduler="UniPCMultistepScheduler"),
+    "skyreels-v2-df-14b-540p": RealSpec(
+        "SkyReelsV2DiffusionForcingPipeline", ("SkyReelsV2Transformer3DModel", _WAN14),
+        ("AutoencoderKLWan", {}), {"text_encoder": _UMT5XXL},
+        scheduler="UniPCMultistepScheduler"),
+    "skyreels-v2-t2v-14b-720p": RealSpec(
+        "SkyReelsV2Pipeline", ("SkyReelsV2Transformer3DModel", _WAN14),
+        ("AutoencoderKLWan", {}), {"text_encoder": _UMT5XXL},
+        scheduler="UniPCMultistepScheduler"),
+    "skyreels-v2-i2v-14b-720p": RealSpec(
+        "SkyReelsV2ImageToVideoPipeline",
+        ("SkyReelsV2Transformer3DModel", {**_WAN14, "in_channels": 36, "image_dim": 1280,
+                                          "added_kv_proj_dim": 5120}),
+        ("AutoencoderKLWan", {}), {"text_encoder": _UMT5XXL, "image_encoder": _CLIP_H_VISION},
+        scheduler="UniPCMultistepScheduler"),
 }
 
 

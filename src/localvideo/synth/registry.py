@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import DependencyError, ModelNotFoundError, SynthError, UsageError
 
-FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox")
+FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox", "skyreels")
 
 # model_index.json `_class_name` → (family, takes an image)
 PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
@@ -28,6 +28,10 @@ PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
     "HunyuanVideoImageToVideoPipeline": ("hunyuan", True),
     "CogVideoXPipeline": ("cogvideox", False),
     "CogVideoXImageToVideoPipeline": ("cogvideox", True),
+    "SkyReelsV2Pipeline": ("skyreels", False),
+    "SkyReelsV2ImageToVideoPipeline": ("skyreels", True),
+    "SkyReelsV2DiffusionForcingPipeline": ("skyreels", False),
+    "SkyReelsV2DiffusionForcingImageToVideoPipeline": ("skyreels", True),
 }
 
 
@@ -127,6 +131,23 @@ _COG2 = Profile("cogvideox", {"transformer": 1.69 * _B, "text_encoder": _T5_XXL,
 _COG5 = Profile("cogvideox", {"transformer": 5.57 * _B, "text_encoder": _T5_XXL, "vae": 0.22 * _B},
                 {"transformer": 42, "text_encoder": 24}, hidden=3072, vae_spatial=8,
                 vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=300.0, decode_frames=8)
+# SkyReels-V2: Wan 2.1's transformer shapes (diffusers' scripts/convert_skyreelsv2_to_diffusers.py:
+# DF-1.3B = 12 heads × 128, ffn 8960, 30 layers, plus the fps embedding; 14B = 40 × 128, ffn
+# 13824, 40 layers; I2V-14B adds the CLIP image branch), Wan 2.1's VAE and UMT5-XXL. Guidance
+# runs as two passes, like Wan: time, not activation memory.
+_SKY13 = Profile("skyreels", {"transformer": 1.44 * _B, "text_encoder": _UMT5_XXL,
+                              "vae": 0.127 * _B},
+                 {"transformer": 30, "text_encoder": 24}, hidden=1536, vae_spatial=8,
+                 vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=260.0, decode_frames=4)
+_SKY14 = Profile("skyreels", {"transformer": 14.3 * _B, "text_encoder": _UMT5_XXL,
+                              "vae": 0.127 * _B},
+                 {"transformer": 40, "text_encoder": 24}, hidden=5120, vae_spatial=8,
+                 vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=260.0, decode_frames=4)
+_SKY14I = Profile("skyreels", {"transformer": 16.4 * _B, "text_encoder": _UMT5_XXL,
+                               "image_encoder": 0.63 * _B, "vae": 0.127 * _B},
+                  {"transformer": 40, "text_encoder": 24, "image_encoder": 32}, hidden=5120,
+                  vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=260.0,
+                  decode_frames=4)
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("ltx-video", "ltx", "Lightricks/LTX-Video", "LTXPipeline", False, 480, 704, 161, 25,
@@ -160,6 +181,20 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            480, 720, 49, 8, 50, 6.0, _COG5, params="5B"),
     Preset("cogvideox-5b-i2v", "cogvideox", "THUDM/CogVideoX-5b-I2V",
            "CogVideoXImageToVideoPipeline", True, 480, 720, 49, 8, 50, 6.0, _COG5, params="5B"),
+    # SkyReels-V2 sizes, frames and steps from Skywork's README (540P: 544×960 × 97 frames,
+    # 720P: 720×1280 × 121, 24 fps; 30 steps, guidance 6.0 for text, 5.0 for image).
+    Preset("skyreels-v2-df-1.3b-540p", "skyreels", "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers",
+           "SkyReelsV2DiffusionForcingPipeline", False, 544, 960, 97, 24, 30, 6.0, _SKY13,
+           params="1.3B", note="diffusion forcing: longer than 97 frames in overlapping "
+           "windows; --image optional"),
+    Preset("skyreels-v2-df-14b-540p", "skyreels", "Skywork/SkyReels-V2-DF-14B-540P-Diffusers",
+           "SkyReelsV2DiffusionForcingPipeline", False, 544, 960, 97, 24, 30, 6.0, _SKY14,
+           params="14B", note="diffusion forcing; --image optional"),
+    Preset("skyreels-v2-t2v-14b-720p", "skyreels", "Skywork/SkyReels-V2-T2V-14B-720P-Diffusers",
+           "SkyReelsV2Pipeline", False, 720, 1280, 121, 24, 30, 6.0, _SKY14, params="14B"),
+    Preset("skyreels-v2-i2v-14b-720p", "skyreels", "Skywork/SkyReels-V2-I2V-14B-720P-Diffusers",
+           "SkyReelsV2ImageToVideoPipeline", True, 720, 1280, 121, 24, 30, 5.0, _SKY14I,
+           params="14B"),
 ]}
 
 
@@ -282,7 +317,8 @@ def profile_from_dir(model_dir: Path, family: str) -> Profile:
     from .family import get as get_family
 
     spatial, temporal = get_family(family).vae_factors(vcfg)
-    base = {"ltx": _LTX, "wan": _WAN13, "hunyuan": _HY, "cogvideox": _COG2}[family]
+    base = {"ltx": _LTX, "wan": _WAN13, "hunyuan": _HY, "cogvideox": _COG2,
+            "skyreels": _SKY13}[family]
     active = tuple(n for n in ("transformer", "transformer_2") if n in components)
     return Profile(family, components, blocks, hidden=hidden, vae_spatial=spatial,
                    vae_temporal=temporal, patch=patch, cfg=base.cfg,

@@ -1,0 +1,171 @@
+"""The newer families (SkyReels-V2, …) on tiny real pipelines, compared with plain diffusers.
+
+Each tiny folder is found through ``--model-path``'s own detection (model_index.json), planned,
+denoised to latents that are saved, decoded by the family file and encoded to H.264 — the
+engine the service runs. The frames must equal what the same call straight through the
+diffusers pipeline decodes, and a later ``localvideo decode`` of the saved latents must give
+them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.synth]
+pytest.importorskip("diffusers", reason="the synth extra is not installed")
+
+import tiny_newer  # noqa: E402  (needs diffusers)
+
+PROMPT = "a red fox running through snow"
+
+
+@pytest.fixture(scope="module")
+def newer_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    root = tmp_path_factory.mktemp("tiny-newer")
+    built: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in built:
+            built[kind] = tiny_newer.build(kind, root / kind)
+        return built[kind]
+
+    return get
+
+
+def run_ours(kind: str, model_dir: Path, out: Path, *, image: Path | None = None,
+             frames: int | None = None, seed: int = 7) -> tuple[dict[str, Any], Any]:
+    """Detection → plan → denoise → latents → decode → MP4, as `generate --model-path` runs."""
+    from localvideo.synth.engine import Speed, generate
+    from localvideo.synth.family import Request
+    from localvideo.synth.family import get as get_family
+    from localvideo.synth.planner import make_plan
+    from localvideo.synth.registry import resolve
+
+    model = resolve(out.parent, model_path=model_dir)
+    family = get_family(model.family)
+    s = tiny_newer.size(kind)
+    req = Request(prompt=PROMPT, negative=None, image=image, frames=frames or s["frames"],
+                  height=s["height"], width=s["width"], fps=24.0, steps=2,
+                  guidance=float(family.defaults["guidance"]), seed=seed)
+    family.check_inputs(req, model.path, i2v=image is not None)
+    plan = make_plan(model.profile, device="cpu", vram_bytes=None, height=req.height,
+                     width=req.width, frames=req.frames, guidance=req.guidance)
+    result = generate(model, req, plan, device="cpu", out=out, speed=Speed())
+    return result, req
+
+
+def plain_frames(pipeline: str, model_dir: Path, req: Any, *, image: Path | None = None,
+                 **extra: Any) -> Any:
+    """The same call straight through diffusers, decoded by the pipeline itself (with the
+    family's own extra arguments, e.g. frame rate, as the engine passes them)."""
+    import diffusers
+    import torch
+    from PIL import Image
+
+    from localvideo.synth.family import get as get_family
+    from localvideo.synth.registry import detect_family
+    from localvideo.synth.video import to_uint8
+
+    pipe = getattr(diffusers, pipeline).from_pretrained(str(model_dir))
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = get_family(detect_family(model_dir)[0]).extra_kwargs(pipe, req)
+    kwargs.update(extra)
+    if image is not None:
+        with Image.open(image) as im:
+            kwargs["image"] = im.convert("RGB").resize((req.width, req.height))
+    video = pipe(prompt=req.prompt, height=req.height, width=req.width, num_frames=req.frames,
+                 num_inference_steps=req.steps, guidance_scale=req.guidance, output_type="pt",
+                 generator=torch.Generator("cpu").manual_seed(req.seed), **kwargs).frames
+    # output_type="pt" is (B, F, C, H, W) in [0, 1]; ours goes (B, C, F, H, W) in [-1, 1].
+    return to_uint8(video.permute(0, 2, 1, 3, 4) * 2 - 1)
+
+
+def read_mp4(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def check_same(kind: str, ours: np.ndarray, plain: np.ndarray, frames: int) -> int:
+    s = tiny_newer.size(kind)
+    assert ours.shape == plain.shape == (frames, s["height"], s["width"], 3), (ours.shape,
+                                                                                plain.shape)
+    # Random weights give noise, but real noise: the frames are not blank.
+    assert float(np.std(ours)) > 1.0
+    diff = int(np.abs(ours.astype(int) - plain.astype(int)).max())
+    print(f"{kind}: max frame difference against plain diffusers {diff}")
+    assert diff <= 1, diff
+    return diff
+
+
+def decode_again(latents: str, out: Path) -> np.ndarray:
+    from localvideo.synth.engine import decode_file
+
+    return decode_file(Path(latents), out, device="cpu", tiling=False)["frames_array"]
+
+
+@pytest.mark.parametrize("kind,pipeline,with_image", [
+    ("skyreels", "SkyReelsV2Pipeline", False),
+    ("skyreels-df", "SkyReelsV2DiffusionForcingPipeline", False),
+    ("skyreels-df", "SkyReelsV2DiffusionForcingImageToVideoPipeline", True),   # same folder
+    ("skyreels-i2v", "SkyReelsV2ImageToVideoPipeline", True),
+])
+def test_skyreels_frames_are_the_plain_pipeline_frames(
+        kind: str, pipeline: str, with_image: bool, newer_model: Callable[[str], Path],
+        first_frame: Path, tmp_path: Path) -> None:
+    model_dir = newer_model(kind)
+    out = tmp_path / "ours.mp4"
+    image = first_frame if with_image else None
+    r, req = run_ours(kind, model_dir, out, image=image)
+    assert r["pipeline"] == pipeline
+    plain = plain_frames(pipeline, model_dir, req, image=image)
+    check_same(kind, r["frames_array"], plain, req.frames)
+    assert len(read_mp4(out)) == req.frames
+    again = decode_again(r["latents"], tmp_path / "again.mp4")
+    assert int(np.abs(again.astype(int) - r["frames_array"].astype(int)).max()) <= 2
+
+
+def test_skyreels_df_goes_past_its_window(newer_model: Callable[[str], Path],
+                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond the trained window the DF pipeline runs overlapping windows; the family passes
+    the overlap, and the saved latents still decode to the pipeline's own frames."""
+    from localvideo.synth import skyreels
+
+    # A 9-frame window (3 latent frames) with a 5-frame overlap: 17 frames take 3 windows.
+    monkeypatch.setattr(skyreels, "BASE_FRAMES_540P", 9)
+    monkeypatch.setattr(skyreels, "OVERLAP_HISTORY", 5)
+    r, req = run_ours("skyreels-df", newer_model("skyreels-df"), tmp_path / "long.mp4",
+                      frames=17)
+    kwargs = skyreels.SkyReels().extra_kwargs(
+        type(skyreels.DF_T2V, (), {})(), req)    # keyed on the pipeline's class name
+    assert kwargs["overlap_history"] == 5 and kwargs["base_num_frames"] == 9
+    plain = plain_frames(skyreels.DF_T2V, newer_model("skyreels-df"), req)
+    check_same("skyreels-df", r["frames_array"], plain, 17)
+
+
+def test_skyreels_presets_detection_and_inputs(tmp_path: Path) -> None:
+    import json
+
+    from localvideo.errors import UsageError
+    from localvideo.synth.family import Request
+    from localvideo.synth.family import get as get_family
+    from localvideo.synth.registry import PRESETS, detect_family
+
+    for cls in ("SkyReelsV2Pipeline", "SkyReelsV2DiffusionForcingPipeline"):
+        (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": cls}))
+        assert detect_family(tmp_path)[0] == "skyreels"
+    names = {n for n, p in PRESETS.items() if p.family == "skyreels"}
+    assert {"skyreels-v2-df-1.3b-540p", "skyreels-v2-t2v-14b-720p",
+            "skyreels-v2-i2v-14b-720p"} <= names
+    fam = get_family("skyreels")
+    bad = Request(PROMPT, None, None, frames=96, height=544, width=960, fps=24, steps=30,
+                  guidance=6.0, seed=0)
+    with pytest.raises(UsageError, match="4k\\+1"):
+        fam.check_inputs(bad, None, i2v=False)
