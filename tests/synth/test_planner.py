@@ -126,3 +126,47 @@ def test_plan_flag_explains_itself(gb: int, data_dir) -> None:  # type: ignore[n
                                f"{gb}GB", "--plan", "--data-dir", str(data_dir)])
     assert text.exit_code == 0
     assert "estimated peak" in text.output and "offload" in text.output
+
+
+# -- against figures the planner did not produce ---------------------------------------------
+
+@pytest.mark.parametrize("name,frames,height,width,tokens", [
+    # Wan 2.1's own generate.py: seq_len 32760 for 81 frames at 480×832 (4× time, 8× space
+    # VAE, 2×2 patches: 21 × 30 × 52).
+    ("wan2.1-t2v-1.3b", 81, 480, 832, 32760),
+    # HunyuanVideo paper: 129 frames at 720×1280 → 33 × 90 × 160 latents, 2×2 patches.
+    ("hunyuanvideo", 129, 720, 1280, 33 * 45 * 80),
+    # CogVideoX: 49 frames at 480×720 → 13 latent frames of 60 × 90, 2×2 patches: 17550.
+    ("cogvideox-5b", 49, 480, 720, 17550),
+    # LTX-Video: 32× space, 8× time, no patching: 121 frames at 512×768 → 16 × 16 × 24.
+    ("ltx-video", 121, 512, 768, 6144),
+])
+def test_latent_tokens_are_the_published_sequence_lengths(name: str, frames: int, height: int,
+                                                          width: int, tokens: int) -> None:
+    plan = plan_for(name, 80, frames=frames, height=height, width=width)
+    assert plan.latent["tokens"] == tokens
+
+
+@pytest.mark.synth
+@pytest.mark.parametrize("name", ["wan2.1-t2v-1.3b", "hunyuanvideo", "ltx-video",
+                                  "cogvideox-5b"])
+def test_weight_bytes_are_the_parameters_counted_in_the_real_configs(name: str) -> None:
+    """Weights per strategy against parameters counted module by module in the published
+    configurations (built on PyTorch's meta device: shapes only), not the registry's table."""
+    try:
+        from localvideo.synth.realsize import build_components, count_params
+    except ImportError as exc:
+        pytest.fail(f"the synth extra is needed to count real parameters: {exc} "
+                    "(pip install -e '.[synth]')")
+    counted = {c: count_params(m) for c, m in build_components(name, "meta").items()}
+    p = PRESETS[name]
+    common = {"height": p.height, "width": p.width, "frames": p.frames,
+              "guidance": p.guidance, "tiled": True, "dtype": "bfloat16"}
+    resident = estimate(p.profile, offload="none", fp8=False, **common)["weights"]
+    assert resident == pytest.approx(2 * sum(counted.values()), rel=0.03)
+    one_at_a_time = estimate(p.profile, offload="model", fp8=False, **common)["weights"]
+    assert one_at_a_time == pytest.approx(2 * max(counted.values()), rel=0.03)
+    # fp8 stores the transformer in one byte per parameter; the others stay bf16.
+    fp8 = estimate(p.profile, offload="model", fp8=True, **common)["weights"]
+    others = [n for c, n in counted.items() if c != "transformer"]
+    assert fp8 == pytest.approx(max(counted["transformer"], 2 * max(others)), rel=0.03)
