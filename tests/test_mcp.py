@@ -110,7 +110,7 @@ def test_errors_come_back_as_tool_errors_with_the_hint(store: Path) -> None:
 
 @pytest.mark.synth
 def test_generate_video_reports_progress(tmp_path: Path) -> None:
-    tiny = pytest.importorskip("localvideo.synth.tiny")
+    import tinymodels as tiny
     svc = Service.open(tmp_path / "store")
     tiny.build_tiny("ltx", svc.settings.models_dir / "tiny-ltx")
     svc.close()

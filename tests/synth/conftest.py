@@ -17,7 +17,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path
     # Only the tests that build models need the extra; planner, registry and ComfyUI tests
     # run without it.
     pytest.importorskip("diffusers", reason="the synth extra (torch, diffusers) is not installed")
-    from localvideo.synth.tiny import build_tiny
+    from tinymodels import build_tiny
 
     root = tmp_path_factory.mktemp("tiny-models")
     built: dict[str, Path] = {}

@@ -154,7 +154,7 @@ def test_weight_bytes_are_the_parameters_counted_in_the_real_configs(name: str) 
     """Weights per strategy against parameters counted module by module in the published
     configurations (built on PyTorch's meta device: shapes only), not the registry's table."""
     try:
-        from localvideo.synth.realsize import build_components, count_params
+        from realsize import build_components, count_params
     except ImportError as exc:
         pytest.fail(f"the synth extra is needed to count real parameters: {exc} "
                     "(pip install -e '.[synth]')")

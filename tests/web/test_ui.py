@@ -182,7 +182,7 @@ def test_settings_page_saves_exclusions(page: Any, ui_server: LiveServer) -> Non
 @pytest.mark.synth
 def test_generate_a_tiny_clip_with_live_progress(page: Any, ui_server: LiveServer,
                                                  tmp_path: Path) -> None:
-    tiny = pytest.importorskip("localvideo.synth.tiny")
+    import tinymodels as tiny
     tiny.build_tiny("ltx", ui_server.svc.settings.models_dir / "tiny-ltx")
     size = tiny.TINY_SIZES["ltx"]
     page.goto(f"{ui_server.url}/clips")
