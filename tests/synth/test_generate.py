@@ -14,13 +14,13 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from tinymodels import tiny_size
 from typer.testing import CliRunner
 
 from localvideo.cli import app
 from localvideo.errors import UsageError
 from localvideo.service import Service
 from localvideo.synth.family import Request
-from localvideo.synth.tiny import tiny_size
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.synth]
 pytest.importorskip("diffusers", reason="the synth extra is not installed")

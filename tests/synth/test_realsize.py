@@ -4,8 +4,8 @@ on PyTorch's meta device (shapes only, no memory) and counted."""
 from __future__ import annotations
 
 import pytest
+from realsize import REAL, build_components, count_params
 
-from localvideo.synth.realsize import REAL, build_components, count_params
 from localvideo.synth.registry import PRESETS
 
 pytestmark = pytest.mark.synth
@@ -34,7 +34,7 @@ def test_build_real_makes_a_loadable_pipeline(monkeypatch: pytest.MonkeyPatch, d
     import av
 
     from localvideo.service import Service
-    from localvideo.synth.realsize import RealSpec, build_real
+    from realsize import RealSpec, build_real
 
     spec = RealSpec(
         "WanPipeline",

@@ -209,7 +209,7 @@ def test_a_job_left_by_a_dead_server_reads_as_failed(data_dir: Path) -> None:
 
 @pytest.mark.synth
 def test_generation_jobs_run_one_at_a_time_with_progress(data_dir: Path) -> None:
-    tiny = pytest.importorskip("localvideo.synth.tiny")
+    import tinymodels as tiny
     svc = Service.open(data_dir)
     path = tiny.build_tiny("ltx", svc.settings.models_dir / "tiny-ltx")
     size = tiny.TINY_SIZES["ltx"]
@@ -232,7 +232,7 @@ def test_generation_jobs_run_one_at_a_time_with_progress(data_dir: Path) -> None
 
 @pytest.mark.synth
 def test_a_restarted_server_runs_the_jobs_a_dead_one_had_queued(data_dir: Path) -> None:
-    tiny = pytest.importorskip("localvideo.synth.tiny")
+    import tinymodels as tiny
     svc = Service.open(data_dir)
     path = tiny.build_tiny("ltx", svc.settings.models_dir / "tiny-ltx")
     params = {"prompt": "a red fox", "model_path": str(path), "steps": 2, "seed": 3,

@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from ..errors import EndpointError, MissingKeyError, ReasonerError, UsageError
+from ..store import frames as frames_db
+from ..store import observations as obs_db
+from ..store import text as text_db
 from ..store.db import Database
 from ..store.layout import inside
 from ..units import STOP_WORDS, TimeWindow, is_time_word, question_times, strip_times
@@ -58,41 +61,33 @@ class Built:
     keyframes: int
 
 
-def keyframes_in(db: Database, start: float, end: float) -> list[Any]:
-    return db.query(
-        "SELECT f.id, f.ts, f.pts, f.app, f.title, f.x, f.y, f.w, f.h, f.chunk_id, c.path, "
-        "t.text, t.words, t.reason FROM frame_text t JOIN frames f ON f.id = t.frame_id "
-        "LEFT JOIN chunks c ON c.id = f.chunk_id "
-        "WHERE f.ts >= ? AND f.ts < ? AND f.excluded = 0 ORDER BY f.ts", (start, end))
-
-
-def _pick_images(rows: list[Any], limit: int) -> list[Any]:
+def _pick_images(rows: list[text_db.KeyFrame], limit: int) -> list[text_db.KeyFrame]:
     """Up to ``limit`` key frames: every window switch first, then spread evenly in time."""
     if limit <= 0 or not rows:
         return []
-    firsts: list[Any] = []
-    seen: set[tuple[str, str]] = set()
+    firsts: list[text_db.KeyFrame] = []
+    seen: set[tuple[str | None, str | None]] = set()
     for r in rows:
-        if (r["app"], r["title"]) not in seen:
-            seen.add((r["app"], r["title"]))
+        if (r.app, r.title) not in seen:
+            seen.add((r.app, r.title))
             firsts.append(r)
     chosen = firsts[:limit]
     if len(chosen) < limit:
         rest = [r for r in rows if r not in chosen]
         step = max(1, len(rest) // (limit - len(chosen)))
         chosen += rest[::step][: limit - len(chosen)]
-    return sorted(chosen, key=lambda r: r["ts"])
+    return sorted(chosen, key=lambda r: r.ts)
 
 
-def build_images(settings: Settings, rows: list[Any]) -> list[ImagePart]:
+def build_images(settings: Settings, rows: list[text_db.KeyFrame]) -> list[ImagePart]:
     """Decode, crop to the window, blur redacted words, encode as JPEG."""
     from ..reason.base import ImagePart
     from .redact import blur_regions, redact_boxes
 
-    by_chunk: dict[str, list[Any]] = {}
+    by_chunk: dict[str, list[text_db.KeyFrame]] = {}
     for r in rows:
-        if r["path"]:
-            by_chunk.setdefault(r["path"], []).append(r)
+        if r.path and r.pts is not None:
+            by_chunk.setdefault(r.path, []).append(r)
     parts: list[ImagePart] = []
     for rel, items in by_chunk.items():
         try:
@@ -101,24 +96,24 @@ def build_images(settings: Settings, rows: list[Any]) -> list[ImagePart]:
             continue   # a row pointing outside the store is not ours to read
         if not path.exists():
             continue   # removed by retention since it was read: text only
-        canvases = images_at(path, [r["pts"] for r in items])
-        for r in items:
-            canvas = canvases.get(round(r["pts"], 3))
+        pts = [r.pts for r in items if r.pts is not None]
+        canvases = images_at(path, pts)
+        for r, p in zip(items, pts, strict=True):
+            canvas = canvases.get(round(p, 3))
             if canvas is None:
                 continue
-            row = FrameRow(r["id"], r["ts"], r["pts"], r["app"] or "", r["title"] or "",
-                           r["x"] or 0, r["y"] or 0, r["w"] or 0, r["h"] or 0, False)
+            row = FrameRow(r.id, r.ts, p, r.app or "", r.title or "", r.x or 0, r.y or 0,
+                           r.w or 0, r.h or 0, False)
             image: Image.Image = canvas.crop(crop_box(row, canvas.width, canvas.height))
-            boxes = redact_boxes(json.loads(r["words"] or "[]"))
+            boxes = redact_boxes(json.loads(r.words or "[]"))
             if boxes:
                 image = blur_regions(image, boxes)
             image.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
             buf = io.BytesIO()
             image.convert("RGB").save(buf, "JPEG", quality=85)
             # The label goes along as text: redacted like the request's own titles.
-            label = Scrub()(f"{index.hms(r['ts'])} — {r['app'] or 'unknown'} — "
-                            f"{r['title'] or ''}")
-            parts.append(ImagePart(buf.getvalue(), "image/jpeg", r["ts"], label))
+            label = Scrub()(f"{index.hms(r.ts)} — {r.app or 'unknown'} — {r.title or ''}")
+            parts.append(ImagePart(buf.getvalue(), "image/jpeg", r.ts, label))
     return sorted(parts, key=lambda p: p.ts)
 
 
@@ -127,7 +122,7 @@ def build_observe(settings: Settings, db: Database, reasoner: Reasoner, start: f
     from ..reason.base import OBSERVATION_SCHEMA, ReasonRequest
 
     sess = index.sessions(db, start, end, drop_excluded=True)
-    rows = keyframes_in(db, start, end)
+    rows = text_db.keyframes_in(db, start, end)
     scrub = Scrub()
     screen, left_out = context.screen_texts(rows, scrub)
     timeline = context.timeline(sess, scrub)
@@ -145,12 +140,10 @@ def build_observe(settings: Settings, db: Database, reasoner: Reasoner, start: f
 
 
 def _main_chunk(settings: Settings, db: Database, start: float, end: float) -> Path | None:
-    row = db.one("SELECT c.path FROM frames f JOIN chunks c ON c.id = f.chunk_id "
-                 "WHERE f.ts >= ? AND f.ts < ? GROUP BY c.id ORDER BY COUNT(*) DESC LIMIT 1",
-                 (start, end))
-    if row is None:
+    rel = frames_db.main_chunk_path(db, start, end)
+    if rel is None:
         return None
-    path = inside(settings.data_dir, row["path"])
+    path = inside(settings.data_dir, rel)
     return path if path.exists() else None
 
 
@@ -166,15 +159,14 @@ def window_spans(db: Database, window: float, until: float | None,
     """
     if until is None:
         return []
-    last = db.one("SELECT MAX(end_ts) FROM observations")
-    cursor = last[0] if last and last[0] is not None else 0.0
+    last = obs_db.last_end_ts(db)
+    cursor = last if last is not None else 0.0
     spans: list[tuple[float, float]] = []
     while True:
-        nxt = db.one("SELECT MIN(ts) FROM frames WHERE excluded = 0 AND ts >= ? AND ts <= ?",
-                     (cursor, until))
-        if nxt is None or nxt[0] is None:
+        nxt = frames_db.first_readable_ts(db, cursor, until)
+        if nxt is None:
             return spans
-        start = float(nxt[0])
+        start = float(nxt)
         end = start + window
         if end > until:
             if not flush:
@@ -190,86 +182,54 @@ def cut_windows(db: Database, window: float, until: float | None, flush: bool) -
     """Create a pending observation for every complete window; return their ids."""
     created: list[int] = []
     for start, end in window_spans(db, window, until, flush):
-        with db.tx() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO observations(start_ts, end_ts, status, created_ts) "
-                "VALUES (?, ?, 'pending', ?)", (start, end, time.time()))
-            if cur.rowcount:
-                created.append(int(cur.lastrowid or 0))
+        obs_id = obs_db.add_pending(db, start, end)
+        if obs_id is not None:
+            created.append(obs_id)
     return created
 
 
-def due(db: Database, *, ignore_backoff: bool) -> list[Any]:
-    sql = "SELECT * FROM observations WHERE status = 'pending'"
-    params: list[Any] = []
-    if not ignore_backoff:
-        sql += " AND (next_try_ts IS NULL OR next_try_ts <= ?)"
-        params.append(time.time())
-    return db.query(sql + " ORDER BY start_ts", params)
+def due(db: Database, *, ignore_backoff: bool) -> list[obs_db.Observation]:
+    return obs_db.due(db, ignore_backoff=ignore_backoff)
 
 
-def run_observation(settings: Settings, db: Database, reasoner: Reasoner, obs: Any
-                    ) -> dict[str, Any]:
+def run_observation(settings: Settings, db: Database, reasoner: Reasoner,
+                    obs: obs_db.Observation) -> dict[str, Any]:
     """Send one pending observation; store the answer or the failure. Never loses it."""
-    built = build_observe(settings, db, reasoner, obs["start_ts"], obs["end_ts"])
-    ids = json.loads(obs["request_ids"] or "[]")
+    built = build_observe(settings, db, reasoner, obs.start_ts, obs.end_ts)
+    ids = list(obs.request_ids)
     now = time.time()
     try:
         resp = reasoner.execute(built.request)
     except MissingKeyError:
         raise   # the user has to act; the observation stays pending untouched
     except EndpointError as exc:
-        attempts = obs["attempts"] + 1
+        attempts = obs.attempts + 1
         retryable = exc.retryable and attempts < MAX_ATTEMPTS
         wait = min(RETRY_MAX, RETRY_BASE * 2 ** (attempts - 1))
         if exc.retry_after is not None:
             wait = max(wait, exc.retry_after)   # the server said how long: honour it
         status = "pending" if retryable else "failed"
-        with db.tx() as conn:
-            conn.execute("UPDATE observations SET status = ?, attempts = ?, next_try_ts = ?, "
-                         "reasoner = ?, model = ?, error = ? WHERE id = ?",
-                         (status, attempts, now + wait if retryable else None, reasoner.name,
-                          reasoner.model, exc.message, obs["id"]))
-            conn.execute("INSERT INTO kv(key, value) VALUES('analyze.last_endpoint_error', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                         (json.dumps({"ts": now, "reasoner": reasoner.name,
-                                      "base_url": reasoner.base_url, "message": exc.message,
-                                      "status": exc.status, "observation_id": obs["id"],
-                                      "next_try_ts": now + wait if retryable else None}),))
-        return {"id": obs["id"], "status": status, "error": exc.message,
+        obs_db.mark_retry(db, obs.id, status=status, attempts=attempts,
+                          next_try_ts=now + wait if retryable else None, reasoner=reasoner.name,
+                          model=reasoner.model, error=exc.message,
+                          endpoint_error={"ts": now, "reasoner": reasoner.name,
+                                          "base_url": reasoner.base_url, "message": exc.message,
+                                          "status": exc.status, "observation_id": obs.id,
+                                          "next_try_ts": now + wait if retryable else None})
+        return {"id": obs.id, "status": status, "error": exc.message,
                 "next_try_ts": now + wait if retryable else None}
     except ReasonerError as exc:
-        with db.tx() as conn:
-            conn.execute("UPDATE observations SET status = 'failed', attempts = attempts + 1, "
-                         "reasoner = ?, model = ?, error = ? WHERE id = ?",
-                         (reasoner.name, reasoner.model, exc.message, obs["id"]))
-        return {"id": obs["id"], "status": "failed", "error": exc.message}
+        obs_db.mark_failed(db, obs.id, reasoner=reasoner.name, model=reasoner.model,
+                           error=exc.message)
+        return {"id": obs.id, "status": "failed", "error": exc.message}
     data = resp.data or {}
     if resp.request_id is not None:
         ids.append(resp.request_id)
-    with db.tx() as conn:
-        conn.execute(
-            "UPDATE observations SET status = 'done', attempts = attempts + 1, next_try_ts = NULL,"
-            " reasoner = ?, model = ?, summary = ?, activities = ?, task = ?, error = NULL, "
-            "done_ts = ?, request_ids = ? WHERE id = ?",
-            (reasoner.name, resp.model or reasoner.model, data.get("summary", ""),
-             json.dumps(data.get("activities", []), ensure_ascii=False),
-             json.dumps(data.get("task", {}), ensure_ascii=False), time.time(),
-             json.dumps(ids), obs["id"]))
-        if db.get_kv("analyze.last_endpoint_error") is not None:
-            conn.execute("DELETE FROM kv WHERE key = 'analyze.last_endpoint_error'")
-    return {"id": obs["id"], "status": "done", "summary": data.get("summary", ""),
+    obs_db.mark_done(db, obs.id, reasoner=reasoner.name, model=resp.model or reasoner.model,
+                     summary=data.get("summary", ""), activities=data.get("activities", []),
+                     task=data.get("task", {}), request_ids=ids)
+    return {"id": obs.id, "status": "done", "summary": data.get("summary", ""),
             "redactions": built.redactions, "images": len(built.request.images)}
-
-
-def row_to_dict(r: Any) -> dict[str, Any]:
-    return {"id": r["id"], "start_ts": r["start_ts"], "end_ts": r["end_ts"],
-            "status": r["status"], "attempts": r["attempts"], "next_try_ts": r["next_try_ts"],
-            "reasoner": r["reasoner"], "model": r["model"], "summary": r["summary"],
-            "activities": json.loads(r["activities"]) if r["activities"] else [],
-            "task": json.loads(r["task"]) if r["task"] else None,
-            "error": r["error"], "created_ts": r["created_ts"], "done_ts": r["done_ts"],
-            "request_ids": json.loads(r["request_ids"] or "[]")}
 
 
 # -- ask ------------------------------------------------------------------------------------
@@ -288,10 +248,7 @@ ASK_SESSIONS = 60            # timeline lines in an ask request
 
 def _frames_in(db: Database, start: float, end: float, n: int) -> list[int]:
     """Up to ``n`` key frames with screen text in [start, end], spread evenly over it."""
-    ids = [r[0] for r in db.query(
-        "SELECT f.id FROM frames f JOIN frame_text t ON t.frame_id = f.id "
-        "WHERE f.ts >= ? AND f.ts <= ? AND f.excluded = 0 AND t.text != '' ORDER BY f.ts",
-        (start, end))]
+    ids = text_db.frames_with_text(db, start, end)
     if len(ids) <= n:
         return ids
     return [ids[round(i * (len(ids) - 1) / (n - 1))] for i in range(n)]
@@ -314,11 +271,7 @@ def build_ask(settings: Settings, db: Database, question: str, since: float | No
         hits = index.search(db, " OR ".join(words), since=since, until=until, limit=20)
     ids = list(dict.fromkeys([h["frame_id"] for h in hits] + [
         i for w in windows for i in _frames_in(db, w.start, w.end, ASK_FRAMES_PER_WINDOW)]))
-    marks = ",".join("?" * len(ids))
-    rows = db.query(
-        "SELECT f.id, f.ts, f.app, f.title, COALESCE(t.text, '') AS text FROM frames f "
-        f"LEFT JOIN frame_text t ON t.frame_id = f.id WHERE f.id IN ({marks}) ORDER BY f.ts",
-        ids) if ids else []
+    rows = text_db.frame_texts(db, ids)
     t_since = since if since is not None else time.time() - 86400
     if windows:
         # The timeline around the named times, a little either side for context.
@@ -331,9 +284,8 @@ def build_ask(settings: Settings, db: Database, question: str, since: float | No
                       key=lambda s: s.start_ts)
     else:
         sess = index.sessions(db, t_since, until, drop_excluded=True)[-ASK_SESSIONS:]
-    recent = db.query("SELECT start_ts, end_ts, summary FROM observations WHERE status = 'done' "
-                      "AND end_ts >= ? AND start_ts <= ? ORDER BY start_ts DESC LIMIT 5",
-                      (t_since, until if until is not None else time.time() + 86400))
+    recent = obs_db.recent_summaries(db, t_since,
+                                     until if until is not None else time.time() + 86400)
     scrub = Scrub()
     screen, left_out = context.screen_texts(rows, scrub)
     req = ReasonRequest(task="ask", system=ASK_SYSTEM, timeline=context.timeline(sess, scrub),

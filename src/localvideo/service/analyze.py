@@ -106,7 +106,7 @@ class AnalyzeOps(ServiceBase):
         from ..reason.base import describe_request
 
         out: list[dict[str, Any]] = []
-        spans = [(r["start_ts"], r["end_ts"]) for r in observe.due(self.db, ignore_backoff=True)]
+        spans = [(r.start_ts, r.end_ts) for r in observe.due(self.db, ignore_backoff=True)]
         spans += observe.window_spans(self.db, win, until, flush)
         for start, end in spans:
             if (start, end) in described:
