@@ -15,11 +15,11 @@ seconds, peak memory, and the ratios plan/diffusers and (plan+cache)/plan.
 
 Modes:
 
-* ``--device cpu`` (default): the tiny random-weight families (synth/tiny.py) at tiny sizes —
+* ``--device cpu`` (default): the tiny random-weight families (tests/tinymodels.py) at tiny sizes —
   a smoke test that the three paths run and are measured the same way; CPU numbers say
   nothing about GPU speed or VRAM.
 * ``--device cuda``: each family at its real size (the published configurations in
-  synth/realsize.py, whose parameter counts the tests check against the planner's) with
+  tests/realsize.py, whose parameter counts the tests check against the planner's) with
   random weights — time per step and memory do not depend on the weight values. Built once per family into ``--work-dir`` (saved with
   save_pretrained, so the plan column loads it exactly like a downloaded model), deleted
   afterwards. The plan columns use the goal budgets (``--budget``: Wan 1.3B at 480p in
@@ -61,9 +61,14 @@ COLUMNS = ("diffusers", "plan", "plan+cache")
 
 def build(family: str, device: str, root: Path) -> tuple[Path, dict[str, int]]:
     """(model folder, size) for one family in this mode."""
-    from localvideo.synth.realsize import build_real
+    # The model builders are test fixtures, kept out of the installed package.
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from realsize import build_real
+    from tinymodels import TINY_SIZES, build_tiny
+
     from localvideo.synth.registry import PRESETS
-    from localvideo.synth.tiny import TINY_SIZES, build_tiny
 
     out = root / family
     if device == "cpu":

@@ -4,7 +4,8 @@ Time per step and memory depend on the shapes, not on the weight values, so a pi
 from the published configurations measures what the real model would. The configurations
 here are the published ones (transformer, VAE, text and image encoders); building any of
 them on PyTorch's ``meta`` device costs nothing, which is how the tests check that the
-parameter counts the planner uses (registry.py) are the true ones.
+parameter counts the planner uses (synth/registry.py) are the true ones. A test and bench
+fixture: not in the installed package.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .torchdeps import require_synth
+from localvideo.synth.torchdeps import require_synth
 
 _WAN = {"patch_size": (1, 2, 2), "freq_dim": 256, "cross_attn_norm": True,
         "qk_norm": "rms_norm_across_heads", "text_dim": 4096, "eps": 1e-6}
@@ -165,7 +166,7 @@ def build_real(name: str, out_dir: Path) -> Path:
     """
     mods = require_synth()
     torch, diffusers = mods["torch"], mods["diffusers"]
-    from .tiny import _tokenizer
+    from tinymodels import _tokenizer
 
     spec = REAL[name]
     comps = build_components(name, "meta", torch.bfloat16)

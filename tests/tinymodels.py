@@ -2,7 +2,8 @@
 
 They exist so the real ``--model-path`` code path (model_index.json detection, planner,
 loading, denoising, saving latents, decoding, encoding) can run on a CPU in seconds: the
-tests and the CPU mode of ``bench/synth.py`` use them. Sizes follow the tiny configurations
+tests and the CPU mode of ``bench/synth.py`` use them (test fixtures, so not in the
+installed package: bench/synth.py puts tests/ on its path). Sizes follow the tiny configurations
 diffusers' own pipeline tests use; the weights are random, so the video is noise.
 
 Nothing here touches the network: the tokenizer is a ``tokenizers`` WordLevel model wrapped
@@ -14,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .torchdeps import require_synth
+from localvideo.synth.torchdeps import require_synth
 
 # Valid tiny sizes per family (the tiny VAEs compress less than the real ones, but the
 # pipelines' own divisibility checks still apply). Transformers get two blocks, not one:
