@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from realsize import REAL, build_components, count_params
 
-from localvideo.synth.registry import PRESETS
+from localvideo.synth.presets import PRESETS
 
 pytestmark = pytest.mark.synth
 pytest.importorskip("diffusers", reason="the synth extra is not installed")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from localvideo.cli import app
 from localvideo.errors import ModelNotFoundError, UsageError
 from localvideo.service import Service
-from localvideo.synth.registry import (
+from localvideo.synth.presets import (
     PIPELINE_CLASSES,
     PRESETS,
     detect_family,
