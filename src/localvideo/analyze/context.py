@@ -9,7 +9,7 @@ is clipped (a clipped secret would no longer match its pattern).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Protocol
 
 from ..reason.base import EarlierObservation, ScreenText, WindowSession
 
@@ -33,24 +33,56 @@ class Scrub:
         return clean
 
 
-def _field(row: Any, name: str) -> Any:
-    # Rows arrive as store records (attributes) or sqlite3.Row (keys).
-    return getattr(row, name) if hasattr(row, name) else row[name]
+class _Span(Protocol):
+    """What a timeline entry needs: index.Session has it."""
+
+    @property
+    def app(self) -> str | None: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def start_ts(self) -> float: ...
+    @property
+    def end_ts(self) -> float: ...
+
+
+class _Read(Protocol):
+    """What a screen-text entry needs: store.text.KeyFrame and FrameText have it."""
+
+    @property
+    def ts(self) -> float: ...
+    @property
+    def app(self) -> str | None: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def text(self) -> str | None: ...
+
+
+class _Summary(Protocol):
+    """What an earlier observation needs: store.observations.Summary has it."""
+
+    @property
+    def start_ts(self) -> float: ...
+    @property
+    def end_ts(self) -> float: ...
+    @property
+    def summary(self) -> str | None: ...
 
 
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def timeline(sessions: Iterable[Any], scrub: Scrub) -> list[WindowSession]:
-    """Index sessions (``app``, ``title``, ``start_ts``, ``end_ts``) → the request's timeline."""
+def timeline(sessions: Iterable[_Span], scrub: Scrub) -> list[WindowSession]:
+    """Index sessions → the request's timeline."""
     return [WindowSession(scrub(s.app or ""), scrub(s.title or ""), s.start_ts, s.end_ts)
             for s in sessions]
 
 
-def screen_texts(rows: Iterable[Any], scrub: Scrub, *, max_chars: int = MAX_TEXT_CHARS,
+def screen_texts(rows: Iterable[_Read], scrub: Scrub, *, max_chars: int = MAX_TEXT_CHARS,
                  ) -> tuple[list[ScreenText], bool]:
-    """Key-frame rows (``ts``, ``app``, ``title``, ``text``) → screen text, in row order.
+    """Key frames with their text → the request's screen text, in row order.
 
     Repeats of the same text in the same window are dropped; the second value says whether
     text was left out because the request had ``max_chars`` already.
@@ -59,23 +91,22 @@ def screen_texts(rows: Iterable[Any], scrub: Scrub, *, max_chars: int = MAX_TEXT
     seen: set[tuple[str, str, str]] = set()
     total = 0
     for r in rows:
-        raw = _field(r, "text") or ""
-        lines = [line.strip() for line in raw.splitlines() if line.strip()]
+        lines = [line.strip() for line in (r.text or "").splitlines() if line.strip()]
         text = _clip(scrub(_JOIN.join(lines)), MAX_FRAME_CHARS)
-        app, title = scrub(_field(r, "app") or ""), scrub(_field(r, "title") or "")
+        app, title = scrub(r.app or ""), scrub(r.title or "")
         if (app, title, text) in seen:
             continue
         seen.add((app, title, text))
         size = len(app) + len(title) + len(text) + 16     # as a rendered line, about
         if total + size > max_chars:
             return out, True
-        out.append(ScreenText(float(_field(r, "ts")), app, title, tuple(text.split(_JOIN)) if text
+        out.append(ScreenText(float(r.ts), app, title, tuple(text.split(_JOIN)) if text
                               else ()))
         total += size
     return out, False
 
 
-def earlier(summaries: Iterable[Any], scrub: Scrub) -> list[EarlierObservation]:
-    """Observation rows (``start_ts``, ``end_ts``, ``summary``) → earlier observations."""
-    return [EarlierObservation(_field(o, "start_ts"), _field(o, "end_ts"),
-                               scrub(_field(o, "summary") or "")) for o in summaries]
+def earlier(summaries: Iterable[_Summary], scrub: Scrub) -> list[EarlierObservation]:
+    """Done observations → the request's earlier observations."""
+    return [EarlierObservation(o.start_ts, o.end_ts, scrub(o.summary or ""))
+            for o in summaries]
