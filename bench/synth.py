@@ -68,7 +68,7 @@ def build(family: str, device: str, root: Path) -> tuple[Path, dict[str, int]]:
     from realsize import build_real
     from tinymodels import TINY_SIZES, build_tiny
 
-    from localvideo.synth.registry import PRESETS
+    from localvideo.synth.presets import PRESETS
 
     out = root / family
     if device == "cpu":
@@ -85,7 +85,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 
     from localvideo.synth.engine import peak_memory
     from localvideo.synth.family import Request
-    from localvideo.synth.registry import resolve
+    from localvideo.synth.presets import resolve
 
     device = args.device
     size = json.loads(args.size)

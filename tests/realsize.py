@@ -4,7 +4,7 @@ Time per step and memory depend on the shapes, not on the weight values, so a pi
 from the published configurations measures what the real model would. The configurations
 here are the published ones (transformer, VAE, text and image encoders); building any of
 them on PyTorch's ``meta`` device costs nothing, which is how the tests check that the
-parameter counts the planner uses (synth/registry.py) are the true ones. A test and bench
+parameter counts the planner uses (synth/presets.py) are the true ones. A test and bench
 fixture: not in the installed package.
 """
 
@@ -39,6 +39,28 @@ _CLIP_H_VISION = ("CLIPVisionModel", "CLIPVisionConfig",
                   {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
                    "num_attention_heads": 16, "patch_size": 14, "image_size": 224,
                    "projection_dim": 1024})
+
+# HunyuanVideo 1.5's transformer (conversion script, 480p_t2v) and encoders: Qwen2.5-VL-7B's
+# language model (its config.json: 28 layers, 3584 wide, 28 heads / 4 KV, MLP 18944, 152064
+# tokens), google/byt5-small's encoder (12 layers, 1472 wide, 6 heads, gated-GELU 3584), and
+# SigLIP so400m/14 at 384 px for image to video (27 layers, 1152 wide; 27² = the 729 image
+# tokens the pipeline expects).
+_HY15 = {"in_channels": 65, "out_channels": 32, "num_attention_heads": 16,
+         "attention_head_dim": 128, "num_layers": 54, "num_refiner_layers": 2, "mlp_ratio": 4.0,
+         "patch_size": 1, "patch_size_t": 1, "qk_norm": "rms_norm", "text_embed_dim": 3584,
+         "text_embed_2_dim": 1472, "image_embed_dim": 1152, "rope_theta": 256.0,
+         "rope_axes_dim": (16, 56, 56), "target_size": 640, "task_type": "t2v"}
+_QWEN25VL7B = ("Qwen2_5_VLTextModel", "Qwen2_5_VLTextConfig",
+               {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944,
+                "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+                "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default",
+                                 "type": "default"}})
+_BYT5_SMALL = ("T5EncoderModel", "T5Config",
+               {"vocab_size": 384, "d_model": 1472, "d_kv": 64, "d_ff": 3584, "num_layers": 12,
+                "num_heads": 6, "feed_forward_proj": "gated-gelu"})
+_SIGLIP_SO400M = ("SiglipVisionModel", "SiglipVisionConfig",
+                  {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27,
+                   "num_attention_heads": 16, "image_size": 384, "patch_size": 14})
 
 
 @dataclass(frozen=True)
@@ -121,6 +143,19 @@ REAL: dict[str, RealSpec] = {
                                           "added_kv_proj_dim": 5120}),
         ("AutoencoderKLWan", {}), {"text_encoder": _UMT5XXL, "image_encoder": _CLIP_H_VISION},
         scheduler="UniPCMultistepScheduler"),
+    # HunyuanVideo 1.5: transformer from diffusers' scripts/convert_hunyuan_video1_5_to_diffusers.py
+    # (TRANSFORMER_CONFIGS), the VAE at its defaults (the script builds AutoencoderKLHunyuanVideo15()),
+    # Qwen2.5-VL-7B-Instruct's text model and the ByT5-small glyph encoder it loads.
+    "hunyuanvideo-1.5-480p-t2v": RealSpec(
+        "HunyuanVideo15Pipeline", ("HunyuanVideo15Transformer3DModel", _HY15),
+        ("AutoencoderKLHunyuanVideo15", {}),
+        {"text_encoder": _QWEN25VL7B, "text_encoder_2": _BYT5_SMALL}),
+    "hunyuanvideo-1.5-480p-i2v": RealSpec(
+        "HunyuanVideo15ImageToVideoPipeline",
+        ("HunyuanVideo15Transformer3DModel", {**_HY15, "task_type": "i2v"}),
+        ("AutoencoderKLHunyuanVideo15", {}),
+        {"text_encoder": _QWEN25VL7B, "text_encoder_2": _BYT5_SMALL,
+         "image_encoder": _SIGLIP_SO400M}),
 }
 
 

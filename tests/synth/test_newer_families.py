@@ -9,6 +9,7 @@ them again.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,15 @@ def newer_model(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pat
 
 
 def run_ours(kind: str, model_dir: Path, out: Path, *, image: Path | None = None,
-             frames: int | None = None, seed: int = 7) -> tuple[dict[str, Any], Any]:
+             frames: int | None = None, seed: int = 7,
+             on_progress: Callable[[dict[str, Any]], None] | None = None,
+             ) -> tuple[dict[str, Any], Any]:
     """Detection → plan → denoise → latents → decode → MP4, as `generate --model-path` runs."""
     from localvideo.synth.engine import Speed, generate
     from localvideo.synth.family import Request
     from localvideo.synth.family import get as get_family
     from localvideo.synth.planner import make_plan
-    from localvideo.synth.registry import resolve
+    from localvideo.synth.presets import resolve
 
     model = resolve(out.parent, model_path=model_dir)
     family = get_family(model.family)
@@ -55,7 +58,8 @@ def run_ours(kind: str, model_dir: Path, out: Path, *, image: Path | None = None
     family.check_inputs(req, model.path, i2v=image is not None)
     plan = make_plan(model.profile, device="cpu", vram_bytes=None, height=req.height,
                      width=req.width, frames=req.frames, guidance=req.guidance)
-    result = generate(model, req, plan, device="cpu", out=out, speed=Speed())
+    result = generate(model, req, plan, device="cpu", out=out, speed=Speed(),
+                      on_progress=on_progress)
     return result, req
 
 
@@ -68,7 +72,7 @@ def plain_frames(pipeline: str, model_dir: Path, req: Any, *, image: Path | None
     from PIL import Image
 
     from localvideo.synth.family import get as get_family
-    from localvideo.synth.registry import detect_family
+    from localvideo.synth.presets import detect_family
     from localvideo.synth.video import to_uint8
 
     pipe = getattr(diffusers, pipeline).from_pretrained(str(model_dir))
@@ -78,9 +82,16 @@ def plain_frames(pipeline: str, model_dir: Path, req: Any, *, image: Path | None
     if image is not None:
         with Image.open(image) as im:
             kwargs["image"] = im.convert("RGB").resize((req.width, req.height))
-    video = pipe(prompt=req.prompt, height=req.height, width=req.width, num_frames=req.frames,
-                 num_inference_steps=req.steps, guidance_scale=req.guidance, output_type="pt",
-                 generator=torch.Generator("cpu").manual_seed(req.seed), **kwargs).frames
+    # Pass what the pipeline takes: HunyuanVideo 1.5 has no guidance_scale (its folder's guider
+    # holds it) and its image pipeline no height/width (they come from the image).
+    takes = inspect.signature(pipe.__call__).parameters
+    for name, value in (("guidance_scale", req.guidance), ("height", req.height),
+                        ("width", req.width)):
+        if name in takes:
+            kwargs[name] = value
+    video = pipe(prompt=req.prompt, num_frames=req.frames, num_inference_steps=req.steps,
+                 output_type="pt", generator=torch.Generator("cpu").manual_seed(req.seed),
+                 **kwargs).frames
     # output_type="pt" is (B, F, C, H, W) in [0, 1]; ours goes (B, C, F, H, W) in [-1, 1].
     return to_uint8(video.permute(0, 2, 1, 3, 4) * 2 - 1)
 
@@ -150,13 +161,53 @@ def test_skyreels_df_goes_past_its_window(newer_model: Callable[[str], Path],
     check_same("skyreels-df", r["frames_array"], plain, 17)
 
 
+@pytest.mark.parametrize("kind,pipeline,with_image", [
+    ("hunyuan15", "HunyuanVideo15Pipeline", False),
+    ("hunyuan15-i2v", "HunyuanVideo15ImageToVideoPipeline", True),
+])
+def test_hunyuan15_frames_are_the_plain_pipeline_frames(
+        kind: str, pipeline: str, with_image: bool, newer_model: Callable[[str], Path],
+        first_frame: Path, tmp_path: Path) -> None:
+    """Guidance is set through the guider (6.0 here, as the folder's own); the plain call
+    uses the folder's guider untouched, so equal frames mean the two agree."""
+    model_dir = newer_model(kind)
+    image = first_frame if with_image else None
+    steps: list[tuple[int, int]] = []
+    r, req = run_ours(kind, model_dir, tmp_path / "ours.mp4", image=image,
+                      on_progress=steps.append)
+    assert r["pipeline"] == pipeline
+    # Progress without a callback argument: one event per scheduler step.
+    assert [e["step"] for e in steps if e.get("phase") == "denoise"] == [0, 1, 2]
+    plain = plain_frames(pipeline, model_dir, req, image=image)
+    check_same(kind, r["frames_array"], plain, req.frames)
+    again = decode_again(r["latents"], tmp_path / "again.mp4")
+    assert int(np.abs(again.astype(int) - r["frames_array"].astype(int)).max()) <= 2
+
+
+def test_hunyuan15_image_sizes_are_its_buckets(newer_model: Callable[[str], Path],
+                                               first_frame: Path) -> None:
+    from localvideo.errors import UsageError
+    from localvideo.synth.family import Request
+    from localvideo.synth.family import get as get_family
+    from localvideo.synth.hunyuan15 import bucket
+
+    fam = get_family("hunyuan15")
+    # The real 480p model (target 640, VAE 16×): 16:9 → 480×848, as the pipeline computes.
+    assert bucket(480, 854, 640, 16) == (480, 848)
+    req = Request(PROMPT, None, first_frame, frames=9, height=16, width=32, fps=24, steps=2,
+                  guidance=6.0, seed=0)
+    with pytest.raises(UsageError) as err:
+        fam.check_inputs(req, newer_model("hunyuan15-i2v"), i2v=True)
+    assert "--width" in (err.value.hint or "") and "bucket" in err.value.message
+
+
 def test_skyreels_presets_detection_and_inputs(tmp_path: Path) -> None:
     import json
 
     from localvideo.errors import UsageError
     from localvideo.synth.family import Request
     from localvideo.synth.family import get as get_family
-    from localvideo.synth.registry import PRESETS, detect_family
+    from localvideo.synth.presets import PRESETS, detect_family
 
     for cls in ("SkyReelsV2Pipeline", "SkyReelsV2DiffusionForcingPipeline"):
         (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": cls}))

@@ -21,7 +21,7 @@ from tinymodels import tiny_size
 from localvideo.synth import engine
 from localvideo.synth.family import Request
 from localvideo.synth.planner import make_plan
-from localvideo.synth.registry import resolve
+from localvideo.synth.presets import resolve
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.synth]
 pytest.importorskip("diffusers", reason="the synth extra is not installed")

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from localvideo.cli import app
 from localvideo.synth.planner import GB, estimate, make_plan
-from localvideo.synth.registry import PRESETS
+from localvideo.synth.presets import PRESETS
 
 SIZES_GB = (8, 12, 16, 24, 80)
 

@@ -20,7 +20,7 @@ from ..errors import OutOfMemoryError, SynthError, UsageError
 from .family import Family, Request
 from .family import get as get_family
 from .planner import Plan, apply_vae_plan
-from .registry import ResolvedModel
+from .presets import ResolvedModel
 from .torchdeps import require_synth
 from .video import to_uint8, write_mp4
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from .registry import ResolvedModel
+from .presets import ResolvedModel
 
 
 @dataclass
@@ -108,7 +108,7 @@ class Family:
         return model.i2v
 
     def i2v_presets(self) -> str:
-        from .registry import PRESETS
+        from .presets import PRESETS
 
         names = [p.name for p in PRESETS.values() if p.family == self.name and p.i2v]
         return ", ".join(names) or "none in this family"
@@ -182,11 +182,12 @@ def get(name: str) -> Family:
     if not _FAMILIES:
         from .cogvideox import CogVideoX
         from .hunyuan import Hunyuan
+        from .hunyuan15 import Hunyuan15
         from .ltx import LTX
         from .skyreels import SkyReels
         from .wan import Wan
 
-        for fam in (LTX(), Wan(), Hunyuan(), CogVideoX(), SkyReels()):
+        for fam in (LTX(), Wan(), Hunyuan(), CogVideoX(), SkyReels(), Hunyuan15()):
             _FAMILIES[fam.name] = fam
     try:
         return _FAMILIES[name]

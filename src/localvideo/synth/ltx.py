@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .family import Family, Request, read_config
-from .registry import ResolvedModel
+from .presets import ResolvedModel
 
 # LTX's VAEs with timestep conditioning (0.9.1+) decode at a small noise level; these are
 # the values Lightricks' model cards use.

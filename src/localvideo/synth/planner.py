@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .registry import Profile
+from .presets import Profile
 
 GB = 1000**3
 ACT_FACTOR = 12            # bytes of activations per token per hidden unit per dtype byte

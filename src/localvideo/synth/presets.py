@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import DependencyError, ModelNotFoundError, SynthError, UsageError
 
-FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox", "skyreels")
+FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox", "skyreels", "hunyuan15")
 
 # model_index.json `_class_name` → (family, takes an image)
 PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
@@ -32,6 +32,8 @@ PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
     "SkyReelsV2ImageToVideoPipeline": ("skyreels", True),
     "SkyReelsV2DiffusionForcingPipeline": ("skyreels", False),
     "SkyReelsV2DiffusionForcingImageToVideoPipeline": ("skyreels", True),
+    "HunyuanVideo15Pipeline": ("hunyuan15", False),
+    "HunyuanVideo15ImageToVideoPipeline": ("hunyuan15", True),
 }
 
 
@@ -148,6 +150,20 @@ _SKY14I = Profile("skyreels", {"transformer": 16.4 * _B, "text_encoder": _UMT5_X
                   {"transformer": 40, "text_encoder": 24, "image_encoder": 32}, hidden=5120,
                   vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=260.0,
                   decode_frames=4)
+# HunyuanVideo 1.5: 8.3B transformer (54 double-stream blocks, 16 heads × 128, patch 1; diffusers'
+# scripts/convert_hunyuan_video1_5_to_diffusers.py), a 1.26B VAE compressing 16× / 4×, Qwen2.5-VL-7B's
+# text model and ByT5-small's encoder (+ SigLIP so400m for image to video). Counted on the meta
+# device from those configs (tests/realsize.py). CFG runs as two guider passes: time, not memory.
+_HY15 = Profile("hunyuan15", {"transformer": 8.33 * _B, "text_encoder": 7.07 * _B,
+                              "text_encoder_2": 0.218 * _B, "vae": 1.26 * _B},
+                {"transformer": 54, "text_encoder": 28, "text_encoder_2": 12}, hidden=2048,
+                vae_spatial=16, vae_temporal=4, patch=1, cfg=False, decode_bytes_per_px=300.0)
+_HY15I = Profile("hunyuan15", {"transformer": 8.33 * _B, "text_encoder": 7.07 * _B,
+                               "text_encoder_2": 0.218 * _B, "image_encoder": 0.428 * _B,
+                               "vae": 1.26 * _B},
+                 {"transformer": 54, "text_encoder": 28, "text_encoder_2": 12,
+                  "image_encoder": 27}, hidden=2048, vae_spatial=16, vae_temporal=4, patch=1,
+                 cfg=False, decode_bytes_per_px=300.0)
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("ltx-video", "ltx", "Lightricks/LTX-Video", "LTXPipeline", False, 480, 704, 161, 25,
@@ -195,6 +211,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("skyreels-v2-i2v-14b-720p", "skyreels", "Skywork/SkyReels-V2-I2V-14B-720P-Diffusers",
            "SkyReelsV2ImageToVideoPipeline", True, 720, 1280, 121, 24, 30, 5.0, _SKY14I,
            params="14B"),
+    # HunyuanVideo 1.5 (repos named in diffusers' own examples): 121 frames at 24 fps, 50
+    # steps, guidance 6.0 (the guider the conversion script saves); 480p is 480×848 at 16:9.
+    Preset("hunyuanvideo-1.5-480p-t2v", "hunyuan15",
+           "hunyuanvideo-community/HunyuanVideo-1.5-480p_t2v", "HunyuanVideo15Pipeline", False,
+           480, 848, 121, 24, 50, 6.0, _HY15, params="8.3B"),
+    Preset("hunyuanvideo-1.5-480p-i2v", "hunyuan15",
+           "hunyuanvideo-community/HunyuanVideo-1.5-480p_i2v",
+           "HunyuanVideo15ImageToVideoPipeline", True, 480, 848, 121, 24, 50, 6.0, _HY15I,
+           params="8.3B", note="sizes are its 480p buckets (nearest to the image's shape)"),
 ]}
 
 
@@ -318,7 +343,7 @@ def profile_from_dir(model_dir: Path, family: str) -> Profile:
 
     spatial, temporal = get_family(family).vae_factors(vcfg)
     base = {"ltx": _LTX, "wan": _WAN13, "hunyuan": _HY, "cogvideox": _COG2,
-            "skyreels": _SKY13}[family]
+            "skyreels": _SKY13, "hunyuan15": _HY15}[family]
     active = tuple(n for n in ("transformer", "transformer_2") if n in components)
     return Profile(family, components, blocks, hidden=hidden, vae_spatial=spatial,
                    vae_temporal=temporal, patch=patch, cfg=base.cfg,

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import DependencyError
 from .family import Family, Request, read_config
-from .registry import ResolvedModel
+from .presets import ResolvedModel
 
 DF_T2V = "SkyReelsV2DiffusionForcingPipeline"
 DF_I2V = "SkyReelsV2DiffusionForcingImageToVideoPipeline"

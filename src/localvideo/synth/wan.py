@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import DependencyError
 from .family import Family, model_index, read_config
-from .registry import ResolvedModel
+from .presets import ResolvedModel
 
 
 class Wan(Family):
