@@ -16,15 +16,19 @@ from localvideo.store.db import Database
 
 def test_blocks_are_what_a_person_reads_as_one() -> None:
     text = ("Travel document application\nApplicant details\n\n"
-            "Fee: 75 EUR\n────────\nline a\nline b\nline c\nline d\nline e\n|\n")
+            "Fee: 75 EUR\n────────\nl1\nl2\nl3\nl4\nl5\nl6\n|\n")
     assert embed.split_blocks(text) == [
         "Travel document application\nApplicant details",
-        "Fee: 75 EUR\nline a\nline b\nline c",      # rule line dropped, 4 lines at most
-        "line d\nline e",
+        "Fee: 75 EUR\nl1\nl2\nl3\nl4\nl5",       # rule line dropped, 6 lines at most
+        "l6",
     ]
-    # The title comes first as block -1; a block is found again by its index.
-    got = embed.frame_blocks(text, "Passport - Firefox")
-    assert got[0] == (-1, "Passport - Firefox") and got[1][0] == 0
+    # Each block carries the window title in front; a frame without text embeds its title.
+    got = embed.frame_blocks(text, "Passport  - Firefox")
+    assert got[0] == (0, "Passport - Firefox\nTravel document application\nApplicant details")
+    assert [i for i, _ in got] == [0, 1, 2]
+    assert embed.frame_blocks("", "Passport - Firefox") == [(-1, "Passport - Firefox")]
+    assert embed.frame_blocks("──\n", "──") == []
+    # A block is found again by its index.
     assert embed.block_text(text, "t", 1).startswith("Fee: 75 EUR")
     assert embed.block_text(text, "Passport", -1) == "Passport"
     long = "word " * 200

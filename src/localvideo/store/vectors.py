@@ -33,7 +33,7 @@ from ..errors import DependencyError, StoreError
 from .db import Conn, Database
 
 COARSE_K = 256         # bit-code candidates reranked exactly per query (more: slower, surer)
-EXACT_MAX = 20000      # a filter leaving at most this many blocks is scored exactly
+EXACT_MAX = 8000       # a time span holding at most this many blocks is scored exactly
 RRF_K = 60             # reciprocal-rank fusion constant (Cormack et al. 2009)
 KEYWORD_POOL = 400     # newest FTS matches ranked by BM25 for the fusion
 
@@ -274,7 +274,9 @@ def store_frames(conn: sqlite3.Connection, model: VecModel,
     new = 0
     for frame_id, blocks in frames:
         conn.execute("DELETE FROM vec_frames WHERE frame_id = ? AND item_id IN "
-                     "(SELECT id FROM vec_items WHERE model_id = ?)", (frame_id, model.id))
+                     "(SELECT vf.item_id FROM vec_frames vf JOIN vec_items i ON i.id = vf.item_id"
+                     " WHERE vf.frame_id = ? AND i.model_id = ?)",
+                     (frame_id, frame_id, model.id))
         if blocks:
             q, bits = quantize(np.stack([b.vector for b in blocks]))
         for i, b in enumerate(blocks):
@@ -362,38 +364,36 @@ def _cosine(query: np.ndarray, blobs: Sequence[bytes]) -> np.ndarray:
     return (m @ query) / norms  # type: ignore[no-any-return]
 
 
-def nearest(db: Database, model: VecModel, query: np.ndarray, *, app: str | None = None,
-            since: float | None = None, until: float | None = None, limit: int = 50,
-            min_score: float = 0.0) -> list[Ranked]:
-    """Frames whose blocks are nearest in meaning to ``query`` (float, normalised), best first.
+def _id_bounds(conn: sqlite3.Connection, since: float | None,
+               until: float | None) -> tuple[int, int]:
+    """Frame ids that can hold [since, until] (ids grow with time, min/max hold regardless)."""
+    lo = hi = None
+    if since is not None:
+        lo = conn.execute("SELECT MIN(id) FROM frames WHERE ts >= ?", (since,)).fetchone()[0]
+    if until is not None:
+        hi = conn.execute("SELECT MAX(id) FROM frames WHERE ts <= ?", (until,)).fetchone()[0]
+    return (lo if lo is not None else (0 if since is None else 1 << 62),
+            hi if hi is not None else (1 << 62 if until is None else -1))
 
-    A frame's score is its best block's cosine similarity; ties go to the newer frame.
-    """
-    load_extension(db)
-    conn = db.conn
-    purge(conn)
-    q = np.asarray(query, dtype=np.float32).reshape(-1)
-    q = q / (np.linalg.norm(q) or 1.0)
-    where, params = _filters(app, since, until)
+
+def _candidates_in_range(conn: sqlite3.Connection, model: VecModel, lo: int, hi: int,
+                         where: str, params: list[Any], cap: int | None) -> list[int] | None:
+    """Blocks shown by frames in the id range passing the filter; None when over ``cap``."""
+    rows = conn.execute(
+        "SELECT DISTINCT vf.item_id FROM vec_frames vf JOIN frames f ON f.id = vf.frame_id "
+        "JOIN vec_items i ON i.id = vf.item_id WHERE vf.frame_id BETWEEN ? AND ? "
+        f"AND i.model_id = ?{where} LIMIT ?",
+        [lo, hi, model.id, *params, -1 if cap is None else cap + 1]).fetchall()
+    if cap is not None and len(rows) > cap:
+        return None
+    return [int(r[0]) for r in rows]
+
+
+def _rank_frames(conn: sqlite3.Connection, q: np.ndarray, items: list[int], where: str,
+                 params: list[Any], limit: int, min_score: float) -> dict[int, Ranked]:
     scored: list[tuple[int, float]] = []
-    exact = None
-    if where:
-        # A narrow filter: score every block it leaves (exact, and never misses a block the
-        # coarse scan would have ranked below frames outside the filter).
-        rows = conn.execute(
-            "SELECT DISTINCT vf.item_id FROM vec_frames vf JOIN frames f ON f.id = vf.frame_id "
-            f"JOIN vec_items i ON i.id = vf.item_id WHERE i.model_id = ?{where} LIMIT ?",
-            [model.id, *params, EXACT_MAX + 1]).fetchall()
-        if len(rows) <= EXACT_MAX:
-            exact = [int(r[0]) for r in rows]
-    if exact is None:
-        k = COARSE_K if not where else COARSE_K * 8
-        bits = np.packbits(q > 0).tobytes()
-        exact = [int(r[0]) for r in conn.execute(
-            f"SELECT rowid FROM {model.table} WHERE bits MATCH vec_bit(?) AND k = ?",
-            (bits, k)).fetchall()]
-    for i in range(0, len(exact), 900):
-        part = exact[i:i + 900]
+    for i in range(0, len(items), 900):
+        part = items[i:i + 900]
         rows = conn.execute(f"SELECT id, vector FROM vec_items WHERE id IN "
                             f"({','.join('?' * len(part))})", part).fetchall()
         if rows:
@@ -416,6 +416,38 @@ def nearest(db: Database, model: VecModel, query: np.ndarray, *, app: str | None
                 best[fid] = Ranked(int(fid), sim[item], int(block))
         if len(best) >= limit:
             break
+    return best
+
+
+def nearest(db: Database, model: VecModel, query: np.ndarray, *, app: str | None = None,
+            since: float | None = None, until: float | None = None, limit: int = 50,
+            min_score: float = 0.0) -> list[Ranked]:
+    """Frames whose blocks are nearest in meaning to ``query`` (float, normalised), best first.
+
+    A frame's score is its best block's cosine similarity; ties go to the newer frame.
+    Without a filter: Hamming kNN over the bit codes (sqlite-vec), the candidates reranked
+    by exact cosine. A time span holding at most EXACT_MAX blocks is scored exactly; a wider
+    one, or an app filter alone, filters 8× the coarse candidates (a block of that app that is
+    not among the COARSE_K × 8 nearest of all is not found by meaning; words still find it).
+    """
+    load_extension(db)
+    conn = db.conn
+    purge(conn)
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    q = q / (np.linalg.norm(q) or 1.0)
+    where, params = _filters(app, since, until)
+    lo, hi = _id_bounds(conn, since, until)
+    items: list[int] | None = None
+    if since is not None or until is not None:
+        items = _candidates_in_range(conn, model, lo, hi, where, params, EXACT_MAX)
+    if items is None:
+        bits = np.packbits(q > 0).tobytes()
+        items = [int(r[0]) for r in conn.execute(
+            f"SELECT rowid FROM {model.table} WHERE bits MATCH vec_bit(?) AND k = ?",
+            (bits, COARSE_K * 8 if where else COARSE_K)).fetchall()]
+        best = _rank_frames(conn, q, items, where, params, limit, min_score)
+    else:
+        best = _rank_frames(conn, q, items, where, params, limit, min_score)
     return sorted(best.values(), key=lambda r: -r.score)[:limit]
 
 
