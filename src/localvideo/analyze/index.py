@@ -151,16 +151,15 @@ def sessions(db: Database, since: float | None = None, until: float | None = Non
     """
     runs: list[Session] = []
     prev_ts: float | None = None
-    for r in frames_db.window_rows(db, since, until):
-        ts = r.ts
-        if r.excluded and drop_excluded:
+    for ts, row_app, row_title, row_excluded in frames_db.window_rows(db, since, until):
+        if row_excluded and drop_excluded:
             # The excluded window is a hole: the run before it ends where it begins.
             if runs and prev_ts is not None and ts - prev_ts <= idle_gap:
                 runs[-1].end_ts = ts
             prev_ts = None
             continue
-        excluded = bool(r.excluded)
-        app, title = r.app or "", EXCLUDED_TITLE if excluded else (r.title or "")
+        excluded = bool(row_excluded)
+        app, title = row_app or "", EXCLUDED_TITLE if excluded else (row_title or "")
         contiguous = prev_ts is not None and ts - prev_ts <= idle_gap
         if runs and contiguous:
             runs[-1].end_ts = ts
