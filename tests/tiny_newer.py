@@ -1,7 +1,7 @@
 """Tiny random-weight pipelines of the newer families, built offline and saved in diffusers
 format (SkyReels-V2 so far; HunyuanVideo 1.5, Kandinsky 5, Sana Video and LTX-2 as they land).
 
-Same rules as the older families' builders (tiny.py): every model from a small config, the
+Same rules as the older families' builders (tinymodels.py): every model from a small config, the
 tokenizer a ``tokenizers`` WordLevel model, nothing fetched. Sizes follow diffusers' own
 pipeline tests for each class.
 """
@@ -11,16 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-try:    # helper A2 is moving the older builders from the package into tests/
-    from tiny import _eval, _t5, _tokenizer  # type: ignore[import-not-found]
-except ImportError:
-    from localvideo.synth.tiny import _eval, _t5, _tokenizer
+from tinymodels import _eval, _t5, _tokenizer
 
 # kind → (family, a valid tiny size)
 KINDS: dict[str, dict[str, Any]] = {
     "skyreels": {"family": "skyreels", "height": 16, "width": 16, "frames": 9},
     "skyreels-df": {"family": "skyreels", "height": 16, "width": 16, "frames": 9},
     "skyreels-i2v": {"family": "skyreels", "height": 16, "width": 16, "frames": 9},
+    # HunyuanVideo 1.5's tiny VAE compresses 4× in space, 2× in time; image to video takes
+    # the bucket of target_size 16 closest to the image's shape (square: 16×16).
+    "hunyuan15": {"family": "hunyuan15", "height": 16, "width": 16, "frames": 9},
+    "hunyuan15-i2v": {"family": "hunyuan15", "height": 16, "width": 16, "frames": 9},
 }
 
 
@@ -33,7 +34,7 @@ def build(kind: str, out_dir: Path, *, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     family, _, variant = kind.partition("-")
-    pipe = {"skyreels": _skyreels}[family](variant=variant)
+    pipe = {"skyreels": _skyreels, "hunyuan15": _hunyuan15}[family](variant=variant)
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out_dir)
     return out_dir
@@ -73,3 +74,56 @@ def _skyreels(*, variant: str) -> Any:
     return diffusers.SkyReelsV2ImageToVideoPipeline(
         image_encoder=encoder, image_processor=CLIPImageProcessor(crop_size=32, size=32),
         transformer=transformer(36, image_dim=4), **common)
+
+
+def _hunyuan15(*, variant: str) -> Any:
+    """variant: "" (HunyuanVideo15Pipeline), "i2v" (SigLIP image encoder, i2v transformer).
+    Shapes from diffusers' own HunyuanVideo 1.5 test; guidance 6.0 as the released
+    (undistilled) checkpoints ship it in their guider."""
+    import diffusers
+    from diffusers.guiders import ClassifierFreeGuidance
+    from transformers import (
+        ByT5Tokenizer,
+        Qwen2_5_VLTextConfig,
+        Qwen2_5_VLTextModel,
+        T5Config,
+        T5EncoderModel,
+    )
+
+    i2v = variant == "i2v"
+    transformer = diffusers.HunyuanVideo15Transformer3DModel(
+        in_channels=9, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=2,
+        num_refiner_layers=1, mlp_ratio=2.0, patch_size=1, patch_size_t=1, text_embed_dim=16,
+        text_embed_2_dim=32, image_embed_dim=12, rope_axes_dim=(2, 2, 4), target_size=16,
+        task_type="i2v" if i2v else "t2v")
+    vae = diffusers.AutoencoderKLHunyuanVideo15(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 16),
+        layers_per_block=1, spatial_compression_ratio=4, temporal_compression_ratio=2,
+        downsample_match_channel=False, upsample_match_channel=False)
+    qwen = Qwen2_5_VLTextModel(Qwen2_5_VLTextConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=16, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, rope_theta=1000000.0, bos_token_id=3,
+        eos_token_id=1, pad_token_id=0,
+        rope_scaling={"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"}))
+    tokenizer = _tokenizer()
+    # The pipeline formats the prompt as a chat (system message + user prompt).
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['content'] }} {% endfor %}"
+                               "{% if add_generation_prompt %}the {% endif %}")
+    # ByT5 ids run to 384 (bytes + specials + extra ids): the glyph encoder's vocabulary.
+    byt5 = T5EncoderModel(T5Config(vocab_size=384, d_model=32, d_kv=8, d_ff=37, num_layers=2,
+                                   num_heads=4, relative_attention_num_buckets=8))
+    common: dict[str, Any] = {
+        "transformer": _eval(transformer), "vae": _eval(vae), "text_encoder": _eval(qwen),
+        "tokenizer": tokenizer, "text_encoder_2": _eval(byt5), "tokenizer_2": ByT5Tokenizer(),
+        "scheduler": diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0),
+        "guider": ClassifierFreeGuidance(guidance_scale=6.0)}
+    if not i2v:
+        return diffusers.HunyuanVideo15Pipeline(**common)
+    from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+
+    encoder = SiglipVisionModel(SiglipVisionConfig(
+        hidden_size=12, intermediate_size=16, num_hidden_layers=2, num_attention_heads=2,
+        image_size=32, patch_size=8))
+    return diffusers.HunyuanVideo15ImageToVideoPipeline(
+        image_encoder=_eval(encoder),
+        feature_extractor=SiglipImageProcessor(size={"height": 32, "width": 32}), **common)
