@@ -11,8 +11,10 @@ want="${1:-core}"
 debs=(xvfb xdotool xterm openbox x11-utils tesseract-ocr tesseract-ocr-eng fonts-dejavu-core)
 # test: a headless sway (run as an unprivileged user: sway refuses root) with foot windows,
 # grim for wlr-screencopy, Xwayland and xhost (root may connect), strace (no-network test).
+# PipeWire, WirePlumber and GStreamer's PipeWire source carry the portal path's frames.
 [ "$want" = test ] && debs+=(chromium ffmpeg sway foot wtype grim xwayland x11-xserver-utils
-                             dbus-daemon strace)
+                             dbus-daemon strace pipewire wireplumber gstreamer1.0-pipewire
+                             gstreamer1.0-tools gstreamer1.0-plugins-base)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -50,14 +50,19 @@ def test_wayland_without_a_compositor_names_what_works(monkeypatch: pytest.Monke
         open_backend(system="Linux", backend="x11")
 
 
-def test_gnome_and_kde_say_the_portal_is_not_there_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gnome_and_kde_need_the_portal(monkeypatch: pytest.MonkeyPatch,
+                                       tmp_path: Path) -> None:
+    # No session bus at all: the portal path (tests/capture/test_wayland_portal.py) can't run.
     monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     for desktop in ("GNOME", "KDE"):
         monkeypatch.setenv("XDG_CURRENT_DESKTOP", desktop)
         with pytest.raises(NoDisplayError) as err:
-            open_backend(system="Linux")
-        assert "xdg-desktop-portal" in err.value.message and "not implemented" in err.value.message
+            open_backend(system="Linux", state_dir=tmp_path)
+        msg = err.value.message
+        assert f"{desktop} offers no wlr-screencopy" in msg and "xdg-desktop-portal" in msg
+        assert "DBUS_SESSION_BUS_ADDRESS is not set" in msg
         assert "--backend x11" in (err.value.hint or "")
 
 
@@ -66,6 +71,7 @@ def test_auto_falls_back_to_xwayland_loudly(desktop: XDisplay,
     # A GNOME session with XWayland: no Wayland path yet, so X11 — and `why` says what is lost.
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     monkeypatch.setenv("XDG_CURRENT_DESKTOP", "GNOME")
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     with open_backend(system="Linux") as b:
         assert isinstance(b, X11Backend)
         assert "Wayland capture is unavailable" in b.why and "only X11 apps" in b.why
@@ -127,9 +133,10 @@ def test_wayland_hint_names_the_x_server_that_is_there(tmp_path: Path,
     (tmp_path / "X3-lock").touch()
     assert x_displays(tmp_path) == [":3", ":12"]
     monkeypatch.setenv("XDG_CURRENT_DESKTOP", "GNOME")
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     with pytest.raises(NoDisplayError) as err:
-        open_wayland(socket_dir=tmp_path)
+        open_wayland(socket_dir=tmp_path, state_dir=tmp_path)
     assert "export DISPLAY=:3" in (err.value.hint or "")
     with pytest.raises(NoDisplayError) as err:
-        open_wayland(socket_dir=tmp_path / "missing")
+        open_wayland(socket_dir=tmp_path / "missing", state_dir=tmp_path)
     assert "export DISPLAY=:0" in (err.value.hint or "")

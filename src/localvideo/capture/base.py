@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -115,8 +116,10 @@ class CaptureBackend(abc.ABC):
 
 
 def open_backend(mode: str = "active-window", display: str = "1",
-                 system: str | None = None, backend: str = "auto") -> CaptureBackend:
+                 system: str | None = None, backend: str = "auto",
+                 state_dir: Path | None = None) -> CaptureBackend:
     """Pick and open the backend for this platform (see capture/registry.py)."""
     from .registry import open_backend as _open
 
-    return _open(mode=mode, display=display, system=system, backend=backend)
+    return _open(mode=mode, display=display, system=system, backend=backend,
+                 state_dir=state_dir)

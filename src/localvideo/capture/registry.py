@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+from pathlib import Path
 
 from ..errors import CaptureError, DependencyError, LocalVideoError, NoDisplayError, UsageError
 from .base import CaptureBackend
@@ -66,7 +67,8 @@ def _open_x11(mode: str, display: str) -> CaptureBackend:
     return X11Backend(mode=mode, display=display)
 
 
-def _open_linux(mode: str, display: str, backend: str) -> CaptureBackend:
+def _open_linux(mode: str, display: str, backend: str,
+                state_dir: Path | None) -> CaptureBackend:
     wayland, x11 = os.environ.get("WAYLAND_DISPLAY", ""), os.environ.get("DISPLAY", "")
     fallback = ""
     opened: CaptureBackend
@@ -79,7 +81,7 @@ def _open_linux(mode: str, display: str, backend: str) -> CaptureBackend:
         from .wayland import open_wayland
 
         try:
-            opened = open_wayland(mode=mode, display=display)
+            opened = open_wayland(mode=mode, display=display, state_dir=state_dir)
         except LocalVideoError as exc:
             if backend == "wayland" or not x11:
                 raise
@@ -114,8 +116,12 @@ def _open_linux(mode: str, display: str, backend: str) -> CaptureBackend:
 
 
 def open_backend(mode: str = "active-window", display: str = "1",
-                 system: str | None = None, backend: str = "auto") -> CaptureBackend:
+                 system: str | None = None, backend: str = "auto",
+                 state_dir: Path | None = None) -> CaptureBackend:
     """Open the capture backend for ``system`` (default: this machine's ``platform.system()``).
+
+    ``state_dir`` (the data dir) keeps what a backend must remember between runs: the
+    xdg-desktop-portal restore token, so the user is asked to share the screen once.
 
     ``backend`` is ``auto`` (Wayland whenever WAYLAND_DISPLAY is set, even with DISPLAY set
     too: that DISPLAY is XWayland, blind to native windows), ``x11`` or ``wayland``.
@@ -129,7 +135,7 @@ def open_backend(mode: str = "active-window", display: str = "1",
                          hint="leave out --backend (auto)")
 
     if system == "Linux":
-        return _open_linux(mode, display, backend)
+        return _open_linux(mode, display, backend, state_dir)
     if system == "Darwin":
         try:
             from .macos import MacOSBackend

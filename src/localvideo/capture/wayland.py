@@ -10,8 +10,9 @@ window is in front. What each desktop offers instead:
 - sway/i3 answer ``get_tree`` on their IPC socket (capture/sway.py); Hyprland answers
   ``hyprctl activewindow -j`` (capture/hyprland.py). Without either, only display mode
   works and the title is unknown (said once, in ``why``).
-- GNOME and KDE offer only the xdg-desktop-portal ScreenCast → PipeWire path, which this
-  module does not speak yet: opening fails with a message that says what does work there.
+- GNOME and KDE offer only the xdg-desktop-portal ScreenCast → PipeWire path
+  (capture/portal.py): whole monitors, the window in front unknown (no portal names it).
+  It is also the way out on a wlroots compositor without grim or wlr-screencopy.
 
 The recorder may run as another user than the compositor (the tests run it as root against
 an unprivileged user's sway): WAYLAND_DISPLAY and SWAYSOCK may be absolute paths.
@@ -29,7 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import CaptureError, DependencyError, NoDisplayError, UsageError
+from ..errors import CaptureError, DependencyError, LocalVideoError, NoDisplayError, UsageError
 from .base import CaptureBackend, Frame, WindowInfo, check_display_exists, window_extra
 from .sway import FocusedWindow, Output, SwayIPC, find_socket
 
@@ -38,8 +39,7 @@ log = logging.getLogger("localvideo.capture")
 X_SOCKETS = Path("/tmp/.X11-unix")
 _PPM = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s")
 _NO_SCREENCOPY = ("screencopy", "screen-copy", "zwlr_screencopy")
-PORTAL_TODO = ("the xdg-desktop-portal ScreenCast path that GNOME and KDE need is not "
-               "implemented in localvideo yet")
+NO_SCREENCOPY = "this Wayland compositor does not offer wlr-screencopy"
 
 
 def x_displays(socket_dir: Path = X_SOCKETS) -> list[str]:
@@ -147,8 +147,7 @@ class Grim:
 def _grim_error(stderr: str, socket_dir: Path = X_SOCKETS) -> CaptureError:
     low = stderr.lower()
     if any(k in low for k in _NO_SCREENCOPY):
-        return NoDisplayError(f"this Wayland compositor does not offer wlr-screencopy "
-                              f"(grim: {stderr[:200]}), and {PORTAL_TODO}",
+        return NoDisplayError(f"{NO_SCREENCOPY} (grim: {stderr[:200]})",
                               hint=_fallback_hint(socket_dir))
     if "display" in low and ("connect" in low or "failed" in low):
         return NoDisplayError(f"cannot connect to the Wayland compositor at "
@@ -242,19 +241,27 @@ class WaylandBackend(CaptureBackend):
 
 
 def open_wayland(mode: str = "active-window", display: str = "1",
-                 socket_dir: Path = X_SOCKETS) -> WaylandBackend:
-    """Open the wlroots path (grim + sway IPC or hyprctl), or explain what works instead."""
+                 socket_dir: Path = X_SOCKETS, state_dir: Path | None = None) -> CaptureBackend:
+    """Open the wlroots path (grim + sway IPC or hyprctl); on GNOME and KDE, or where
+    wlr-screencopy is missing, the xdg-desktop-portal path; or explain what works instead.
+
+    ``state_dir`` is the data dir: the portal's restore token is kept under it.
+    """
     wayland = os.environ.get("WAYLAND_DISPLAY", "")
     desktop = desktop_name()
     if any(d in desktop for d in ("gnome", "kde", "plasma")):
-        # GNOME and KDE have no wlr-screencopy: only the portal, which is not spoken yet.
-        raise NoDisplayError(f"{desktop or 'this'} Wayland session ({wayland}): {PORTAL_TODO}, "
-                             "and this compositor offers no wlr-screencopy",
-                             hint=_fallback_hint(socket_dir))
+        # GNOME and KDE have no wlr-screencopy: the portal is the only way in.
+        return open_portal(mode, display, socket_dir, state_dir,
+                           why=f"{os.environ.get('XDG_CURRENT_DESKTOP') or desktop} offers "
+                               "no wlr-screencopy")
     try:
         grim = Grim(socket_dir=socket_dir)
     except DependencyError as exc:
-        raise DependencyError(f"Wayland session ({wayland}): {exc.message}", exc.hint) from exc
+        try:
+            return open_portal(mode, display, socket_dir, state_dir, why="grim is missing")
+        except LocalVideoError:
+            raise DependencyError(f"Wayland session ({wayland}): {exc.message}", exc.hint) \
+                from exc
     windows: WindowSource | None = None
     via = ""
     # An explicit SWAYSOCK wins; on Hyprland ask hyprctl; else look for a sway socket.
@@ -267,9 +274,43 @@ def open_wayland(mode: str = "active-window", display: str = "1",
         elif sock := sock or find_socket():
             windows, via = SwayIPC(sock), f"sway IPC ({sock})"
         # One tiny grab proves the compositor speaks wlr-screencopy before recording starts.
-        grim.grab(region=(0, 0, 1, 1))
+        try:
+            grim.grab(region=(0, 0, 1, 1))
+        except NoDisplayError as exc:
+            if NO_SCREENCOPY not in exc.message:
+                raise
+            try:
+                return open_portal(mode, display, socket_dir, state_dir, why=NO_SCREENCOPY)
+            except LocalVideoError as portal_exc:
+                raise NoDisplayError(f"{exc.message}; the xdg-desktop-portal path failed too: "
+                                     f"{portal_exc.message}", exc.hint) from portal_exc
         return WaylandBackend(mode, display, grim=grim, windows=windows, windows_via=via)
     except BaseException:
         if windows is not None:
             windows.close()
         raise
+
+
+def open_portal(mode: str, display: str, socket_dir: Path = X_SOCKETS,
+                state_dir: Path | None = None, why: str = "") -> CaptureBackend:
+    """The xdg-desktop-portal ScreenCast path (capture/portal.py), with errors that say
+    what does work when it cannot run."""
+    from .portal import TOKEN_NAME, PortalBackend
+
+    if display not in ("1", "all"):
+        raise UsageError(f"display {display}: through the portal localvideo records the "
+                         "monitor you pick in its dialog", hint="use `--display 1`")
+    if state_dir is None:
+        from ..config import resolve_data_dir
+
+        state_dir = resolve_data_dir(None)
+    try:
+        backend = PortalBackend(mode, display, token_file=state_dir / "state" / TOKEN_NAME)
+    except LocalVideoError as exc:
+        raise NoDisplayError(f"Wayland session ({os.environ.get('WAYLAND_DISPLAY', '')}): "
+                             f"{why + ', and ' if why else ''}the xdg-desktop-portal screen "
+                             f"cast failed: {exc.message}",
+                             hint=f"{exc.hint}; or {_fallback_hint(socket_dir)}"
+                             if exc.hint else _fallback_hint(socket_dir)) from exc
+    backend.why = "; ".join(w for w in (why, backend.why) if w)
+    return backend

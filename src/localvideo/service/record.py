@@ -73,7 +73,8 @@ class RecordOps(ServiceBase):
                 from ..capture.virtual import VirtualDisplay
 
                 stack.enter_context(VirtualDisplay())
-            backend = stack.enter_context(open_backend(rs.mode, rs.display, backend=rs.backend))
+            backend = stack.enter_context(open_backend(
+                rs.mode, rs.display, backend=rs.backend, state_dir=data_dir))
             retention.enforce(self.db, data_dir, max_bytes=rs.max_bytes, max_age=rs.max_age)
             recorder = Recorder(self.settings, self.db, self.device_id, backend)
             try:
