@@ -62,6 +62,18 @@ _SIGLIP_SO400M = ("SiglipVisionModel", "SiglipVisionConfig",
                   {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27,
                    "num_attention_heads": 16, "image_size": 384, "patch_size": 14})
 
+# Kandinsky 5.0 Lite's transformer, and Qwen2.5-VL-7B whole (Qwen's config.json: the vision
+# tower is 32 blocks, 1280 wide, merged to 3584; untied LM head) as the Kandinsky pipelines load it.
+_K5LITE = {"in_visual_dim": 16, "out_visual_dim": 16, "in_text_dim": 3584, "in_text_dim2": 768,
+           "time_dim": 512, "patch_size": (1, 2, 2), "model_dim": 1792, "ff_dim": 7168,
+           "num_text_blocks": 2, "num_visual_blocks": 32, "axes_dims": (16, 24, 24),
+           "visual_cond": True}
+_QWEN25VL7B_FULL = ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLConfig",
+                    {"text_config": _QWEN25VL7B[2],
+                     "vision_config": {"depth": 32, "hidden_size": 1280,
+                                       "intermediate_size": 3420, "num_heads": 16,
+                                       "out_hidden_size": 3584}})
+
 
 @dataclass(frozen=True)
 class RealSpec:
@@ -156,6 +168,20 @@ REAL: dict[str, RealSpec] = {
         ("AutoencoderKLHunyuanVideo15", {}),
         {"text_encoder": _QWEN25VL7B, "text_encoder_2": _BYT5_SMALL,
          "image_encoder": _SIGLIP_SO400M}),
+    # Kandinsky 5.0 Lite: transformer/config.json of the Lite checkpoints (diffusers docs,
+    # Kandinsky's README), HunyuanVideo's VAE, the whole Qwen2.5-VL-7B, CLIP-L text.
+    "kandinsky5-t2v-lite-5s": RealSpec(
+        "Kandinsky5T2VPipeline", ("Kandinsky5Transformer3DModel", _K5LITE),
+        ("AutoencoderKLHunyuanVideo", {}), {"text_encoder": _QWEN25VL7B_FULL,
+                                            "text_encoder_2": _CLIP_L}),
+    "kandinsky5-t2v-lite-distilled-5s": RealSpec(
+        "Kandinsky5T2VPipeline", ("Kandinsky5Transformer3DModel", _K5LITE),
+        ("AutoencoderKLHunyuanVideo", {}), {"text_encoder": _QWEN25VL7B_FULL,
+                                            "text_encoder_2": _CLIP_L}),
+    "kandinsky5-t2v-lite-10s": RealSpec(
+        "Kandinsky5T2VPipeline", ("Kandinsky5Transformer3DModel", _K5LITE),
+        ("AutoencoderKLHunyuanVideo", {}), {"text_encoder": _QWEN25VL7B_FULL,
+                                            "text_encoder_2": _CLIP_L}),
 }
 
 

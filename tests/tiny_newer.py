@@ -22,6 +22,8 @@ KINDS: dict[str, dict[str, Any]] = {
     # the bucket of target_size 16 closest to the image's shape (square: 16×16).
     "hunyuan15": {"family": "hunyuan15", "height": 16, "width": 16, "frames": 9},
     "hunyuan15-i2v": {"family": "hunyuan15", "height": 16, "width": 16, "frames": 9},
+    # Kandinsky 5: HunyuanVideo's VAE (8×, 4×) under a transformer patching 2×2.
+    "kandinsky5": {"family": "kandinsky5", "height": 32, "width": 32, "frames": 5},
 }
 
 
@@ -34,7 +36,8 @@ def build(kind: str, out_dir: Path, *, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     family, _, variant = kind.partition("-")
-    pipe = {"skyreels": _skyreels, "hunyuan15": _hunyuan15}[family](variant=variant)
+    pipe = {"skyreels": _skyreels, "hunyuan15": _hunyuan15,
+            "kandinsky5": _kandinsky5}[family](variant=variant)
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out_dir)
     return out_dir
@@ -127,3 +130,45 @@ def _hunyuan15(*, variant: str) -> Any:
     return diffusers.HunyuanVideo15ImageToVideoPipeline(
         image_encoder=_eval(encoder),
         feature_extractor=SiglipImageProcessor(size={"height": 32, "width": 32}), **common)
+
+
+def _kandinsky5(*, variant: str) -> Any:
+    """Kandinsky5T2VPipeline with the shapes of diffusers' own test: a Qwen2.5-VL (the real
+    text encoder's class, tiny), a CLIP text model for the pooled embedding, HunyuanVideo's
+    VAE. The pipeline crops the first 128 tokens (its system prompt) off the Qwen embeddings;
+    the WordLevel tokenizer splits that prompt into more than 128 tokens, so the user's
+    words survive the crop as they do with the real tokenizer."""
+    import diffusers
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+    )
+
+    vae = diffusers.AutoencoderKLHunyuanVideo(
+        in_channels=3, out_channels=3, spatial_compression_ratio=8, temporal_compression_ratio=4,
+        latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4)
+    qwen = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
+        text_config={"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": 64,
+                     "rope_theta": 1000000.0, "bos_token_id": 3, "eos_token_id": 1,
+                     "pad_token_id": 0,
+                     "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default",
+                                      "type": "default"}},
+        vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2,
+                       "out_hidden_size": 16},
+        hidden_size=16, vocab_size=64, image_token_id=61, video_token_id=62,
+        vision_start_token_id=60, vision_end_token_id=63))
+    clip = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=3, eos_token_id=1, hidden_size=32, intermediate_size=37,
+        num_attention_heads=4, num_hidden_layers=2, pad_token_id=0, vocab_size=64,
+        hidden_act="gelu", projection_dim=32, max_position_embeddings=77))
+    transformer = diffusers.Kandinsky5Transformer3DModel(
+        in_visual_dim=4, in_text_dim=16, in_text_dim2=32, time_dim=32, out_visual_dim=4,
+        patch_size=(1, 2, 2), model_dim=48, ff_dim=128, num_text_blocks=1,
+        num_visual_blocks=2, axes_dims=(8, 8, 8), visual_cond=False)
+    return diffusers.Kandinsky5T2VPipeline(
+        transformer=_eval(transformer), vae=_eval(vae), text_encoder=_eval(qwen),
+        tokenizer=_tokenizer(), text_encoder_2=_eval(clip), tokenizer_2=_tokenizer(bos=True),
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0))

@@ -201,6 +201,33 @@ def test_hunyuan15_image_sizes_are_its_buckets(newer_model: Callable[[str], Path
     assert "--width" in (err.value.hint or "") and "bucket" in err.value.message
 
 
+def test_kandinsky5_frames_are_the_plain_pipeline_frames(newer_model: Callable[[str], Path],
+                                                         tmp_path: Path) -> None:
+    """Latents come back channel-last (B, F, H, W, C); the family's decode permutes them as
+    the pipeline does, with guidance 5.0 (the unconditional pass on the default negative)."""
+    model_dir = newer_model("kandinsky5")
+    r, req = run_ours("kandinsky5", model_dir, tmp_path / "ours.mp4")
+    assert r["pipeline"] == "Kandinsky5T2VPipeline" and req.guidance == 5.0
+    import torch
+
+    saved = torch.load(r["latents"], weights_only=True)["latents"]
+    assert saved.shape[-1] == 4 and saved.shape[1] == (req.frames - 1) // 4 + 1
+    plain = plain_frames("Kandinsky5T2VPipeline", model_dir, req)
+    check_same("kandinsky5", r["frames_array"], plain, req.frames)
+    assert len(read_mp4(tmp_path / "ours.mp4")) == req.frames
+    again = decode_again(r["latents"], tmp_path / "again.mp4")
+    assert int(np.abs(again.astype(int) - r["frames_array"].astype(int)).max()) <= 2
+
+
+def test_kandinsky5_profile_from_its_folder(newer_model: Callable[[str], Path]) -> None:
+    """Its config names width and depth its own way (model_dim, num_visual_blocks)."""
+    from localvideo.synth.presets import profile_from_dir
+
+    prof = profile_from_dir(newer_model("kandinsky5"), "kandinsky5")
+    assert prof.hidden == 48 and prof.blocks["transformer"] == 2 and prof.patch == 2
+    assert (prof.vae_spatial, prof.vae_temporal) == (8, 4)
+
+
 def test_skyreels_presets_detection_and_inputs(tmp_path: Path) -> None:
     import json
 

@@ -22,8 +22,10 @@ def test_registry_counts_match_the_real_configs(name: str) -> None:
         assert real == pytest.approx(profile.components[comp], rel=0.03), (name, comp, real)
     # The planner's transformer width and depth are the config's too.
     t = comps["transformer"].config
-    assert t.num_attention_heads * t.attention_head_dim == profile.hidden
-    depth = t.num_layers + getattr(t, "num_single_layers", 0)
+    # Kandinsky 5 gives its width as model_dim and its depth as num_visual_blocks.
+    width = t.get("model_dim") or t.num_attention_heads * t.attention_head_dim
+    assert width == profile.hidden
+    depth = (t.get("num_layers") or t.get("num_visual_blocks")) + t.get("num_single_layers", 0)
     assert depth == profile.blocks["transformer"]
 
 

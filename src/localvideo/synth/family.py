@@ -183,11 +183,13 @@ def get(name: str) -> Family:
         from .cogvideox import CogVideoX
         from .hunyuan import Hunyuan
         from .hunyuan15 import Hunyuan15
+        from .kandinsky5 import Kandinsky5
         from .ltx import LTX
         from .skyreels import SkyReels
         from .wan import Wan
 
-        for fam in (LTX(), Wan(), Hunyuan(), CogVideoX(), SkyReels(), Hunyuan15()):
+        for fam in (LTX(), Wan(), Hunyuan(), CogVideoX(), SkyReels(), Hunyuan15(),
+                    Kandinsky5()):
             _FAMILIES[fam.name] = fam
     try:
         return _FAMILIES[name]

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import DependencyError, ModelNotFoundError, SynthError, UsageError
 
-FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox", "skyreels", "hunyuan15")
+FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox", "skyreels", "hunyuan15", "kandinsky5")
 
 # model_index.json `_class_name` → (family, takes an image)
 PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
@@ -34,6 +34,8 @@ PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
     "SkyReelsV2DiffusionForcingImageToVideoPipeline": ("skyreels", True),
     "HunyuanVideo15Pipeline": ("hunyuan15", False),
     "HunyuanVideo15ImageToVideoPipeline": ("hunyuan15", True),
+    "Kandinsky5T2VPipeline": ("kandinsky5", False),
+    "Kandinsky5I2VPipeline": ("kandinsky5", True),
 }
 
 
@@ -164,6 +166,14 @@ _HY15I = Profile("hunyuan15", {"transformer": 8.33 * _B, "text_encoder": 7.07 * 
                  {"transformer": 54, "text_encoder": 28, "text_encoder_2": 12,
                   "image_encoder": 27}, hidden=2048, vae_spatial=16, vae_temporal=4, patch=1,
                  cfg=False, decode_bytes_per_px=300.0)
+# Kandinsky 5.0 Video Lite: a 2.0B transformer (model_dim 1792, 32 visual + 2 text blocks, patch
+# 1×2×2; its transformer/config.json as the diffusers docs and Kandinsky's README give it),
+# HunyuanVideo's VAE, Qwen2.5-VL-7B whole (8.29B, vision tower included: the pipeline loads
+# Qwen2_5_VLForConditionalGeneration) and CLIP-L's text model. Counted in tests/realsize.py.
+_K5LITE = Profile("kandinsky5", {"transformer": 2.01 * _B, "text_encoder": 8.29 * _B,
+                                 "text_encoder_2": 0.123 * _B, "vae": 0.25 * _B},
+                  {"transformer": 32, "text_encoder": 28, "text_encoder_2": 12}, hidden=1792,
+                  vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=500.0)
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("ltx-video", "ltx", "Lightricks/LTX-Video", "LTXPipeline", False, 480, 704, 161, 25,
@@ -220,6 +230,19 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "hunyuanvideo-community/HunyuanVideo-1.5-480p_i2v",
            "HunyuanVideo15ImageToVideoPipeline", True, 480, 848, 121, 24, 50, 6.0, _HY15I,
            params="8.3B", note="sizes are its 480p buckets (nearest to the image's shape)"),
+    # Kandinsky 5.0 Lite (diffusers docs' model table and examples): 512×768, 121 frames (5 s at
+    # 24 fps) or 241 (10 s), 50 steps at guidance 5.0; the distilled one 16 steps, no CFG.
+    Preset("kandinsky5-t2v-lite-5s", "kandinsky5",
+           "kandinskylab/Kandinsky-5.0-T2V-Lite-sft-5s-Diffusers", "Kandinsky5T2VPipeline",
+           False, 512, 768, 121, 24, 50, 5.0, _K5LITE, params="2B"),
+    Preset("kandinsky5-t2v-lite-distilled-5s", "kandinsky5",
+           "kandinskylab/Kandinsky-5.0-T2V-Lite-distilled16steps-5s-Diffusers",
+           "Kandinsky5T2VPipeline", False, 512, 768, 121, 24, 16, 1.0, _K5LITE, params="2B",
+           note="16 steps, no CFG"),
+    Preset("kandinsky5-t2v-lite-10s", "kandinsky5",
+           "kandinskylab/Kandinsky-5.0-T2V-Lite-sft-10s-Diffusers", "Kandinsky5T2VPipeline",
+           False, 512, 768, 241, 24, 50, 5.0, _K5LITE, params="2B",
+           note="10 s; Kandinsky recommends --attention flex and --compile"),
 ]}
 
 
@@ -330,20 +353,24 @@ def profile_from_dir(model_dir: Path, family: str) -> Profile:
         if n:
             components[name] = n
             cfg = _read_config(folder / "config.json")
-            depth = (cfg.get("num_layers") or cfg.get("num_hidden_layers") or 0) + \
-                (cfg.get("num_single_layers") or 0)
+            # Kandinsky 5 names its depth num_visual_blocks.
+            depth = (cfg.get("num_layers") or cfg.get("num_hidden_layers")
+                     or cfg.get("num_visual_blocks") or 0) + (cfg.get("num_single_layers") or 0)
             if depth:
                 blocks[name] = int(depth)
     tcfg = _read_config(model_dir / "transformer" / "config.json")
     vcfg = _read_config(model_dir / "vae" / "config.json")
-    hidden = int(tcfg.get("num_attention_heads", 1) * tcfg.get("attention_head_dim", 64))
+    # Kandinsky 5 gives its width as model_dim, the others as heads × head size.
+    hidden = int(tcfg.get("model_dim") or
+                 tcfg.get("num_attention_heads", 1) * tcfg.get("attention_head_dim", 64))
     patch_raw = tcfg.get("patch_size", 1)
     patch = int(patch_raw[-1] if isinstance(patch_raw, list) else patch_raw or 1)
     from .family import get as get_family
 
     spatial, temporal = get_family(family).vae_factors(vcfg)
     base = {"ltx": _LTX, "wan": _WAN13, "hunyuan": _HY, "cogvideox": _COG2,
-            "skyreels": _SKY13, "hunyuan15": _HY15}[family]
+            "skyreels": _SKY13, "hunyuan15": _HY15,
+            "kandinsky5": _K5LITE}[family]
     active = tuple(n for n in ("transformer", "transformer_2") if n in components)
     return Profile(family, components, blocks, hidden=hidden, vae_spatial=spatial,
                    vae_temporal=temporal, patch=patch, cfg=base.cfg,
