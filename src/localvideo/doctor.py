@@ -71,7 +71,7 @@ def install_command(what: str) -> str | None:
 
 
 # -- checks ---------------------------------------------------------------------------------
-def check_display() -> Check:
+def check_display(settings: Settings | None = None) -> Check:
     system = platform.system()
     if system == "Linux":
         x11 = os.environ.get("DISPLAY")
@@ -82,24 +82,36 @@ def check_display() -> Check:
                 fix = f"{install_command('xvfb') or 'install Xvfb and openbox'} && {fix}"
             return Check("display", False, "no display server (DISPLAY and WAYLAND_DISPLAY "
                          "are unset)", fix)
-        what = f"X11 {x11}" if x11 else f"Wayland {wayland}"
-        if wayland and not x11:
-            what += " (no XWayland DISPLAY: capture needs the portal backend)"
-        return Check("display", True, what)
+        # Which capture path `record` takes here and why, without opening it (the portal
+        # would show its screen-picker dialog); what is missing for it is the fix.
+        from .capture.registry import plan_linux
+
+        backend = settings.record.backend if settings else "auto"
+        plan = plan_linux(backend, settings.data_dir if settings else None)
+        what = (f"Wayland {wayland}" + (f" (XWayland {x11})" if x11 else "")
+                if wayland else f"X11 {x11}")
+        what += f" — capture: {plan['backend']} via {plan['path']} ({plan['why']})"
+        if plan["prompt"]:
+            what += "; the first `localvideo record` asks once which screen to share"
+        return Check("display", not plan["install"], what, plan["install"] or None,
+                     data=plan)
     if system == "Darwin":
         return Check("display", True, "macOS (capture needs the Screen Recording permission)")
     return Check("display", True, system)
 
 
-def check_capture() -> Check:
+def check_capture(settings: Settings | None = None) -> Check:
     """One real grab through the backend the recorder would use."""
     from .errors import LocalVideoError
 
+    desc: dict[str, str] = {}
     try:
         from .capture.base import open_backend
 
         start = time.perf_counter()
-        with open_backend(mode="display") as backend:
+        with open_backend(mode="display", backend=settings.record.backend if settings else "auto",
+                          state_dir=settings.data_dir if settings else None) as backend:
+            desc = backend.describe()
             frame = backend.grab()
         ms = (time.perf_counter() - start) * 1000
     except ImportError as exc:
@@ -113,8 +125,8 @@ def check_capture() -> Check:
                      "on macOS grant Screen Recording to your terminal in System Settings › "
                      "Privacy & Security")
     w, h = frame.size
-    return Check("capture", True, f"grabbed {w}×{h} in {ms:.0f} ms",
-                 data={"width": w, "height": h, "ms": round(ms, 1)})
+    return Check("capture", True, f"{desc['backend']} via {desc['path']}: grabbed {w}×{h} in "
+                 f"{ms:.0f} ms", data={"width": w, "height": h, "ms": round(ms, 1), **desc})
 
 
 def check_encoders(settings: Settings) -> Check:
@@ -309,10 +321,13 @@ def _synth_verdict(checks: dict[str, Check], plan: PlanFn | None = None,
 def run_checks(settings: Settings, *, plan: PlanFn | None = None,
                models: ModelsFn | None = None) -> dict[str, Any]:
     start = time.perf_counter()
-    display = check_display()
+    display = check_display(settings)
+    prompt = bool((display.data or {}).get("prompt"))
     checks = {
         "display": display,
-        "capture": check_capture() if display.ok else
+        "capture": Check("capture", True, "not tried: the xdg-desktop-portal would show its "
+                         "screen-picker dialog; `localvideo record` asks once")
+        if display.ok and prompt else check_capture(settings) if display.ok else
         Check("capture", False, "skipped: no display", display.fix),
         "encoders": check_encoders(settings),
         "tesseract": check_tesseract(),

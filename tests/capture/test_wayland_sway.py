@@ -181,3 +181,16 @@ def test_ipc_reconnects_and_names_a_dead_socket(wl_env: SwaySession, tmp_path: P
     with pytest.raises(CaptureError, match="sway IPC socket") as err:
         SwayIPC(str(tmp_path / "nope.sock"))
     assert "SWAYSOCK" in (err.value.hint or "")
+
+
+def test_doctor_names_the_wayland_path(wl_env: SwaySession, data_dir: Path) -> None:
+    from localvideo.config import load_settings
+    from localvideo.doctor import check_capture, check_display
+
+    wl_env.foot("doctor — wldoc", "doctor", app_id="lvdoc")
+    settings = load_settings(data_dir)
+    d = check_display(settings)
+    assert d.ok and "capture: wayland via wlr-screencopy (grim)" in d.detail, d.detail
+    assert "sway IPC" in d.detail
+    c = check_capture(settings)
+    assert c.ok and c.detail.startswith("wayland via wlr-screencopy") and "1280×720" in c.detail

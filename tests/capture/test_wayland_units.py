@@ -102,3 +102,25 @@ def test_find_socket(tmp_path: Path) -> None:
     assert find_socket({"XDG_RUNTIME_DIR": str(tmp_path)}) == str(live)
     assert find_socket({"WAYLAND_DISPLAY": str(tmp_path / "wayland-1")}) == str(live)
     assert find_socket({"WAYLAND_DISPLAY": "wayland-1"}) is None
+
+
+def test_doctor_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from localvideo.config import load_settings
+    from localvideo.doctor import check_display, run_checks
+
+    settings = load_settings(tmp_path / "d")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    # A wlroots session without grim: the fix names it.
+    monkeypatch.delenv("XDG_CURRENT_DESKTOP", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    d = check_display(settings)
+    assert not d.ok and "grim" in (d.fix or "") and "gstreamer1.0-pipewire" in (d.fix or "")
+    # GNOME: the portal path, whole monitors, the dialog once; doctor does not open it.
+    monkeypatch.setenv("XDG_CURRENT_DESKTOP", "GNOME")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    d = check_display(settings)
+    assert "xdg-desktop-portal" in d.detail and "asks once" in d.detail, d.detail
+    assert "focused-window D-Bus extension" in d.detail
+    checks = {c["name"]: c for c in run_checks(settings)["checks"]}
+    assert checks["capture"]["detail"].startswith("not tried"), checks["capture"]

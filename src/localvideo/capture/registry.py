@@ -151,3 +151,58 @@ def open_backend(mode: str = "active-window", display: str = "1",
     raise CaptureError(f"screen capture is not supported on {system!r}",
                        hint="localvideo records on Linux (X11 and wlroots Wayland), macOS and "
                             "Windows; on a headless machine " + _VIRTUAL_HINT)
+
+
+def plan_linux(backend: str = "auto", state_dir: Path | None = None) -> dict[str, str]:
+    """What ``open_backend`` would take on this Linux session, and why — without opening it
+    (the portal path would show its dialog). For ``doctor``: ``backend``, ``path``, ``why``,
+    ``install`` (what is missing, as one command or pip line; "" when nothing is) and
+    ``prompt`` ("yes" when the portal will ask the user to pick a screen)."""
+    import shutil
+
+    from .wayland import desktop_name
+
+    backend = check_backend(backend)
+    wayland, x11 = os.environ.get("WAYLAND_DISPLAY", ""), os.environ.get("DISPLAY", "")
+    out = {"backend": "", "path": "", "why": "", "install": "", "prompt": ""}
+    if backend == "x11" or (backend == "auto" and not wayland):
+        out.update(backend="x11", path="mss (XShm) + python-xlib",
+                   why=("--backend x11" if backend == "x11" else f"DISPLAY={x11} is set")
+                   if x11 else "no display: DISPLAY is not set")
+        if wayland and x11:
+            out["why"] += "; on this Wayland session it sees only XWayland apps"
+        return out
+    desktop = desktop_name()
+    out["backend"] = "wayland"
+    big = any(d in desktop for d in ("gnome", "kde", "plasma"))
+    portal = big or not shutil.which("grim")
+    if not portal:
+        sway = bool(os.environ.get("SWAYSOCK") or os.environ.get("I3SOCK"))
+        hypr = bool(os.environ.get("HYPRLAND_INSTANCE_SIGNATURE"))
+        windows = ("sway IPC" if sway else "hyprctl activewindow" if hypr
+                   else "none found (display mode, title unknown)")
+        out.update(path=f"wlr-screencopy (grim) + active window from {windows}",
+                   why=f"WAYLAND_DISPLAY={wayland} is set and grim is installed")
+        return out
+    missing_debs = [p for p in ("gst-launch-1.0",) if not shutil.which(p)]
+    try:
+        import jeepney  # noqa: F401
+        pip = ""
+    except ImportError:
+        pip = "pip install jeepney"
+    install = [] if big else ["apt-get install grim (wlr-screencopy: sway, Hyprland, river…)"]
+    if missing_debs:
+        install.append("apt-get install gstreamer1.0-tools gstreamer1.0-pipewire "
+                       "gstreamer1.0-plugins-base (or your distribution's GStreamer PipeWire "
+                       "plugin)")
+    if pip:
+        install.append(pip)
+    token = (state_dir / "state" / "portal-screencast.token") if state_dir else None
+    out.update(path="xdg-desktop-portal ScreenCast → PipeWire",
+               why=(f"{desktop} offers no wlr-screencopy" if big else "grim is not installed") +
+               "; the portal names no window, so whole monitors are recorded with the title "
+               "unknown" + ("; window titles on GNOME need a focused-window D-Bus extension, "
+                            "which localvideo does not ship yet" if "gnome" in desktop else ""),
+               install="; ".join(install),
+               prompt="" if token and token.exists() else "yes")
+    return out
