@@ -178,6 +178,23 @@ REAL: dict[str, RealSpec] = {
         "Kandinsky5T2VPipeline", ("Kandinsky5Transformer3DModel", _K5LITE),
         ("AutoencoderKLHunyuanVideo", {}), {"text_encoder": _QWEN25VL7B_FULL,
                                             "text_encoder_2": _CLIP_L}),
+    # Sana Video 2B 480p: diffusers' scripts/convert_sana_video_to_diffusers.py (transformer_kwargs,
+    # sample_size 30 and patch 1×2×2 at 480p), Wan 2.1's VAE, Gemma-2-2B-it's decoder.
+    "sana-video-2b-480p": RealSpec(
+        "SanaVideoPipeline",
+        ("SanaVideoTransformer3DModel",
+         {"in_channels": 16, "out_channels": 16, "num_attention_heads": 20,
+          "attention_head_dim": 112, "num_layers": 20, "num_cross_attention_heads": 20,
+          "cross_attention_head_dim": 112, "cross_attention_dim": 2240, "caption_channels": 2304,
+          "mlp_ratio": 3.0, "attention_bias": False, "sample_size": 30, "patch_size": (1, 2, 2),
+          "norm_elementwise_affine": False, "norm_eps": 1e-6,
+          "qk_norm": "rms_norm_across_heads", "rope_max_seq_len": 1024}),
+        ("AutoencoderKLWan", {}),
+        {"text_encoder": ("Gemma2Model", "Gemma2Config",
+                          {"vocab_size": 256000, "hidden_size": 2304, "intermediate_size": 9216,
+                           "num_hidden_layers": 26, "num_attention_heads": 8,
+                           "num_key_value_heads": 4, "head_dim": 256})},
+        scheduler="DPMSolverMultistepScheduler"),
     "kandinsky5-t2v-lite-10s": RealSpec(
         "Kandinsky5T2VPipeline", ("Kandinsky5Transformer3DModel", _K5LITE),
         ("AutoencoderKLHunyuanVideo", {}), {"text_encoder": _QWEN25VL7B_FULL,

@@ -24,6 +24,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "hunyuan15-i2v": {"family": "hunyuan15", "height": 16, "width": 16, "frames": 9},
     # Kandinsky 5: HunyuanVideo's VAE (8×, 4×) under a transformer patching 2×2.
     "kandinsky5": {"family": "kandinsky5", "height": 32, "width": 32, "frames": 5},
+    # Sana Video: Wan 2.1's VAE layout; its pipelines want sizes in 32-multiples.
+    "sana": {"family": "sana", "height": 32, "width": 32, "frames": 9},
 }
 
 
@@ -37,7 +39,7 @@ def build(kind: str, out_dir: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     family, _, variant = kind.partition("-")
     pipe = {"skyreels": _skyreels, "hunyuan15": _hunyuan15,
-            "kandinsky5": _kandinsky5}[family](variant=variant)
+            "kandinsky5": _kandinsky5, "sana": _sana}[family](variant=variant)
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out_dir)
     return out_dir
@@ -172,3 +174,28 @@ def _kandinsky5(*, variant: str) -> Any:
         transformer=_eval(transformer), vae=_eval(vae), text_encoder=_eval(qwen),
         tokenizer=_tokenizer(), text_encoder_2=_eval(clip), tokenizer_2=_tokenizer(bos=True),
         scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0))
+
+
+def _sana(*, variant: str) -> Any:
+    """SanaVideoPipeline (its folder also serves SanaImageToVideoPipeline) with the shapes of
+    diffusers' own test: Gemma-2 (tiny), Wan's VAE, DPM-Solver on flow sigmas as Sana ships."""
+    import diffusers
+    from transformers import Gemma2Config, Gemma2Model
+
+    gemma = Gemma2Model(Gemma2Config(
+        head_dim=16, hidden_size=8, intermediate_size=64, max_position_embeddings=8192,
+        num_attention_heads=2, num_hidden_layers=1, num_key_value_heads=2, vocab_size=64,
+        pad_token_id=0, bos_token_id=3, eos_token_id=1, attn_implementation="eager"))
+    transformer = diffusers.SanaVideoTransformer3DModel(
+        in_channels=16, out_channels=16, num_attention_heads=2, attention_head_dim=12,
+        num_layers=2, num_cross_attention_heads=2, cross_attention_head_dim=12,
+        cross_attention_dim=24, caption_channels=8, mlp_ratio=2.5, dropout=0.0,
+        attention_bias=False, sample_size=8, patch_size=(1, 2, 2), norm_elementwise_affine=False,
+        norm_eps=1e-6, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+    vae = diffusers.AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1],
+                                     num_res_blocks=1, temperal_downsample=[False, True, True])
+    scheduler = diffusers.DPMSolverMultistepScheduler(flow_shift=8.0, use_flow_sigmas=True,
+                                                      prediction_type="flow_prediction")
+    return diffusers.SanaVideoPipeline(tokenizer=_tokenizer(bos=True), text_encoder=_eval(gemma),
+                                       vae=_eval(vae), transformer=_eval(transformer),
+                                       scheduler=scheduler)

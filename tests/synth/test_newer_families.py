@@ -83,13 +83,14 @@ def plain_frames(pipeline: str, model_dir: Path, req: Any, *, image: Path | None
         with Image.open(image) as im:
             kwargs["image"] = im.convert("RGB").resize((req.width, req.height))
     # Pass what the pipeline takes: HunyuanVideo 1.5 has no guidance_scale (its folder's guider
-    # holds it) and its image pipeline no height/width (they come from the image).
+    # holds it) and its image pipeline no height/width (they come from the image); Sana calls
+    # the frame count ``frames`` (passed by the caller).
     takes = inspect.signature(pipe.__call__).parameters
     for name, value in (("guidance_scale", req.guidance), ("height", req.height),
-                        ("width", req.width)):
+                        ("width", req.width), ("num_frames", req.frames)):
         if name in takes:
             kwargs[name] = value
-    video = pipe(prompt=req.prompt, num_frames=req.frames, num_inference_steps=req.steps,
+    video = pipe(prompt=req.prompt, num_inference_steps=req.steps,
                  output_type="pt", generator=torch.Generator("cpu").manual_seed(req.seed),
                  **kwargs).frames
     # output_type="pt" is (B, F, C, H, W) in [0, 1]; ours goes (B, C, F, H, W) in [-1, 1].
@@ -226,6 +227,25 @@ def test_kandinsky5_profile_from_its_folder(newer_model: Callable[[str], Path]) 
     prof = profile_from_dir(newer_model("kandinsky5"), "kandinsky5")
     assert prof.hidden == 48 and prof.blocks["transformer"] == 2 and prof.patch == 2
     assert (prof.vae_spatial, prof.vae_temporal) == (8, 4)
+
+
+@pytest.mark.parametrize("pipeline,with_image", [
+    ("SanaVideoPipeline", False),
+    ("SanaImageToVideoPipeline", True),          # the same folder animates an image
+])
+def test_sana_frames_are_the_plain_pipeline_frames(pipeline: str, with_image: bool,
+                                                   newer_model: Callable[[str], Path],
+                                                   first_frame: Path, tmp_path: Path) -> None:
+    """Generated at the size asked (no resolution bins), frames passed as ``frames``; the plain
+    call gets the same through the family's extra arguments."""
+    model_dir = newer_model("sana")
+    image = first_frame if with_image else None
+    r, req = run_ours("sana", model_dir, tmp_path / "ours.mp4", image=image)
+    assert r["pipeline"] == pipeline
+    plain = plain_frames(pipeline, model_dir, req, image=image, frames=req.frames)
+    check_same("sana", r["frames_array"], plain, req.frames)
+    again = decode_again(r["latents"], tmp_path / "again.mp4")
+    assert int(np.abs(again.astype(int) - r["frames_array"].astype(int)).max()) <= 2
 
 
 def test_skyreels_presets_detection_and_inputs(tmp_path: Path) -> None:

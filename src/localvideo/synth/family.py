@@ -58,6 +58,8 @@ class Family:
     i2v_pipeline = ""
     # Used with --model-path when neither the flag nor a preset says otherwise.
     defaults: dict[str, float] = {}
+    # The pipelines' name for the frame count (Sana Video calls it ``frames``).
+    frames_arg = "num_frames"
 
     # -- shape rules ---------------------------------------------------------------------
     def vae_factors(self, vae_cfg: dict[str, Any]) -> tuple[int, int]:
@@ -140,7 +142,7 @@ class Family:
         """Run the pipeline up to (not including) the decode; return the latents."""
         kwargs: dict[str, Any] = {
             "prompt": req.prompt, "negative_prompt": req.negative, "height": req.height,
-            "width": req.width, "num_frames": req.frames, "num_inference_steps": req.steps,
+            "width": req.width, self.frames_arg: req.frames, "num_inference_steps": req.steps,
             "guidance_scale": req.guidance, "generator": generator, "output_type": "latent",
         }
         if req.image is not None:
@@ -185,11 +187,12 @@ def get(name: str) -> Family:
         from .hunyuan15 import Hunyuan15
         from .kandinsky5 import Kandinsky5
         from .ltx import LTX
+        from .sana import Sana
         from .skyreels import SkyReels
         from .wan import Wan
 
         for fam in (LTX(), Wan(), Hunyuan(), CogVideoX(), SkyReels(), Hunyuan15(),
-                    Kandinsky5()):
+                    Kandinsky5(), Sana()):
             _FAMILIES[fam.name] = fam
     try:
         return _FAMILIES[name]

@@ -15,7 +15,8 @@ from typing import Any
 
 from ..errors import DependencyError, ModelNotFoundError, SynthError, UsageError
 
-FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox", "skyreels", "hunyuan15", "kandinsky5")
+FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox", "skyreels", "hunyuan15", "kandinsky5",
+            "sana")
 
 # model_index.json `_class_name` → (family, takes an image)
 PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
@@ -36,6 +37,8 @@ PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
     "HunyuanVideo15ImageToVideoPipeline": ("hunyuan15", True),
     "Kandinsky5T2VPipeline": ("kandinsky5", False),
     "Kandinsky5I2VPipeline": ("kandinsky5", True),
+    "SanaVideoPipeline": ("sana", False),
+    "SanaImageToVideoPipeline": ("sana", True),
 }
 
 
@@ -174,6 +177,12 @@ _K5LITE = Profile("kandinsky5", {"transformer": 2.01 * _B, "text_encoder": 8.29 
                                  "text_encoder_2": 0.123 * _B, "vae": 0.25 * _B},
                   {"transformer": 32, "text_encoder": 28, "text_encoder_2": 12}, hidden=1792,
                   vae_spatial=8, vae_temporal=4, patch=2, cfg=False, decode_bytes_per_px=500.0)
+# Sana Video 2B 480p: a 2.06B linear-attention transformer (20 layers, 20 heads × 112, patch
+# 1×2×2; diffusers' scripts/convert_sana_video_to_diffusers.py), Wan 2.1's VAE, Gemma-2-2B's
+# decoder (2.61B). CFG batches both passes (twice the activations).
+_SANA = Profile("sana", {"transformer": 2.06 * _B, "text_encoder": 2.61 * _B, "vae": 0.127 * _B},
+                {"transformer": 20, "text_encoder": 26}, hidden=2240, vae_spatial=8,
+                vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0, decode_frames=4)
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("ltx-video", "ltx", "Lightricks/LTX-Video", "LTXPipeline", False, 480, 704, 161, 25,
@@ -243,6 +252,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "kandinskylab/Kandinsky-5.0-T2V-Lite-sft-10s-Diffusers", "Kandinsky5T2VPipeline",
            False, 512, 768, 241, 24, 50, 5.0, _K5LITE, params="2B",
            note="10 s; Kandinsky recommends --attention flex and --compile"),
+    # Sana Video (the repo diffusers' examples load): 480×832, 81 frames at 16 fps (Wan's
+    # VAE timing), 50 steps, guidance 6.0 (the pipeline's defaults).
+    Preset("sana-video-2b-480p", "sana", "Efficient-Large-Model/SANA-Video_2B_480p_diffusers",
+           "SanaVideoPipeline", False, 480, 832, 81, 16, 50, 6.0, _SANA, params="2B",
+           note="--image optional (same folder)"),
 ]}
 
 
@@ -370,7 +384,7 @@ def profile_from_dir(model_dir: Path, family: str) -> Profile:
     spatial, temporal = get_family(family).vae_factors(vcfg)
     base = {"ltx": _LTX, "wan": _WAN13, "hunyuan": _HY, "cogvideox": _COG2,
             "skyreels": _SKY13, "hunyuan15": _HY15,
-            "kandinsky5": _K5LITE}[family]
+            "kandinsky5": _K5LITE, "sana": _SANA}[family]
     active = tuple(n for n in ("transformer", "transformer_2") if n in components)
     return Profile(family, components, blocks, hidden=hidden, vae_spatial=spatial,
                    vae_temporal=temporal, patch=patch, cfg=base.cfg,
