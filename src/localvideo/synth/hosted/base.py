@@ -492,11 +492,8 @@ def data_uri(path: Path) -> str:
 def probe_source(path: Path) -> dict[str, Any]:
     """Codec and size of what the provider sent, for the sidecar."""
     from ...errors import MediaError
+    from ...media import probe
 
-    try:
-        from ...media import probe
-    except ImportError:  # media.py not there yet (older tree)
-        return {}
     try:
         info = probe(path)
     except MediaError as exc:
