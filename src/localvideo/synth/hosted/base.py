@@ -507,25 +507,6 @@ def probe_source(path: Path) -> dict[str, Any]:
 def to_h264(src: Path, dst: Path) -> dict[str, Any]:
     """Re-encode the provider's file with the project's H.264 writer (same settings as a
     locally generated clip: crf 18, preset medium), keeping its frame timing."""
-    try:
-        from ...media import transcode_h264
-    except ImportError:  # a tree without media.py: synth/video.py's writer
-        return _to_h264_frames(src, dst)
+    from ...media import transcode_h264
+
     return transcode_h264(src, dst, crf=18, preset="medium").to_dict()
-
-
-def _to_h264_frames(src: Path, dst: Path) -> dict[str, Any]:
-    import av
-    import numpy as np
-
-    from ..video import write_mp4
-
-    try:
-        with av.open(str(src)) as c:
-            stream = c.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 24)
-            frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(stream)])
-    except (av.FFmpegError, IndexError, ValueError) as exc:
-        raise HostedError(f"the provider's output is not a readable video: {exc}",
-                          reason="failed") from exc
-    return write_mp4(frames, fps, dst)
