@@ -144,9 +144,17 @@ def load_pipeline(family: Family, model: ResolvedModel, req: Request, plan: Plan
     return pipe, cls_name, apply_speed(pipe, speed)
 
 
+Loader = Callable[[Family, ResolvedModel, Request, Plan, str, Speed],
+                  tuple[Any, str, dict[str, Any]]]
+
+
 def generate(model: ResolvedModel, req: Request, plan: Plan, *, device: str, out: Path,
-             speed: Speed, on_progress: Progress | None = None) -> dict[str, Any]:
-    """Run one generation; returns timings, files, the speed options used and peak memory."""
+             speed: Speed, on_progress: Progress | None = None,
+             loader: Loader | None = None) -> dict[str, Any]:
+    """Run one generation; returns timings, files, the speed options used and peak memory.
+
+    ``loader`` replaces :func:`load_pipeline`: a batch worker passes one that keeps the
+    pipeline loaded from one job to the next (synth/batch.py)."""
     require_synth()
     import torch
 
@@ -157,7 +165,7 @@ def generate(model: ResolvedModel, req: Request, plan: Plan, *, device: str, out
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     emit({"phase": "load", "model": model.label})
-    pipe, cls_name, used = load_pipeline(family, model, req, plan, device, speed)
+    pipe, cls_name, used = (loader or load_pipeline)(family, model, req, plan, device, speed)
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
