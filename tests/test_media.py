@@ -83,7 +83,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial(tmp_path: Path) -> No
     with pytest.raises(RuntimeError), media.H264Writer(target, 10) as w:
         for c in COLOURS * 10:
             w.write(solid(32, 32, c))
-        assert (tmp_path / "clip.mp4.part").stat().st_size > 0
+        (part,) = tmp_path.glob("clip.mp4.*.part")
+        assert part.stat().st_size > 0
         raise RuntimeError("caller failed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
@@ -138,7 +139,7 @@ def test_hevc_fmp4_chunk_transcodes_to_playable_h264(tmp_path: Path) -> None:
 
     out = media.transcode_h264(src, tmp_path / "play.mp4")
     assert (out.codec, out.frames, out.width, out.height) == ("h264", len(times), 96, 64)
-    assert not (tmp_path / "play.mp4.part").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chunk.mp4", "play.mp4"]
     with av.open(str(tmp_path / "play.mp4")) as c:
         assert c.streams.video[0].codec_context.name == "h264"
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
@@ -146,3 +147,19 @@ def test_hevc_fmp4_chunk_transcodes_to_playable_h264(tmp_path: Path) -> None:
     assert [round(t, 3) for t, _ in frames] == [ms / 1000 for ms in times]
     for (_, pic), c in zip(frames, COLOURS, strict=False):
         assert close_to(pic[32, 48], c, tol=16)
+
+
+def test_two_writers_of_one_path_at_once_do_not_mix(tmp_path: Path) -> None:
+    # Two requests transcoding the same chunk at the same time: each writes its own temp
+    # file, and whichever finishes last leaves a whole clip.
+    a = media.H264Writer(tmp_path / "same.mp4", 10, crf=0)
+    b = media.H264Writer(tmp_path / "same.mp4", 10, crf=0)
+    for i in range(6):
+        a.write(solid(32, 32, COLOURS[0]))
+        b.write(solid(32, 32, COLOURS[1 + i % 2]))
+    a.close()
+    b.close()
+    frames = decode_rgb(tmp_path / "same.mp4")
+    assert len(frames) == 6
+    assert [close_to(p[16, 16], COLOURS[1 + i % 2]) for i, (_, p) in enumerate(frames)] == [True] * 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.mp4"]

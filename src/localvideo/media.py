@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -404,8 +405,8 @@ class H264Writer:
       measured to encode to different bytes now and then; with PyAV's implicit conversion,
       about one run in ten (in a process that also ran torch). Explicit + one thread: 81/81
       runs identical. A clip is a few hundred frames, so determinism costs seconds.
-    * Atomic: written to ``<name>.part`` beside ``path`` and renamed over it when complete;
-      a failure (or an exception in the ``with`` body) removes the partial file.
+    * Atomic: written to ``<name>.<pid>-<id>.part`` beside ``path`` and renamed over it when
+      complete; a failure (or an exception in the ``with`` body) removes the partial file.
     * ``+faststart``: the index sits at the front, so a browser plays it while loading.
 
     Frames are numbered at ``fps`` unless each ``write`` passes its own ``pts`` in
@@ -421,7 +422,9 @@ class H264Writer:
         self.rate = Fraction(fps).limit_denominator(1001)
         self.time_base = time_base
         self.crf, self.preset = int(crf), preset
-        self.tmp = self.path.with_name(self.path.name + ".part")
+        # Unique per writer: two requests transcoding the same chunk at once (a browser's
+        # parallel range requests) must not write into one temp file.
+        self.tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}-{id(self):x}.part")
         self.frames = 0
         self.width = self.height = 0
         self._container: Any = None
