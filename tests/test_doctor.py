@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from localvideo.service import Service
+from localvideo.service.models import GenerateRequest
 
 
 def _checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -23,7 +24,7 @@ def _checks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_with_a_display_every_observe_part_is_checked_for_real(data_dir: Path,
                                                                 desktop: Any) -> None:
     desktop.xterm("Doctor window", "hello doctor")
-    report = Service.open(data_dir).doctor()
+    report = Service.open(data_dir).doctor.run().model_dump()
     checks = _checks(report)
     assert checks["display"]["ok"] and os.environ["DISPLAY"] in checks["display"]["detail"]
     # A real grab of the Xvfb screen (1920×1080 in the test session).
@@ -47,7 +48,7 @@ def test_without_a_display_it_says_so_and_what_to_run(data_dir: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    report = Service.open(data_dir).doctor()
+    report = Service.open(data_dir).doctor.run().model_dump()
     checks = _checks(report)
     assert not checks["display"]["ok"] and not checks["capture"]["ok"]
     assert "--virtual-display" in checks["display"]["fix"]
@@ -58,7 +59,7 @@ def test_without_a_display_it_says_so_and_what_to_run(data_dir: Path,
 
 
 def test_gpu_verdict_matches_what_torch_sees(data_dir: Path) -> None:
-    report = Service.open(data_dir).doctor()
+    report = Service.open(data_dir).doctor.run().model_dump()
     gpu = _checks(report)["gpu"]
     synth = report["jobs"]["synthesize"]
     try:
@@ -114,10 +115,17 @@ def test_synth_verdict_asks_the_real_planner(data_dir: Path, gib: float) -> None
     svc = Service.open(data_dir)
     gpu = Check("gpu", True, "test GPU", data={"kind": "cuda", "free_bytes": int(gib * GIB),
                                                 "total_bytes": int(gib * GIB)})
-    verdict = _synth_verdict({"gpu": gpu}, svc.plan, svc.models)
+    def plan(**kwargs: Any) -> dict[str, Any]:
+        return svc.synth.plan(GenerateRequest.of(prompt="plan", **kwargs)).model_dump()
+
+    def models() -> list[dict[str, Any]]:
+        return [m.model_dump() for m in svc.synth.models()]
+
+    verdict = _synth_verdict({"gpu": gpu}, plan, models)
     for f in verdict["fits"]:
-        plan = svc.plan(model=f["model"], device="cuda", max_vram=int(gib * GIB))
-        assert plan["fits"] and plan["offload"] == f["offload"]
+        p = svc.synth.plan(GenerateRequest(prompt="plan", model=f["model"], device="cuda",
+                                           max_vram=int(gib * GIB)))
+        assert p.fits and p.offload == f["offload"]
     if gib == 0.25:
         assert not verdict["suited"] and verdict["fits"] == []
         return

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from localvideo.service import Service
+from localvideo.service.models import AnalyzeRequest
 
 pytestmark = pytest.mark.x11
 
@@ -31,8 +32,8 @@ def store(xdisplay: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     xdisplay.xterm("Notes for MCP", f"{WORD} migration plan\nship on friday",
                    geometry="60x8+40+40")
     try:
-        svc.record(duration=3)
-        svc.analyze(window="5s", reasoner="offline")
+        svc.record.run(duration=3)
+        svc.analyze.run(AnalyzeRequest(window="5s", reasoner="offline"))
     finally:
         xdisplay.close_windows()
         svc.close()

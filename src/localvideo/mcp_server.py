@@ -10,19 +10,20 @@ Claude Code: ``claude mcp add localvideo -- localvideo mcp``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from .errors import LocalVideoError
-from .store.layout import inside
-from .units import parse_time
+from .service import Service
+from .service.models import Answer, AskQuestion, Clip, GenerateParams, Observation, Segment
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+T = TypeVar("T")
 
 INSTRUCTIONS = (
     "localvideo records the user's screen locally and indexes the text on it. Use "
@@ -34,29 +35,26 @@ INSTRUCTIONS = (
 )
 
 
-def _tool_errors(fn: F) -> F:
+def _tool_errors(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await fn(*args, **kwargs)
         except LocalVideoError as exc:
             raise ToolError(str(exc)) from exc
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
-def _when(value: str | None, what: str) -> float | None:
-    return None if value in (None, "") else parse_time(value, what=what)
+async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Service calls touch SQLite and decode video: run them off the event loop."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
-def build_server(service: Any) -> MCPServer[Any]:
-    svc = service
+def build_server(svc: Service) -> MCPServer[Any]:
+    """The tools, thin over the service: it parses the times and confines the paths."""
     server: MCPServer[Any] = MCPServer("localvideo", instructions=INSTRUCTIONS,
                                        version="0.1.0")
-
-    # Service calls touch SQLite and decode video: run them off the event loop.
-    async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
     @server.tool()
     @_tool_errors
@@ -66,56 +64,46 @@ def build_server(service: Any) -> MCPServer[Any]:
 
         Returns hits with ts (unix seconds), app, window title and a text snippet; pass a
         hit's ts to get_frame to see it."""
-        hits = await call(svc.search, query, app=app, since=_when(since, "since"),
-                          until=_when(until, "until"), limit=limit)
-        return [{k: h.get(k) for k in ("ts", "app", "title", "snippet", "chunk_id", "offset")}
+        hits = await _call(svc.analyze.search, query, app=app, since=since, until=until,
+                           limit=limit)
+        # What an agent needs, no more: the chunk's file path stays out of the context.
+        return [h.model_dump(include={"ts", "app", "title", "snippet", "chunk_id", "offset"})
                 for h in hits]
 
     @server.tool()
     @_tool_errors
     async def get_timeline(since: str | None = "today", until: str | None = None,
-                           ) -> list[dict[str, Any]]:
+                           ) -> list[Segment]:
         """Which apps and windows the user had in front, when and for how long.
 
         ``since`` defaults to the start of today."""
-        start = None
-        if since == "today":
-            import datetime as dt
-
-            start = dt.datetime.combine(dt.date.today(), dt.time()).timestamp()
-        else:
-            start = _when(since, "since")
-        return await call(svc.timeline, since=start,  # type: ignore[no-any-return]
-                          until=_when(until, "until"))
+        return await _call(svc.analyze.timeline, since=since, until=until)
 
     @server.tool()
     @_tool_errors
     async def get_frame(at: str, crop: bool = False, max_side: int = 1600) -> Image:
         """The user's screen at a moment, as an image (nearest recorded frame at or before
         ``at``). ``crop`` keeps only the active window."""
-        data = await call(svc.frame_bytes, parse_time(at, what="at"), fmt="png", crop=crop,
-                          max_side=max_side)
-        return Image(data=data, format="png")
+        pic = await _call(svc.record.frame_bytes, at, fmt="png", crop=crop, max_side=max_side)
+        return Image(data=pic.data, format="png")
 
     @server.tool()
     @_tool_errors
     async def list_observations(since: str | None = None, limit: int = 20,
-                                status: str | None = None) -> list[dict[str, Any]]:
+                                status: str | None = None) -> list[Observation]:
         """Summaries of what the user did, each with activities and, when found, a suggested
         task (task.verdict == TASK_FOUND)."""
-        return await call(svc.observations,  # type: ignore[no-any-return]
-                          since=_when(since, "since"), limit=limit, status=status)
+        return await _call(svc.analyze.observations, since=since, limit=limit, status=status)
 
     @server.tool()
     @_tool_errors
-    async def ask(question: str, since: str | None = None) -> dict[str, Any]:
+    async def ask(question: str, since: str | None = None) -> Answer:
         """Answer a question from the screen history; the answer cites timestamps.
 
         The question may name times ("what was I doing at 14:00?", "yesterday afternoon",
         "in the last 20 minutes"); `times` in the result says which spans were looked at.
         """
-        return await call(svc.ask, question,  # type: ignore[no-any-return]
-                          since=_when(since, "since"))
+        return await _call(svc.analyze.ask, AskQuestion.of(question=question, since=since))
 
     @server.tool()
     @_tool_errors
@@ -123,31 +111,27 @@ def build_server(service: Any) -> MCPServer[Any]:
                              model_path: str | None = None, frames: int | None = None,
                              width: int | None = None, height: int | None = None,
                              steps: int | None = None, seed: int | None = None,
-                             ) -> dict[str, Any]:
+                             ) -> Clip:
         """Synthesize a video clip from a text prompt with a local open model (needs a GPU
         for real models). ``model`` is a name from the registry; ``model_path`` a folder
         under the models directory. Returns the clip's path and metadata; reports step
         progress."""
-        if model_path:
-            # Same rule as the REST API: an agent reads weights from the store only.
-            model_path = str(inside(svc.settings.models_dir, model_path))
+        params = GenerateParams.of(prompt=prompt, model=model, model_path=model_path,
+                                   frames=frames, width=width, height=height, steps=steps,
+                                   seed=seed)
 
         def on_progress(event: dict[str, Any]) -> None:
             if event.get("steps"):
                 anyio.from_thread.run(ctx.report_progress, float(event.get("step") or 0),
                                       float(event["steps"]), str(event.get("stage") or ""))
 
-        result: dict[str, Any] = await call(
-            svc.generate, prompt, model=model, model_path=model_path, frames=frames,
-            width=width, height=height, steps=steps, seed=seed, on_progress=on_progress)
-        return {k: v for k, v in result.items() if k != "latents"}
+        clip = await _call(svc.synth.generate_confined, params, on_progress=on_progress)
+        return clip.public()
 
     return server
 
 
 def run_stdio(data_dir: str | Path | None = None) -> None:
-    from .service import Service
-
     svc = Service.open(data_dir)
     try:
         build_server(svc).run("stdio")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import plain
 import pytest
 
 from localvideo.service import Service
@@ -52,7 +53,7 @@ def test_record_analyze_search_ask(desktop: Any, tmp_path: Path) -> None:
             desktop.xdotool("type", "--window", str(win), "." if i % 2 else ":")
             i += 1
             time.sleep(0.5)
-            found = svc.search(WORD)
+            found = plain.search(svc, WORD)
         lag = time.time() - shown
         assert found, f"{WORD} was not found within 30 s of being shown"
         assert lag <= 15, f"found only after {lag:.1f}s"

@@ -9,12 +9,12 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import plain
 import pytest
 from analyze_chunks import ChunkWriter, session_shots, write_chunk
 from PIL import Image
 from reason.servers import AnthropicServer
 
-import plain
 from localvideo.analyze import ocr
 from localvideo.errors import MissingKeyError, UsageError
 from localvideo.service import Service

@@ -9,6 +9,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import plain
 import pytest
 from analyze_chunks import ChunkWriter
 
@@ -67,7 +68,7 @@ def test_dry_run_prints_the_request(svc: Service, recorded: ChunkWriter,
     assert "would send to anthropic" in r.stdout
     assert "## Screen text" in r.stdout and "[REDACTED:email]" in r.stdout
     assert "jane.doe" not in r.stdout and "sha256" in r.stdout
-    assert svc.observations() == []
+    assert plain.observations(svc) == []
 
 
 def test_bad_flags_are_clear_errors(svc: Service, data_dir: Path) -> None:

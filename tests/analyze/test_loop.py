@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import plain
 import pytest
 from analyze_chunks import ChunkWriter, Shot, render, write_chunk
 
@@ -42,7 +43,7 @@ def following(svc: Service, poll: float) -> Iterator[dict[str, Any]]:
     stop = threading.Event()
     result: dict[str, Any] = {}
     t = threading.Thread(target=lambda: result.update(
-        svc.analyze(follow=True, stop=stop, reasoner="offline", poll=poll)))
+        plain.analyze(svc, follow=True, stop=stop, reasoner="offline", poll=poll)))
     t.start()
     try:
         yield result
@@ -98,10 +99,10 @@ def test_whole_chunk_reads_each_window_once_and_crops(svc: Service, data_dir: Pa
                                  font=ImageFont.truetype(FONT, 20))
     write_chunk(svc.db, data_dir, t0, [Shot(0, outside, "term", "t", box=box),
                                        Shot(1, None, "term", "t", box=box)])
-    res = svc.analyze(reasoner="offline")
+    res = plain.analyze(svc, reasoner="offline")
     assert res["keyframes"] == 1 and res["chunks_done"] == 1
-    assert svc.search("outside") and not svc.search("leakedword")
-    again = svc.analyze(reasoner="offline")
+    assert plain.search(svc, "outside") and not plain.search(svc, "leakedword")
+    again = plain.analyze(svc, reasoner="offline")
     assert again["keyframes"] == 0 and again["frames"] == 0
 
 
@@ -111,7 +112,7 @@ def test_stop_midway_then_rerun_nothing_twice_nothing_skipped(
     # Reference: the same chunk analysed in one go in another store.
     ref = Service.open(tmp_path / "ref", recover=False)
     write_chunk(ref.db, ref.settings.data_dir, t0, shots)
-    ref.analyze(reasoner="offline")
+    plain.analyze(ref, reasoner="offline")
     expected = keyframes(ref)
     assert len(expected) == 8
 
@@ -125,10 +126,10 @@ def test_stop_midway_then_rerun_nothing_twice_nothing_skipped(
             if len(seen) == 3:
                 stop.set()
 
-    first = svc.analyze(reasoner="offline", stop=stop, on_progress=on_progress)
+    first = plain.analyze(svc, reasoner="offline", stop=stop, on_progress=on_progress)
     assert first["stopped"] and first["keyframes"] == 3
-    assert svc.analysis_status()["chunks_pending"] == 1
-    svc.analyze(reasoner="offline", on_progress=on_progress)
+    assert plain.analysis_status(svc)["chunks_pending"] == 1
+    plain.analyze(svc, reasoner="offline", on_progress=on_progress)
     assert keyframes(svc) == expected
     read = [ev["frame_id"] for ev in seen]
     assert len(read) == len(set(read)) == 8          # every key frame OCR'd exactly once
@@ -171,7 +172,7 @@ def test_killed_process_resumes_where_it_stopped(data_dir: Path, t0: float,
     assert out.returncode == 0, out.stderr
     assert keyframes(svc) == expected
     # The rerun read only what the killed run had not: its count adds up exactly.
-    rerun = svc.analysis_status()
+    rerun = plain.analysis_status(svc)
     assert rerun["chunks_pending"] == 0 and rerun["frames_read"] == len(expected)
     assert ids_before <= {r[0] for r in svc.db.query("SELECT frame_id FROM frame_text")}
     svc.close()
@@ -192,10 +193,10 @@ def test_follow_reads_past_unindexed_copies_of_a_still_picture(svc: Service,
     try:
         with following(svc, poll=0.2):
             deadline = time.time() + 20
-            while time.time() < deadline and not svc.search("guanabana"):
+            while time.time() < deadline and not plain.search(svc, "guanabana"):
                 time.sleep(0.1)
-            assert svc.search("guanabana"), "follow mode stopped at the unindexed copy"
-            assert svc.search("nectarine")
+            assert plain.search(svc, "guanabana"), "follow mode stopped at the unindexed copy"
+            assert plain.search(svc, "nectarine")
             row = svc.db.one("SELECT done FROM analysis_progress WHERE chunk_id = ?",
                              (writer.chunk_id,))
             assert row is not None and row[0] == 0      # still being written
@@ -221,9 +222,9 @@ def test_follow_reads_a_chunk_while_it_is_written(svc: Service, data_dir: Path) 
             writer.add(Shot(time.time() - start, render([f"now showing {word}_"]), "xterm",
                             f"win {i}"))
             deadline = written + 20
-            while time.time() < deadline and not svc.search(word):
+            while time.time() < deadline and not plain.search(svc, word):
                 time.sleep(0.1)
-            assert svc.search(word), f"{word} was not found while the chunk was being written"
+            assert plain.search(svc, word), f"{word} was not found while the chunk was being written"
             found_at[word] = time.time() - written
         row = svc.db.one("SELECT done FROM analysis_progress WHERE chunk_id = ?",
                          (writer.chunk_id,))
@@ -238,11 +239,11 @@ def test_follow_reads_a_chunk_while_it_is_written(svc: Service, data_dir: Path) 
                 break
             time.sleep(0.1)
         assert row is not None and row[0] == 1
-        assert svc.search("zucchini") and svc.search("tangerine")
+        assert plain.search(svc, "zucchini") and plain.search(svc, "tangerine")
         assert max(found_at.values()) < 10          # the lag goal
     # Five windows; the cursor frame before each switch may be read too ("leave").
     assert result["stopped"] and 5 <= result["keyframes"] <= 8
-    assert svc.analysis_status()["frames_read"] == result["keyframes"]   # none twice
+    assert plain.analysis_status(svc)["frames_read"] == result["keyframes"]   # none twice
 
 
 def test_timeline_merges_short_interruptions(svc: Service, t0: float) -> None:
@@ -264,7 +265,7 @@ def test_timeline_merges_short_interruptions(svc: Service, t0: float) -> None:
     frames("keepassxc", "vault", 150, 152, excluded=1)
     frames("firefox", "docs", 152, 160)
     frames("firefox", "docs", 400, 410)       # after a long idle gap: a new session
-    tl = svc.timeline()
+    tl = plain.timeline(svc)
     assert [(s["app"], s["title"]) for s in tl] == [
         ("code", "main.py"), ("firefox", "docs"), ("firefox", "docs")]
     assert tl[0]["duration"] == pytest.approx(120.0) and tl[0]["frames"] == 240
@@ -279,7 +280,7 @@ def test_timeline_merges_short_interruptions(svc: Service, t0: float) -> None:
     assert any(s["excluded"] and s["title"] == "(excluded)" and s["app"] == "keepassxc"
                for s in with_excluded)
     assert all("vault" not in s["title"] for s in with_excluded)
-    only = svc.timeline(since=t0 + 130, until=t0 + 140)
+    only = plain.timeline(svc, since=t0 + 130, until=t0 + 140)
     assert len(only) == 1 and only[0]["duration"] == pytest.approx(10.0)
 
 
@@ -294,10 +295,10 @@ def test_last_frame_before_a_switch_is_read(svc: Service, data_dir: Path, t0: fl
         Shot(4.0, None, "mail", "Inbox"),
     ])
     events: list[dict[str, Any]] = []
-    svc.analyze(reasoner="offline", on_progress=events.append)
+    plain.analyze(svc, reasoner="offline", on_progress=events.append)
     reasons = [(e["title"], e["reason"]) for e in events if e["event"] == "keyframe"]
     assert reasons == [("notes", "start"), ("notes", "leave"), ("Inbox", "switch")]
-    assert svc.search("kazoo")
+    assert plain.search(svc, "kazoo")
 
 
 @pytest.mark.parametrize("gap", [0.5, 30.0])
@@ -309,7 +310,7 @@ def test_a_contiguous_next_chunk_does_not_reread_the_same_screen(
     b_start = t0 + 1 + gap
     write_chunk(svc.db, data_dir, b_start, [Shot(0, screen, "xterm", "t"),
                                             Shot(1, None, "xterm", "t")], name="b")
-    svc.analyze(reasoner="offline")
+    plain.analyze(svc, reasoner="offline")
     per_chunk = dict(svc.db.query("SELECT chunk_id, keyframes FROM analysis_progress"))
     assert per_chunk[a.chunk_id] == 1
     # Right after the previous chunk the same screen is not read again; after a gap it is.
@@ -328,7 +329,7 @@ def test_one_analysis_loop_per_data_dir(svc: Service, data_dir: Path) -> None:
                             str(data_dir)], capture_output=True, text=True, timeout=60)
         assert r.returncode == 2
         assert "already running" in r.stderr and f"kill {os.getpid()}" in r.stderr
-    svc.analyze(reasoner="offline")       # the lock went with the first loop
+    plain.analyze(svc, reasoner="offline")       # the lock went with the first loop
     with pytest.raises(UsageError):
         from localvideo.analyze.lock import AnalyzeLock
         with AnalyzeLock(data_dir), AnalyzeLock(data_dir):
@@ -393,7 +394,7 @@ def test_leave_is_read_before_the_switch_frame_reaches_the_disk(svc: Service,
     reader.run_pass()
     reasons = [(e["title"], e["reason"]) for e in events if e["event"] == "keyframe"]
     assert reasons == [("Compose", "start"), ("Compose", "leave")]
-    assert svc.search("ossuary")
+    assert plain.search(svc, "ossuary")
     w.add(Shot(2.5, render(["terminal", "$"]), "xterm", "shell"))
     reader.run_pass()
     reasons = [(e["title"], e["reason"]) for e in events if e["event"] == "keyframe"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
+import plain
 import pytest
 from analyze_chunks import ChunkWriter, session_shots, write_chunk
 
@@ -39,7 +40,7 @@ def recorded(store: tuple[Service, ChunkWriter]) -> ChunkWriter:
 
 def test_finds_words_with_time_app_window_chunk_and_offset(indexed: Service,
                                                            recorded: ChunkWriter) -> None:
-    hits = indexed.search("quokka")
+    hits = plain.search(indexed, "quokka")
     assert hits, "a word shown on screen must be found"
     h = hits[0]
     assert h["app"] == "firefox"
@@ -56,48 +57,48 @@ def test_finds_words_with_time_app_window_chunk_and_offset(indexed: Service,
     'NOT jenkins build', 'DÉJÀ VU',
 ])
 def test_tricky_queries_never_raise_and_find_the_text(indexed: Service, query: str) -> None:
-    hits = indexed.search(query)
+    hits = plain.search(indexed, query)
     assert hits, f"{query!r} should match the indexed screen text"
 
 
 @pytest.mark.parametrize("query", ["", "   ", '""', "-", "*", "AND OR NOT", "-zanzibar"])
 def test_queries_without_words_are_a_clear_usage_error(indexed: Service, query: str) -> None:
     with pytest.raises(UsageError) as err:
-        indexed.search(query)
+        plain.search(indexed, query)
     assert "localvideo search" in (err.value.hint or "")
 
 
 def test_exclusion_and_or(indexed: Service) -> None:
-    assert indexed.search("build -jenkins")
-    assert not indexed.search("quokka -jenkins")
-    both = indexed.search("quokka OR zanzibar")
+    assert plain.search(indexed, "build -jenkins")
+    assert not plain.search(indexed, "quokka -jenkins")
+    both = plain.search(indexed, "quokka OR zanzibar")
     assert {h["app"] for h in both} == {"firefox", "xterm"}
 
 
 def test_window_titles_are_searchable_without_text(indexed: Service) -> None:
-    hits = indexed.search("mozilla")
+    hits = plain.search(indexed, "mozilla")
     assert hits and all(h["app"] == "firefox" for h in hits)
 
 
 def test_excluded_windows_are_never_read_or_indexed(indexed: Service) -> None:
-    assert indexed.search("hunter2") == []
-    assert indexed.search("vault") == []
-    assert indexed.search("passwords") == []
+    assert plain.search(indexed, "hunter2") == []
+    assert plain.search(indexed, "vault") == []
+    assert plain.search(indexed, "passwords") == []
 
 
 def test_filters_app_since_until_limit(indexed: Service, recorded: ChunkWriter) -> None:
     t0 = recorded.start_ts
-    assert {h["app"] for h in indexed.search("error OR quokka", app="fire")} == {"firefox"}
-    late = indexed.search("make", since=t0 + 7.5)
+    assert {h["app"] for h in plain.search(indexed, "error OR quokka", app="fire")} == {"firefox"}
+    late = plain.search(indexed, "make", since=t0 + 7.5)
     assert late and all(h["ts"] >= t0 + 7.5 for h in late)
-    early = indexed.search("make", until=t0 + 1)
+    early = plain.search(indexed, "make", until=t0 + 1)
     assert early and all(h["ts"] <= t0 + 1 for h in early)
-    assert len(indexed.search("make", limit=1)) == 1
-    assert indexed.search("make", since="1m") == []      # all of it is two hours old
+    assert len(plain.search(indexed, "make", limit=1)) == 1
+    assert plain.search(indexed, "make", since="1m") == []      # all of it is two hours old
     with pytest.raises(UsageError):
-        indexed.search("make", since="yesterday-ish")
+        plain.search(indexed, "make", since="yesterday-ish")
     with pytest.raises(UsageError):
-        indexed.search("make", limit=0)
+        plain.search(indexed, "make", limit=0)
 
 
 def test_match_expression_is_always_valid_fts5() -> None:

@@ -19,7 +19,7 @@ def make_service(data_dir: Path) -> Iterator[Callable[..., Service]]:
     def make(**record: Any) -> Service:
         record.setdefault("fps", 25.0)
         svc = Service(load_settings(data_dir, {"record": record}))
-        svc.startup()
+        svc.record.recover()
         opened.append(svc)
         return svc
 

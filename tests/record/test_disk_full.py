@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import plain
 import pytest
 from record_helpers import Step, decode_all, run_scripted, solid
 
@@ -36,7 +37,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def _service(data: Path, **record: object) -> Service:
     svc = Service(load_settings(data, {"record": {"fps": 20.0, **record}}))
-    svc.startup()
+    svc.record.recover()
     return svc
 
 
@@ -65,7 +66,7 @@ def test_low_space_pauses_and_resumes_when_space_returns(small_disk: Path) -> No
     log = (data / "logs" / "recorder.log").read_text()
     assert "recording paused" in log and "below min_free_bytes" in log
     assert "recording resumed" in log
-    assert svc.chunks()[0]["frames"] == 2       # one picture + its push-out repeat
+    assert plain.chunks(svc)[0]["frames"] == 2       # one picture + its push-out repeat
     svc.close()
 
 
@@ -82,7 +83,7 @@ def test_enospc_mid_chunk_keeps_index_and_closed_chunks(small_disk: Path) -> Non
     assert "disk full" in (summary["last_error"] or "")
     # The index is intact and still answers.
     assert svc.db.one("PRAGMA integrity_check")[0] == "ok"
-    chunks = svc.chunks()
+    chunks = plain.chunks(svc)
     closed = [c for c in chunks if c["state"] == "closed" and c["frames"]]
     assert closed, chunks
     for c in closed[:-1]:

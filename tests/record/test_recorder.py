@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import plain
 import pytest
 from record_helpers import Step, decode_all, glyph, run_scripted, solid
 
@@ -33,7 +34,7 @@ def test_unchanged_frames_are_indexed_not_encoded(make_service: Callable[..., Se
     # An unchanged row points at the picture that shows it: the last encoded frame's pts.
     assert rows[1]["pts"] == rows[2]["pts"] == rows[0]["pts"] == 0.0
     assert rows[4]["pts"] == rows[3]["pts"] > 0
-    (chunk,) = svc.chunks()
+    (chunk,) = plain.chunks(svc)
     # 3 pictures + one repeat after each change burst (rows 1 and 4), which pushes the
     # muxer's held sample to disk so a live chunk stays readable (see Recorder._push_out).
     assert chunk["state"] == "closed" and chunk["frames"] == 5
@@ -56,13 +57,13 @@ def test_window_resize_never_stretches_and_rect_is_indexed(
     rows = _rows(svc)
     assert [(r["x"], r["y"], r["w"], r["h"]) for r in rows] == [
         (0, 0, 601, 401), (0, 0, 200, 100), (0, 0, 1280, 720)]
-    (chunk,) = svc.chunks()
+    (chunk,) = plain.chunks(svc)
     assert (chunk["width"], chunk["height"]) == (1280, 720)
-    img = np.asarray(svc.frame_image(rows[1]["ts"]))
+    img = np.asarray(svc.record.frame_image(rows[1]["ts"]))
     assert img.shape == (720, 1280, 3)
     assert img[50, 100, 2] > 200 and img[50, 100, 0] < 60      # blue window at 1:1
     assert abs(int(img[300, 500, 0]) - int(img[300, 500, 2])) < 10  # grey padding, not red
-    crop = svc.frame_image(rows[1]["ts"], crop=True)
+    crop = svc.record.frame_image(rows[1]["ts"], crop=True)
     assert crop.size == (200, 100)
 
 
@@ -71,7 +72,7 @@ def test_display_size_change_starts_a_new_chunk(make_service: Callable[..., Serv
     px = solid(300, 200)
     run_scripted(svc, [Step(px, screen=(1280, 720)), Step(glyph(px, 5, 5), screen=(1280, 720)),
                        Step(px, screen=(1024, 768))])
-    chunks = svc.chunks()
+    chunks = plain.chunks(svc)
     assert [(c["width"], c["height"]) for c in chunks] == [(1280, 720), (1024, 768)]
     assert all(c["state"] == "closed" for c in chunks)
 
@@ -81,7 +82,7 @@ def test_chunks_rotate_by_time(make_service: Callable[..., Service]) -> None:
     px = solid(120, 80)
     steps = [Step(glyph(px, i % 100, 10)) for i in range(25)]   # ~2.5 s of typing
     summary = run_scripted(svc, steps)
-    chunks = svc.chunks()
+    chunks = plain.chunks(svc)
     assert len(chunks) >= 2 and len(summary["chunks"]) == len(chunks)
     for c in chunks:
         assert c["state"] == "closed"
@@ -102,7 +103,7 @@ def test_excluded_window_pixels_never_reach_disk(make_service: Callable[..., Ser
     rows = _rows(svc)
     assert [r["excluded"] for r in rows] == [0, 1, 1, 0]
     assert rows[1]["title"] == rows[2]["title"] == "[excluded]" and rows[1]["app"] == "keepassxc"
-    (chunk,) = svc.chunks()
+    (chunk,) = plain.chunks(svc)
     decoded = decode_all(Path(chunk["abs_path"]))
     # normal, blank, a repeat of the blank (the second secret frame is not drawn at all),
     # normal again.
@@ -123,9 +124,9 @@ def test_excluded_skip_stores_nothing(make_service: Callable[..., Service]) -> N
     rows = _rows(svc)
     assert rows[0]["excluded"] == 1 and rows[0]["pts"] is None and rows[0]["chunk_id"] is None
     with pytest.raises(NotFoundError) as err:
-        svc.frame_image(rows[0]["ts"])
+        svc.record.frame_image(rows[0]["ts"])
     assert "excluded" in err.value.message
-    assert len(decode_all(Path(svc.chunks()[0]["abs_path"]))) == 1
+    assert len(decode_all(Path(plain.chunks(svc)[0]["abs_path"]))) == 1
 
 
 def test_pause_stops_capture_and_resume_continues(make_service: Callable[..., Service]) -> None:
@@ -138,11 +139,11 @@ def test_pause_stops_capture_and_resume_continues(make_service: Callable[..., Se
         if svc.db.get_kv("paused"):
             grabbed_while_paused.append(i)
         if i == 3:
-            svc.pause()                          # as `localvideo pause` from another process
+            svc.record.pause()                          # as `localvideo pause` from another process
             threading_resume.start()
 
     import threading
-    threading_resume = threading.Timer(0.6, svc.resume)
+    threading_resume = threading.Timer(0.6, svc.record.resume)
     t0 = time.time()
     summary = run_scripted(svc, steps, on_step=on_step)
     assert not grabbed_while_paused
@@ -151,7 +152,7 @@ def test_pause_stops_capture_and_resume_continues(make_service: Callable[..., Se
     gaps = np.diff([r["ts"] for r in rows])
     assert gaps.max() > 0.45                     # ~0.6 s without a single grab
     # Pausing closes the chunk; recording after resume goes into a new one.
-    assert len(svc.chunks()) == 2 and time.time() - t0 < 10
+    assert len(plain.chunks(svc)) == 2 and time.time() - t0 < 10
 
 
 def test_encoder_failing_falls_back_without_losing_the_frame(
@@ -183,7 +184,7 @@ def test_encoder_failing_falls_back_without_losing_the_frame(
     finally:
         rec_mod.plan_encoders = orig
     assert summary["encoder"] == "libx264" and "hevc_nvenc" in summary["last_error"]
-    good = [c for c in svc.chunks() if c["frames"]]
+    good = [c for c in plain.chunks(svc) if c["frames"]]
     assert len(good) == 1 and good[0]["encoder"] == "libx264"
     assert len(decode_all(Path(good[0]["abs_path"]))) == 2          # the first frame kept
     log = (data_dir / "logs" / "recorder.log").read_text()
@@ -205,15 +206,15 @@ def test_retention_evicts_oldest_but_never_the_live_chunk(
     svc = make_service(fps=10.0, chunk_seconds=0.5)
     px = solid(200, 150)
     run_scripted(svc, [Step(glyph(px, i * 3 % 180, 9)) for i in range(16)])
-    chunks = svc.chunks()
+    chunks = plain.chunks(svc)
     assert len(chunks) >= 3
     total = sum(c["bytes"] for c in chunks)
     # Pretend the newest chunk is still being written.
     svc.db.execute("UPDATE chunks SET state = 'recording' WHERE id = ?", (chunks[-1]["id"],))
     svc.settings.record.max_bytes = chunks[-1]["bytes"] + 1
     svc.settings.record.max_age = 0
-    result = svc.enforce_retention()
-    left = svc.chunks()
+    result = plain.enforce_retention(svc)
+    left = plain.chunks(svc)
     assert [c["id"] for c in left] == [chunks[-1]["id"]]
     assert [e["id"] for e in result["evicted"]] == [c["id"] for c in chunks[:-1]]
     assert result["bytes_freed"] == total - chunks[-1]["bytes"]
@@ -224,21 +225,21 @@ def test_retention_evicts_oldest_but_never_the_live_chunk(
     svc.db.execute("UPDATE chunks SET state = 'closed', end_ts = end_ts - 7200")
     svc.settings.record.max_bytes = 0
     svc.settings.record.max_age = 3600
-    assert len(svc.enforce_retention()["evicted"]) == 1 and svc.chunks() == []
+    assert len(plain.enforce_retention(svc)["evicted"]) == 1 and plain.chunks(svc) == []
 
 
 def test_delete_range_removes_chunks_frames_and_files(make_service: Callable[..., Service]) -> None:
     svc = make_service(fps=10.0, chunk_seconds=0.5)
     px = solid(100, 100)
     run_scripted(svc, [Step(glyph(px, i * 4 % 90, 9)) for i in range(12)])
-    chunks = svc.chunks()
+    chunks = plain.chunks(svc)
     target = chunks[0]
-    r = svc.delete_range(target["start_ts"], target["start_ts"] + 0.01)
+    r = plain.delete_range(svc, target["start_ts"], target["start_ts"] + 0.01)
     assert r["chunks"] == 1 and r["frames"] > 0
     assert not Path(target["abs_path"]).exists()
-    assert [c["id"] for c in svc.chunks()] == [c["id"] for c in chunks[1:]]
+    assert [c["id"] for c in plain.chunks(svc)] == [c["id"] for c in chunks[1:]]
     with pytest.raises(UsageError):
-        svc.delete_range(10, 5)
+        plain.delete_range(svc, 10, 5)
 
 
 def test_recovery_indexes_a_torn_chunk_and_an_orphan_file(
@@ -246,7 +247,7 @@ def test_recovery_indexes_a_torn_chunk_and_an_orphan_file(
     svc = make_service()
     px = solid(200, 120)
     run_scripted(svc, [Step(glyph(px, i * 5, 9)) for i in range(8)])
-    (chunk,) = svc.chunks()
+    (chunk,) = plain.chunks(svc)
     path = Path(chunk["abs_path"])
     # As if kill -9 hit mid-write: the row says recording, the file loses its tail.
     data = path.read_bytes()
@@ -256,7 +257,7 @@ def test_recovery_indexes_a_torn_chunk_and_an_orphan_file(
     orphan = path.with_name("chunk_235959_123.mp4")
     orphan.write_bytes(data)
     svc2 = make_service()                       # "the next start of any command"
-    by_path = {c["path"]: c for c in svc2.chunks()}
+    by_path = {c["path"]: c for c in plain.chunks(svc2)}
     fixed = by_path[chunk["path"]]
     assert fixed["state"] == "recovered" and 0 < fixed["frames"] < 8
     assert len(decode_all(path)) == fixed["frames"]
@@ -266,7 +267,7 @@ def test_recovery_indexes_a_torn_chunk_and_an_orphan_file(
     junk = path.with_name("chunk_120000_000.mp4")
     junk.write_bytes(b"\0" * 1000)
     svc3 = make_service()
-    assert {c["path"]: c for c in svc3.chunks()}[junk.relative_to(data_dir).as_posix()][
+    assert {c["path"]: c for c in plain.chunks(svc3)}[junk.relative_to(data_dir).as_posix()][
         "state"] == "damaged"
 
 
@@ -274,22 +275,22 @@ def test_status_and_frame_bytes(make_service: Callable[..., Service]) -> None:
     svc = make_service(codec="hevc")
     px = solid(160, 90)
     run_scripted(svc, [Step(px), Step(glyph(px, 20, 20))])
-    st = svc.status()
+    st = plain.status(svc)
     assert st["recorder"]["running"] is False and st["totals"]["chunks"] == 1
     assert st["totals"]["frames_seen"] == 2 and st["disk_free"] > 0
     ts = _rows(svc)[1]["ts"]
-    png = svc.frame_bytes(ts, fmt="png", crop=True)
+    png = plain.frame_bytes(svc, ts, fmt="png", crop=True)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     from io import BytesIO
 
     from PIL import Image
     assert Image.open(BytesIO(png)).size == (160, 90)
-    media, mime = svc.chunk_media(svc.chunks()[0]["id"])     # HEVC → cached H.264 copy
-    assert mime == "video/mp4" and media != Path(svc.chunks()[0]["abs_path"])
+    media, mime = svc.record.chunk_media(plain.chunks(svc)[0]["id"])     # HEVC → cached H.264 copy
+    assert mime == "video/mp4" and media != Path(plain.chunks(svc)[0]["abs_path"])
     assert len(decode_all(media)) == 2
-    assert svc.chunk_media(svc.chunks()[0]["id"])[0] == media  # cached
+    assert svc.record.chunk_media(plain.chunks(svc)[0]["id"])[0] == media  # cached
     with pytest.raises(NotFoundError):
-        svc.frame_info(1000.0)
+        plain.frame_info(svc, 1000.0)
 
 
 def test_a_passing_capture_error_is_logged_and_recording_goes_on(

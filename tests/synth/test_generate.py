@@ -13,6 +13,7 @@ from typing import Any
 
 import av
 import numpy as np
+import plain
 import pytest
 from tinymodels import tiny_size
 from typer.testing import CliRunner
@@ -69,7 +70,10 @@ def test_text_to_video_every_family(kind: str, pipeline: str, tiny_model: Callab
     assert float(np.std(np.stack(frames))) > 1.0
 
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar == {k: v for k, v in r.items() if k != "clip_id" and k != "sidecar"}
+    # The CLI prints the clip record: the sidecar plus its ids, its file and where it is.
+    assert sidecar == {k: v for k, v in r.items()
+                       if k not in ("clip_id", "id", "sidecar", "exists", "abs_path")}
+    assert r["abs_path"] == str(out) and r["exists"]
     assert sidecar["prompt"] == "a red fox running through snow" and sidecar["seed"] == 7
     assert sidecar["family"] == kind.split("-")[0] and sidecar["pipeline"] == pipeline
     assert sidecar["model"]["path"] == str(tiny_model(kind))
@@ -205,7 +209,7 @@ def test_decode_from_saved_latents_reproduces_the_clip(tiny_model: Callable[[str
     # is already there.
     before = out.read_bytes()
     r2 = run_cli(["decode", str(latents), "--json", "--data-dir", str(data_dir)])
-    assert r2["path"] == str(tmp_path / "clip-2.mp4") and out.read_bytes() == before
+    assert r2["abs_path"] == str(tmp_path / "clip-2.mp4") and out.read_bytes() == before
     assert len(run_cli(["clips", "--json", "--data-dir", str(data_dir)])) == 3
 
 
@@ -214,9 +218,9 @@ def test_decode_refuses_a_file_that_is_not_latents(data_dir: Path, tmp_path: Pat
     bogus.write_bytes(b"not a torch file")
     svc = Service.open(data_dir)
     with pytest.raises(UsageError, match="not a readable latents file"):
-        svc.decode(bogus)
+        plain.decode(svc, bogus)
     with pytest.raises(UsageError, match="does not exist"):
-        svc.decode(tmp_path / "missing.latents.pt")
+        plain.decode(svc, tmp_path / "missing.latents.pt")
 
 
 def test_speed_options_are_used_and_recorded(tiny_model: Callable[[str], Path],
@@ -241,19 +245,19 @@ def test_unknown_attention_backend_names_the_valid_ones(tiny_model: Callable[[st
                                                         data_dir: Path, tmp_path: Path) -> None:
     svc = Service.open(data_dir)
     with pytest.raises(UsageError) as err:
-        svc.generate("a fox", model_path=tiny_model("ltx"), frames=9, height=32, width=32,
+        plain.generate(svc, "a fox", model_path=tiny_model("ltx"), frames=9, height=32, width=32,
                      steps=1, attention="warp-drive", out=tmp_path / "x.mp4")
     assert "warp-drive" in err.value.message and "native" in (err.value.hint or "")
-    assert svc.clips() == []
+    assert plain.clips(svc) == []
 
 
 def test_default_output_goes_under_clips_dir(tiny_model: Callable[[str], Path],
                                              data_dir: Path) -> None:
     svc = Service.open(data_dir)
     events: list[dict[str, Any]] = []
-    r = svc.generate("A Red Fox!", model_path=tiny_model("cogvideox"), frames=9, height=16,
+    r = plain.generate(svc, "A Red Fox!", model_path=tiny_model("cogvideox"), frames=9, height=16,
                      width=16, steps=3, on_progress=events.append)
-    path = Path(r["path"])
+    path = Path(r["abs_path"])
     assert path.is_file() and svc.settings.clips_dir in path.parents
     assert path.name.endswith("_a-red-fox.mp4") and path.with_suffix(".json").is_file()
     assert isinstance(r["seed"], int)    # a random seed, recorded
@@ -261,8 +265,8 @@ def test_default_output_goes_under_clips_dir(tiny_model: Callable[[str], Path],
     assert steps == [0, 1, 2, 3]
     phases = [e["phase"] for e in events]
     assert phases.index("latents") < phases.index("decode") < phases.index("encode")
-    assert svc.clip(r["clip_id"])["prompt"] == "A Red Fox!"
-    assert svc.clip_file(r["clip_id"]) == path
+    assert plain.clip(svc, r["clip_id"])["prompt"] == "A Red Fox!"
+    assert svc.synth.clip_file(r["clip_id"]) == path
 
 
 
@@ -278,11 +282,11 @@ def test_default_names_never_reuse_a_clip(data_dir: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(synth_service, "datetime", Frozen)
     svc = Service.open(data_dir)
-    first = svc._out_path(None, "A Red Fox!")
+    first = svc.synth._out_path(None, "A Red Fox!")
     assert first.name == "clip_140307_a-red-fox.mp4"
     first.parent.mkdir(parents=True)
     first.write_bytes(b"clip")
-    second = svc._out_path(None, "A Red Fox!")
+    second = svc.synth._out_path(None, "A Red Fox!")
     assert second.name == "clip_140307_a-red-fox-2.mp4"
 
 

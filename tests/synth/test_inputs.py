@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import plain
 import pytest
 
 from localvideo.errors import UsageError
@@ -18,7 +19,7 @@ def attempt(svc: Service, model: Path, **kw: Any) -> UsageError:
     args: dict[str, Any] = {"frames": 9, "height": 32, "width": 32, "steps": 1}
     args.update(kw)
     with pytest.raises(UsageError) as err:
-        svc.generate("a fox", model_path=model, **args)
+        plain.generate(svc, "a fox", model_path=model, **args)
     return err.value
 
 
@@ -85,17 +86,17 @@ def test_other_bad_values(tiny_model: Callable[[str], Path], data_dir: Path,
     assert "at least 1" in attempt(svc, model, steps=0).message
     assert "positive" in attempt(svc, model, fps=0).message
     with pytest.raises(UsageError, match="prompt is empty"):
-        svc.generate("  ", model_path=model)
+        plain.generate(svc, "  ", model_path=model)
     with pytest.raises(UsageError, match="must end in .mp4"):
-        svc.generate("a fox", model_path=model, out=tmp_path / "clip.webm")
+        plain.generate(svc, "a fox", model_path=model, out=tmp_path / "clip.webm")
     taken = tmp_path / "taken.mp4"
     taken.write_bytes(b"an earlier clip")
     with pytest.raises(UsageError, match="already exists"):
-        svc.generate("a fox", model_path=model, out=taken)
+        plain.generate(svc, "a fox", model_path=model, out=taken)
     assert taken.read_bytes() == b"an earlier clip"
     with pytest.raises(UsageError, match="unknown backend"):
-        svc.generate("a fox", model_path=model, backend="sdwebui")
+        plain.generate(svc, "a fox", model_path=model, backend="sdwebui")
     with pytest.raises(UsageError, match="invalid --max-vram"):
-        svc.plan("a fox", model="ltx-video", max_vram="lots")
+        plain.plan(svc, "a fox", model="ltx-video", max_vram="lots")
     # Nothing was written for any of them.
-    assert svc.clips() == [] and not svc.settings.clips_dir.exists()
+    assert plain.clips(svc) == [] and not svc.settings.clips_dir.exists()

@@ -34,9 +34,10 @@ def test_build_real_makes_a_loadable_pipeline(monkeypatch: pytest.MonkeyPatch, d
     """The benchmark's builder (meta → empty → random fill → save) on a small config of the
     same shape as the real ones, then a real generation from the saved folder."""
     import av
+    import plain
+    from realsize import RealSpec, build_real
 
     from localvideo.service import Service
-    from realsize import RealSpec, build_real
 
     spec = RealSpec(
         "WanPipeline",
@@ -52,8 +53,8 @@ def test_build_real_makes_a_loadable_pipeline(monkeypatch: pytest.MonkeyPatch, d
                            "num_layers": 2, "num_heads": 4})})
     monkeypatch.setitem(REAL, "small-wan", spec)
     folder = build_real("small-wan", tmp_path / "small-wan")
-    r = Service.open(data_dir).generate("a fox", model_path=folder, frames=9, height=16,
-                                        width=16, steps=2, seed=0, out=tmp_path / "s.mp4")
+    r = plain.generate(Service.open(data_dir), "a fox", model_path=folder, frames=9,
+                       height=16, width=16, steps=2, seed=0, out=tmp_path / "s.mp4")
     assert r["pipeline"] == "WanPipeline" and r["family"] == "wan"
-    with av.open(r["path"]) as c:
+    with av.open(r["abs_path"]) as c:
         assert sum(1 for _ in c.decode(video=0)) == 9

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import plain
 import pytest
 from typer.testing import CliRunner
 
@@ -82,12 +83,12 @@ def test_profile_is_read_from_the_folder(tiny_model: Callable[[str], Path]) -> N
 def test_missing_weights_name_the_repo_and_the_pull_command(data_dir: Path) -> None:
     svc = Service.open(data_dir)
     with pytest.raises(ModelNotFoundError) as err:
-        svc.generate("a fox", model="wan2.1-t2v-1.3b")
+        plain.generate(svc, "a fox", model="wan2.1-t2v-1.3b")
     assert "Wan-AI/Wan2.1-T2V-1.3B-Diffusers" in err.value.message
     assert "localvideo models pull wan2.1-t2v-1.3b" in (err.value.hint or "")
-    assert svc.clips() == []
+    assert plain.clips(svc) == []
     with pytest.raises(UsageError, match="unknown model 'sora'"):
-        svc.generate("a fox", model="sora")
+        plain.generate(svc, "a fox", model="sora")
     with pytest.raises(UsageError, match="either --model or --model-path"):
         resolve(data_dir, model="ltx-video", model_path=data_dir)
     with pytest.raises(UsageError, match="no model given"):

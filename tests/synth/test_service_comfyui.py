@@ -10,6 +10,7 @@ from typing import Any
 
 import av
 import numpy as np
+import plain
 import pytest
 from typer.testing import CliRunner
 
@@ -78,20 +79,20 @@ def test_comfyui_job_becomes_a_clip(server: ComfyServer, data_dir: Path, tmp_pat
     assert sidecar["backend"] == "comfyui" and sidecar["seed"] == 42
     assert sidecar["comfy"]["prompt_id"] and sidecar["model"]["comfy_url"] == server.url
     assert sidecar["video"]["frames"] == 9 and sidecar["negative"] == "blurry"
-    clips = Service.open(data_dir).clips()
+    clips = plain.clips(Service.open(data_dir))
     assert [c["id"] for c in clips] == [r["clip_id"]] and clips[0]["backend"] == "comfyui"
 
 
 def test_comfyui_errors(data_dir: Path, tmp_path: Path) -> None:
     svc = Service.open(data_dir)
     with pytest.raises(UsageError, match="needs --workflow"):
-        svc.generate("a fox", backend="comfyui")
+        plain.generate(svc, "a fox", backend="comfyui")
     with pytest.raises(UsageError, match="does not exist"):
-        svc.generate("a fox", backend="comfyui", workflow=tmp_path / "missing.json")
+        plain.generate(svc, "a fox", backend="comfyui", workflow=tmp_path / "missing.json")
     wf = tmp_path / "graph.json"
     wf.write_text(json.dumps(ltx_graph()))
     port = free_port()              # a port nothing listens on
     with pytest.raises(ComfyUIError):
-        svc.generate("a fox", backend="comfyui", workflow=wf, comfy_url=f"http://127.0.0.1:{port}",
+        plain.generate(svc, "a fox", backend="comfyui", workflow=wf, comfy_url=f"http://127.0.0.1:{port}",
                      out=tmp_path / "x.mp4")
-    assert svc.clips() == []
+    assert plain.clips(svc) == []

@@ -14,13 +14,14 @@ import pytest
 from web_helpers import LiveServer, Recorded, record_window
 
 from localvideo.service import Service
+from localvideo.service.models import AnalyzeRequest
 
 
 @pytest.fixture(scope="session")
 def recorded(xdisplay: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     rec = record_window(tmp_path_factory.mktemp("web-store"), xdisplay)
     try:
-        rec.svc.analyze(window="5s", reasoner="offline")
+        rec.svc.analyze.run(AnalyzeRequest(window="5s", reasoner="offline"))
         yield rec
     finally:
         xdisplay.close_windows()

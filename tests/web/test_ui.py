@@ -129,7 +129,7 @@ def test_ask_links_the_moments_it_used(page: Any, ui_server: LiveServer) -> None
 def test_ask_about_a_time(page: Any, ui_server: LiveServer, recorded: Recorded) -> None:
     from datetime import datetime
 
-    first = ui_server.svc.chunks()[0]["start_ts"]
+    first = ui_server.svc.record.chunks()[0].start_ts
     hhmm = datetime.fromtimestamp(first + 3).strftime("%H:%M")
     page.goto(f"{ui_server.url}/search")
     page.fill("#ask-q", f"what was I doing at {hhmm}?")
@@ -147,7 +147,7 @@ def test_act_on_a_suggested_task(page: Any, ui_server: LiveServer) -> None:
     out.wait_for(state="visible", timeout=20000)
     assert "agent got: Title:" in out.inner_text()
     assert btn.inner_text() == "Done"
-    assert ui_server.svc.actions()[0]["state"] == "done"
+    assert ui_server.svc.act.list()[0].state == "done"
 
 
 # The button reloads the page: while the new document loads, #rec-state is not there yet,
@@ -202,8 +202,8 @@ def test_generate_a_tiny_clip_with_live_progress(page: Any, ui_server: LiveServe
     video = page.locator(".clip video").first  # newest first
     page.wait_for_function("v => v.readyState >= 1 && v.duration > 0",
                            arg=video.element_handle(), timeout=20000)
-    job = ui_server.svc.jobs()[0]
-    assert job["state"] == "done" and job["params"]["prompt"].startswith("a red fox")
+    job = ui_server.svc.jobs.list()[0]
+    assert job.state == "done" and job.params["prompt"].startswith("a red fox")
     _shot(page, tmp_path, "clips")
 
 

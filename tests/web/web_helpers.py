@@ -55,7 +55,7 @@ def record_window(data_dir: Path, xdisplay: Any, *, seconds: float = 6.0,
                                   "record": {"fps": 4.0}})
     open_xterm(xdisplay, title, WINDOW_LINES if lines is None else lines)
     start = time.time()
-    svc.record(duration=seconds)
+    svc.record.run(duration=seconds)
     return Recorded(svc, data_dir, start, time.time())
 
 
@@ -69,7 +69,8 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(svc), log_level="warning", lifespan="off")
+        self.app = create_app(svc)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run,
                                        kwargs={"sockets": [self.sock]}, daemon=True)
@@ -90,7 +91,7 @@ class LiveServer:
 
     @property
     def token(self) -> str:
-        return self.svc.api_token()
+        return self.svc.token.get()
 
     def client(self, *, auth: bool = True, headers: dict[str, str] | None = None,
                **kw: Any) -> httpx.Client:

@@ -18,7 +18,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..units import format_ts
+from ..service.models import AnalyzeRequest, AskRequest
+from ..units import format_duration, format_ts
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
 
 ReasonerOpt = Annotated[str | None, typer.Option(
@@ -120,9 +121,10 @@ def register(app: typer.Typer) -> None:
                     if live is not None:
                         live.update(_progress_line(state))
 
-                result = svc.analyze(follow=follow, stop=stop, on_progress=on_progress,
-                                     dry_run=dry_run, window=window, reasoner=reasoner,
-                                     model=model, base_url=base_url, key=key)
+                result = svc.analyze.run(
+                    AnalyzeRequest.of(follow=follow, dry_run=dry_run, window=window,
+                                      reasoner=reasoner, model=model, base_url=base_url,
+                                      key=key), stop=stop, on_progress=on_progress)
         finally:
             signal.signal(signal.SIGINT, old)
             signal.signal(signal.SIGTERM, old_term)
@@ -130,21 +132,21 @@ def register(app: typer.Typer) -> None:
             print_json(result)
             return
         if dry_run:
-            for req in result.get("requests", []):
+            for req in result.requests or []:
                 console.rule(f"would send to {req['reasoner']} ({req['model']}) — "
                              f"{_hms(req['start_ts'])}–{_hms(req['end_ts'])}")
                 print(json.dumps({k: v for k, v in req.items() if k != "schema"}, indent=2,
                                  ensure_ascii=False, default=str))
-            if not result.get("requests"):
+            if not result.requests:
                 console.print("nothing would be sent: no complete window of activity yet")
-        per = result.get("ocr_ms_per_keyframe")
-        console.print(f"read {result['keyframes']} key frames in {result['frames']} frames "
-                      f"from {result['chunks']} chunk(s)"
+        per = result.ocr_ms_per_keyframe
+        console.print(f"read {result.keyframes} key frames in {result.frames} frames "
+                      f"from {result.chunks} chunk(s)"
                       + (f", OCR {per:.0f} ms per key frame" if per else "")
-                      + f"; {len(result['observations'])} observation(s) via "
-                      f"{result['reasoner']}" + (" (stopped)" if result["stopped"] else ""))
-        console.print(result["status"]["line"], highlight=False, markup=False)
-        for err in result.get("errors", []):
+                      + f"; {len(result.observations)} observation(s) via "
+                      f"{result.reasoner}" + (" (stopped)" if result.stopped else ""))
+        console.print(result.status.line, highlight=False, markup=False)
+        for err in result.errors:
             err_console.print(f"[yellow]warning:[/] {err}", highlight=False)
 
     @app.command()
@@ -160,8 +162,8 @@ def register(app: typer.Typer) -> None:
         json_out: JsonFlag = False,
     ) -> None:
         """Find the moments a word was on screen (then: localvideo frame --at TS)."""
-        hits = open_service(data_dir).search(query, app=app_, since=since, until=until,
-                                             limit=limit)
+        hits = open_service(data_dir).analyze.search(query, app=app_, since=since, until=until,
+                                                     limit=limit)
         if json_out:
             print_json(hits)
             return
@@ -170,10 +172,10 @@ def register(app: typer.Typer) -> None:
             return
         table = Table("time", "app", "window", "text", "chunk @ offset")
         for h in hits:
-            table.add_row(format_ts(h["ts"])[:19].replace("T", " "), Text(h["app"]),
-                          Text(_flat(h["title"], 40)), _hit(h["snippet"]),
-                          f"{h['chunk_id']} @ {h['offset']:.1f}s" if h["offset"] is not None
-                          else str(h["chunk_id"]))
+            table.add_row(format_ts(h.ts)[:19].replace("T", " "), Text(h.app),
+                          Text(_flat(h.title, 40)), _hit(h.snippet),
+                          f"{h.chunk_id} @ {h.offset:.1f}s" if h.offset is not None
+                          else str(h.chunk_id))
         console.print(table)
 
     @app.command()
@@ -184,16 +186,14 @@ def register(app: typer.Typer) -> None:
         json_out: JsonFlag = False,
     ) -> None:
         """Time spent per app and window, merged across short interruptions."""
-        from ..analyze.index import fmt_duration
-
-        rows = open_service(data_dir).timeline(since=since, until=until)
+        rows = open_service(data_dir).analyze.timeline(since=since, until=until)
         if json_out:
             print_json(rows)
             return
         table = Table("from", "to", "duration", "app", "window")
         for r in rows:
-            table.add_row(_hms(r["start_ts"]), _hms(r["end_ts"]), fmt_duration(r["duration"]),
-                          Text(r["app"]), Text(_flat(r["title"], 70)))
+            table.add_row(_hms(r.start_ts), _hms(r.end_ts), format_duration(r.duration),
+                          Text(r.app), Text(_flat(r.title, 70)))
         console.print(table)
 
     @app.command()
@@ -205,18 +205,19 @@ def register(app: typer.Typer) -> None:
         json_out: JsonFlag = False,
     ) -> None:
         """What the reasoner made of each window of activity, with its suggested task."""
-        rows = open_service(data_dir).observations(since=since, limit=limit, status=status)
+        rows = open_service(data_dir).analyze.observations(since=since, limit=limit,
+                                                           status=status)
         if json_out:
             print_json(rows)
             return
         table = Table("id", "window", "status", "summary", "task", show_lines=True)
         for r in rows:
-            task = r.get("task") or {}
-            task_text = (f"{task.get('category')}: {task.get('title')}"
-                         if task.get("verdict") == "TASK_FOUND" else "-")
-            summary = r["summary"] or (r["error"] or "")
-            table.add_row(str(r["id"]), f"{_hms(r['start_ts'])}–{_hms(r['end_ts'])}",
-                          r["status"], Text(_flat(summary, 200)), Text(_flat(task_text, 80)))
+            task = r.task
+            task_text = (f"{task.category}: {task.title}"
+                         if task and task.verdict == "TASK_FOUND" else "-")
+            summary = r.summary or (r.error or "")
+            table.add_row(str(r.id), f"{_hms(r.start_ts)}–{_hms(r.end_ts)}",
+                          r.status, Text(_flat(summary, 200)), Text(_flat(task_text, 80)))
         console.print(table)
 
     @app.command()
@@ -238,21 +239,25 @@ def register(app: typer.Typer) -> None:
         A question may name times: "what was I doing at 14:00?", "yesterday afternoon",
         "in the last 20 minutes".
         """
-        res = open_service(data_dir).ask(question, since=since, until=until, reasoner=reasoner,
-                                         model=model, base_url=base_url, key=key,
-                                         dry_run=dry_run)
-        if json_out or dry_run:
+        svc = open_service(data_dir)
+        req = AskRequest.of(question=question, since=since, until=until, reasoner=reasoner,
+                            model=model, base_url=base_url, key=key)
+        if dry_run:
+            print_json(svc.analyze.preview_ask(req))
+            return
+        res = svc.analyze.ask(req)
+        if json_out:
             print_json(res)
             return
-        for t in res.get("times", []):
-            console.print(f"looked at {t['label']}: " + " – ".join(
-                format_ts(x)[:16].replace("T", " ") for x in (t["start_ts"], t["end_ts"])),
+        for t in res.times:
+            console.print(f"looked at {t.label}: " + " – ".join(
+                format_ts(x)[:16].replace("T", " ") for x in (t.start_ts, t.end_ts)),
                 style="dim", highlight=False, markup=False)
-        console.print(res["answer"], highlight=False, markup=False)
-        if res["timestamps"]:
+        console.print(res.answer, highlight=False, markup=False)
+        if res.timestamps:
             console.print("moments: " + ", ".join(format_ts(t)[:19].replace("T", " ")
-                                                  for t in res["timestamps"]), style="dim")
-        console.print(f"({res['reasoner']}, {res['model']})", style="dim")
+                                                  for t in res.timestamps), style="dim")
+        console.print(f"({res.reasoner}, {res.model})", style="dim")
 
     keys_app = typer.Typer(help="API keys for the reasoners, stored 0600 in the data dir.",
                            no_args_is_help=True)
@@ -268,25 +273,24 @@ def register(app: typer.Typer) -> None:
         """Store a key (the --key flag still wins; the env var is the fallback)."""
         if value is None:
             value = getpass.getpass(f"{name} key: ")
-        res = open_service(data_dir).keys_set(name, value)
-        console.print(f"stored the key for {res['name']}")
+        res = open_service(data_dir).keys.set(name, value)
+        console.print(f"stored the key for {res.name}")
 
     @keys_app.command("list")
     def keys_list(data_dir: DataDir = None, json_out: JsonFlag = False) -> None:
         """Which keys are stored (masked) and which env vars would supply one."""
-        rows = open_service(data_dir).keys_list()
+        rows = open_service(data_dir).keys.list()
         if json_out:
             print_json(rows)
             return
         table = Table("name", "stored", "env")
         for r in rows:
-            table.add_row(str(r["name"]), str(r["preview"]) if r["stored"] else "-",
-                          str(r["env"]) or "-")
+            table.add_row(r.name, r.preview if r.stored else "-", r.env or "-")
         console.print(table)
 
     @keys_app.command("delete")
     def keys_delete(name: Annotated[str, typer.Argument(help="The key's name.")],
                     data_dir: DataDir = None) -> None:
         """Remove a stored key."""
-        res = open_service(data_dir).keys_delete(name)
-        console.print(f"deleted the key for {res['name']}")
+        res = open_service(data_dir).keys.delete(name)
+        console.print(f"deleted the key for {res.name}")

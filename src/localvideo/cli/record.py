@@ -8,34 +8,34 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..units import format_bytes, format_ts, parse_duration, parse_size, parse_time
+from ..service.models import RecordProgress
+from ..units import format_bytes, format_ts, parse_duration, parse_size
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
 
 
-def _status_line(s: dict[str, Any]) -> Text:
+def _status_line(s: RecordProgress) -> Text:
     line = Text()
-    mins, secs = divmod(int(s.get("elapsed", 0)), 60)
+    mins, secs = divmod(int(s.elapsed), 60)
     line.append(f"● {mins:02d}:{secs:02d} ", style="bold red")
-    if s.get("paused") or s.get("disk_paused"):
-        line.append(f"{s.get('message') or 'paused'}  ", style="bold yellow")
-    app, title = s.get("app") or "-", s.get("title") or ""
+    if s.paused or s.disk_paused:
+        line.append(f"{s.message or 'paused'}  ", style="bold yellow")
+    app, title = s.app or "-", s.title or ""
     line.append(f"{app}", style="cyan")
     if title:
         line.append(f" — {title[:60]}")
-    line.append(f"  seen {s['frames_seen']} · encoded {s['frames_encoded']} · "
-                f"unchanged {s['frames_skipped']}")
-    if s.get("frames_excluded"):
-        line.append(f" · excluded {s['frames_excluded']}", style="magenta")
-    chunk = (s.get("chunk") or "-").rsplit("/", 1)[-1]
-    line.append(f"  {chunk} {format_bytes(s.get('bytes') or 0)}  [{s.get('encoder')}]",
-                style="dim")
+    line.append(f"  seen {s.frames_seen} · encoded {s.frames_encoded} · "
+                f"unchanged {s.frames_skipped}")
+    if s.frames_excluded:
+        line.append(f" · excluded {s.frames_excluded}", style="magenta")
+    chunk = (s.chunk or "-").rsplit("/", 1)[-1]
+    line.append(f"  {chunk} {format_bytes(s.bytes or 0)}  [{s.encoder}]", style="dim")
     return line
 
 
@@ -75,7 +75,6 @@ def register(app: typer.Typer) -> None:
             "min_free_bytes": (parse_size(min_free_bytes, what="--min-free-bytes")
                                if min_free_bytes is not None else None),
         }}
-        seconds = parse_duration(duration, what="--duration") if duration else None
         svc = open_service(data_dir, overrides)
         stop = threading.Event()
 
@@ -86,14 +85,14 @@ def register(app: typer.Typer) -> None:
         old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             if json_out or not console.is_terminal:
-                summary = svc.record(duration=seconds, stop=stop,
-                                     virtual_display=virtual_display)
+                summary = svc.record.run(duration=duration, stop=stop,
+                                         virtual_display=virtual_display)
             else:
                 with Live(Text("starting…"), console=console, refresh_per_second=2,
                           transient=False) as live:
-                    summary = svc.record(duration=seconds, stop=stop,
-                                         on_status=lambda s: live.update(_status_line(s)),
-                                         virtual_display=virtual_display)
+                    summary = svc.record.run(duration=duration, stop=stop,
+                                             on_status=lambda s: live.update(_status_line(s)),
+                                             virtual_display=virtual_display)
                     live.update(_status_line(summary))
         finally:
             for s, h in old.items():
@@ -102,11 +101,11 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(summary)
             return
-        console.print(f"recorded {summary['frames_seen']} frames "
-                      f"({summary['frames_encoded']} encoded, {summary['frames_skipped']} "
-                      f"unchanged, {summary['frames_excluded']} excluded) into "
-                      f"{len(summary['chunks'])} chunk(s) with {summary['encoder']}")
-        for c in summary["chunks"]:
+        console.print(f"recorded {summary.frames_seen} frames "
+                      f"({summary.frames_encoded} encoded, {summary.frames_skipped} "
+                      f"unchanged, {summary.frames_excluded} excluded) into "
+                      f"{len(summary.chunks)} chunk(s) with {summary.encoder}")
+        for c in summary.chunks:
             console.print(f"  {c}", highlight=False)
 
     @app.command()
@@ -116,8 +115,7 @@ def register(app: typer.Typer) -> None:
                limit: Annotated[int | None, typer.Option(help="Only the newest N.")] = None) -> None:
         """List recorded chunks with their apps, window titles and frame counts."""
         svc = open_service(data_dir)
-        rows = svc.chunks(since=parse_time(since) if since else None,
-                          until=parse_time(until) if until else None, limit=limit)
+        rows = svc.record.chunks(since=since, until=until, limit=limit)
         svc.close()
         if json_out:
             print_json(rows)
@@ -127,10 +125,10 @@ def register(app: typer.Typer) -> None:
             return
         table = Table("id", "start", "end", "codec", "frames", "size", "state", "apps", "path")
         for r in rows:
-            apps = ", ".join(f"{a['app'] or '?'} ({a['frames']})" for a in r["apps"])
-            table.add_row(str(r["id"]), format_ts(r["start_ts"]),
-                          format_ts(r["end_ts"]) if r["end_ts"] else "-", r["codec"] or "-",
-                          str(r["frames"]), format_bytes(r["bytes"]), r["state"], apps, r["path"])
+            apps = ", ".join(f"{a.app or '?'} ({a.frames})" for a in r.apps)
+            table.add_row(str(r.id), format_ts(r.start_ts),
+                          format_ts(r.end_ts) if r.end_ts else "-", r.codec or "-",
+                          str(r.frames), format_bytes(r.bytes), r.state, apps, r.path)
         console.print(table)
 
     @app.command()
@@ -142,21 +140,21 @@ def register(app: typer.Typer) -> None:
         if json_out:
             print_json(st)
             return
-        rec = st["recorder"]
-        state = f"running (pid {rec['pid']})" if rec["running"] else "not running"
-        if st["paused"]:
+        rec = st.recorder
+        state = f"running (pid {rec.pid})" if rec.running else "not running"
+        if st.paused:
             state += ", paused (localvideo resume)"
-        if rec.get("disk_paused"):
-            state += f", {rec.get('message')}"
+        if rec.disk_paused:
+            state += f", {rec.message}"
         console.print(f"recorder: {state}")
-        if rec.get("chunk"):
-            console.print(f"  chunk: {rec['chunk']}  encoder: {rec.get('encoder')}")
-        if rec.get("last_error"):
-            console.print(f"  last error: {rec['last_error']}", style="yellow")
-        t = st["totals"]
-        console.print(f"store: {st['data_dir']} — {t['chunks']} chunks, "
-                      f"{format_bytes(t['bytes'])}, {t['frames_seen']} frames seen "
-                      f"({t['frames_encoded']} encoded); {format_bytes(st['disk_free'])} free")
+        if rec.chunk:
+            console.print(f"  chunk: {rec.chunk}  encoder: {rec.encoder}")
+        if rec.last_error:
+            console.print(f"  last error: {rec.last_error}", style="yellow")
+        t = st.totals
+        console.print(f"store: {st.data_dir} — {t.chunks} chunks, "
+                      f"{format_bytes(t.bytes)}, {t.frames_seen} frames seen "
+                      f"({t.frames_encoded} encoded); {format_bytes(st.disk_free)} free")
 
     @app.command()
     def frame(at: Annotated[str, typer.Option("--at", help="Moment: ISO time, HH:MM:SS, unix "
@@ -166,35 +164,34 @@ def register(app: typer.Typer) -> None:
               data_dir: DataDir = None, json_out: JsonFlag = False) -> None:
         """Save the recorded picture of one moment as an image."""
         svc = open_service(data_dir)
-        ts = parse_time(at, what="--at")
-        info = svc.frame_info(ts)
+        ts = svc.time(at, "--at")
+        info = svc.record.frame_info(ts)
         fmt = "jpeg" if out.suffix.lower() in (".jpg", ".jpeg") else "png"
-        data = svc.frame_bytes(ts, fmt=fmt, crop=crop)
+        pic = svc.record.frame_bytes(ts, fmt=fmt, crop=crop)
         svc.close()
-        out.write_bytes(data)
-        info["out"] = str(out)
+        out.write_bytes(pic.data)
         if json_out:
-            print_json(info)
+            print_json({**info.model_dump(mode="json"), "out": str(out)})
         else:
-            console.print(f"wrote {out} — {info['app']} — {info['title']} at "
-                          f"{format_ts(info['ts'])}", highlight=False)
+            console.print(f"wrote {out} — {info.app} — {info.title} at "
+                          f"{format_ts(info.ts)}", highlight=False)
 
     @app.command()
     def pause(data_dir: DataDir = None) -> None:
         """Stop capturing (a running recorder stops within one frame interval)."""
         svc = open_service(data_dir)
-        r = svc.pause()
+        r = svc.record.pause()
         svc.close()
-        who = f"recorder pid {r['recorder_pid']}" if r["recorder_pid"] else "no recorder running"
+        who = f"recorder pid {r.recorder_pid}" if r.recorder_pid else "no recorder running"
         console.print(f"paused ({who}); `localvideo resume` to continue")
 
     @app.command()
     def resume(data_dir: DataDir = None) -> None:
         """Continue capturing after `localvideo pause`."""
         svc = open_service(data_dir)
-        r = svc.resume()
+        r = svc.record.resume()
         svc.close()
-        who = f"recorder pid {r['recorder_pid']}" if r["recorder_pid"] else "no recorder running"
+        who = f"recorder pid {r.recorder_pid}" if r.recorder_pid else "no recorder running"
         console.print(f"resumed ({who})")
 
     @app.command()
@@ -203,16 +200,17 @@ def register(app: typer.Typer) -> None:
                yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
                data_dir: DataDir = None, json_out: JsonFlag = False) -> None:
         """Delete every chunk overlapping a time range, with its frames, text and observations."""
-        start, end = parse_time(since, what="--since"), parse_time(until, what="--until")
+        svc = open_service(data_dir)
+        start, end = svc.time(since, "--since"), svc.time(until, "--until")
         if not yes and not typer.confirm(f"delete recordings from {format_ts(start)} to "
                                          f"{format_ts(end)}?"):
+            svc.close()
             err_console.print("nothing deleted")
             raise typer.Exit(1)
-        svc = open_service(data_dir)
-        r = svc.delete_range(start, end)
+        r = svc.record.delete_range(start, end)
         svc.close()
         if json_out:
             print_json(r)
         else:
-            console.print(f"deleted {r['chunks']} chunks, {r['frames']} frames, "
-                          f"{format_bytes(r['bytes'])}, {r['observations']} observations")
+            console.print(f"deleted {r.chunks} chunks, {r.frames} frames, "
+                          f"{format_bytes(r.bytes)}, {r.observations} observations")

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
 
         svc = open_service(data_dir, {"serve": {"host": host, "port": port}})
         settings = svc.settings
-        token = svc.api_token()
+        token = svc.token.get()
         svc.close()
         seconds = parse_duration(duration, what="--duration") if duration else None
         if (platform.system() == "Linux" and not virtual_display
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
                               "reach it and has the token sees your screen history")
         console.print(f"serving {ui_url(s.host, s.port)} (token: `localvideo token`)",
                       highlight=False, soft_wrap=True)
-        resumed = svc.resume_jobs()
+        resumed = svc.jobs.resume()
         if resumed:
             console.print(f"resumed {len(resumed)} generation job(s) a stopped server had "
                           f"queued: {', '.join(map(str, resumed))}", highlight=False,
@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
               ] = False) -> None:
         """Print the API token (created on first use; LOCALVIDEO_API_TOKEN overrides)."""
         svc = open_service(data_dir)
-        t = svc.rotate_token() if rotate else svc.api_token()
+        t = svc.token.rotate() if rotate else svc.token.get()
         s = svc.settings.serve
         print(ui_url(s.host, s.port, t) if url else t)
 
@@ -191,85 +191,89 @@ def register(app: typer.Typer) -> None:
         svc = open_service(data_dir)
         with console.status(f"handing observation {observation_id} to "
                             f"{svc.settings.serve.agent_command or '?'} …"):
-            result = svc.act(observation_id)
+            result = svc.act.run(observation_id)
         if json_out:
             print_json(result)
             return
-        style = "green" if result["state"] == "done" else "red"
-        console.print(f"[{style}]{result['state']}[/] (exit {result['exit_code']}) — "
-                      f"action {result['id']}, logged", highlight=False, soft_wrap=True)
-        if result.get("output_tail"):
-            console.print(result["output_tail"], highlight=False, markup=False)
-        if result["state"] != "done":
+        style = "green" if result.state == "done" else "red"
+        console.print(f"[{style}]{result.state}[/] (exit {result.exit_code}) — "
+                      f"action {result.id}, logged", highlight=False, soft_wrap=True)
+        if result.output_tail:
+            console.print(result.output_tail, highlight=False, markup=False)
+        if result.state != "done":
             raise typer.Exit(1)
 
     @app.command()
     def actions(data_dir: DataDir = None, limit: int = 20, json_out: JsonFlag = False) -> None:
         """The log of hand-offs to the agent command."""
-        rows = open_service(data_dir).actions(limit)
+        rows = open_service(data_dir).act.list(limit)
         if json_out:
             print_json(rows)
             return
         table = Table("id", "when", "observation", "command", "state", "exit")
         for r in rows:
-            table.add_row(str(r["id"]), format_ts(r["ts"]), str(r["observation_id"]),
-                          r["command"], r["state"], str(r["exit_code"]))
+            table.add_row(str(r.id), format_ts(r.ts), str(r.observation_id),
+                          r.command, r.state, str(r.exit_code))
         console.print(table)
 
     @app.command()
     def doctor(data_dir: DataDir = None, json_out: JsonFlag = False) -> None:
         """Check this machine: display, capture, encoders, OCR, GPU, disk — and what to run."""
-        report = open_service(data_dir).doctor()
+        report = open_service(data_dir).doctor.run()
         if json_out:
             print_json(report)
             return
-        p = report["platform"]
+        p = report.platform
         console.print(f"[bold]localvideo doctor[/] — {p['system']} {p['release']} "
                       f"{p['machine']}, Python {p['python']}", highlight=False, soft_wrap=True)
-        for c in report["checks"]:
-            mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
-            console.print(f" {mark} [bold]{c['name']:<10}[/] {c['detail']}", highlight=False, soft_wrap=True)
-            if not c["ok"] and c.get("fix"):
-                console.print(f"   [yellow]→[/] {c['fix']}", highlight=False, soft_wrap=True)
+        for c in report.checks:
+            mark = "[green]✓[/]" if c.ok else "[red]✗[/]"
+            console.print(f" {mark} [bold]{c.name:<10}[/] {c.detail}", highlight=False,
+                          soft_wrap=True)
+            if not c.ok and c.fix:
+                console.print(f"   [yellow]→[/] {c.fix}", highlight=False, soft_wrap=True)
         console.print()
-        for name, job in report["jobs"].items():
-            mark = "[green]suits[/]" if job["suited"] else "[red]not suited[/]"
-            console.print(f"[bold]{name}[/]: {mark} — {job['reason']}", highlight=False, soft_wrap=True)
-            settings = ", ".join(f"{k}={v}" for k, v in job["settings"].items())
+        for name, job in report.jobs.items():
+            mark = "[green]suits[/]" if job.suited else "[red]not suited[/]"
+            console.print(f"[bold]{name}[/]: {mark} — {job.reason}", highlight=False,
+                          soft_wrap=True)
+            settings = ", ".join(f"{k}={v}" for k, v in job.settings.items())
             console.print(f"   settings: {settings}", highlight=False, soft_wrap=True)
-            for f in job.get("fits") or []:
+            for f in job.fits:
                 console.print(f"   fits: {f['model']} ({f['params']}) {f['width']}×{f['height']}"
                               f"×{f['frames']}, {f['dtype']}, offload {f['offload']}, "
                               f"peak {f['peak_gb']} GB", highlight=False, soft_wrap=True)
-            if job.get("command"):
-                console.print(f"   run: [cyan]{job['command']}[/]", highlight=False, soft_wrap=True)
-        if report["install"]:
+            if job.command:
+                console.print(f"   run: [cyan]{job.command}[/]", highlight=False,
+                              soft_wrap=True)
+        if report.install:
             console.print("\n[bold]to fix:[/]")
-            for cmd in report["install"]:
+            for cmd in report.install:
                 console.print(f"  {cmd}", highlight=False, markup=False)
-        console.print(f"[dim]({report['seconds']} s)[/]")
+        console.print(f"[dim]({report.seconds} s)[/]")
 
-    service_app = typer.Typer(help="Start `localvideo observe` at login (systemd user unit "
+    autostart_app = typer.Typer(help="Start `localvideo observe` at login (systemd user unit "
                                    "or launchd agent).", no_args_is_help=True)
-    app.add_typer(service_app, name="service")
+    app.add_typer(autostart_app, name="service")
 
-    @service_app.command("install")
-    def service_install(data_dir: DataDir = None) -> None:
+    @autostart_app.command("install")
+    def autostart_install(data_dir: DataDir = None) -> None:
         """Write the autostart file and print the command that enables it."""
-        r = open_service(data_dir).service_install()
-        console.print(f"wrote {r['path']}", highlight=False, soft_wrap=True)
-        console.print(f"enable it with:\n  [cyan]{r['enable_command']}[/]", highlight=False, soft_wrap=True)
+        r = open_service(data_dir).autostart.install()
+        console.print(f"wrote {r.path}", highlight=False, soft_wrap=True)
+        console.print(f"enable it with:\n  [cyan]{r.enable_command}[/]", highlight=False,
+                      soft_wrap=True)
 
-    @service_app.command("uninstall")
-    def service_uninstall(data_dir: DataDir = None) -> None:
+    @autostart_app.command("uninstall")
+    def autostart_uninstall(data_dir: DataDir = None) -> None:
         """Remove the autostart file (and its enablement links)."""
-        r = open_service(data_dir).service_uninstall()
-        if r["removed"]:
-            for path in r["removed"]:
+        r = open_service(data_dir).autostart.uninstall()
+        if r.removed:
+            for path in r.removed:
                 console.print(f"removed {path}", highlight=False, soft_wrap=True)
         else:
-            console.print(f"nothing to remove at {r['path']}", highlight=False, soft_wrap=True)
-        console.print(f"stop a running copy with:\n  [cyan]{r['stop_command']}[/]",
+            console.print(f"nothing to remove at {r.path}", highlight=False, soft_wrap=True)
+        console.print(f"stop a running copy with:\n  [cyan]{r.stop_command}[/]",
                       highlight=False, soft_wrap=True)
 
 

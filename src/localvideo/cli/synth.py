@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ..service.models import GenerateRequest, Plan
 from ..units import format_bytes, format_ts
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
 
@@ -74,27 +75,27 @@ def _progress(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None]]:
         yield on_progress
 
 
-def _print_plan(plan: dict[str, Any]) -> None:
-    est = plan["estimate"]
-    p = plan["params"]
-    console.print(f"[bold]{plan['model']}[/] ({plan['family']}) {p['width']}×{p['height']}, "
-                  f"{p['frames']} frames, {p['steps']} steps — device {plan['device']}, "
-                  f"{plan['dtype']}")
+def _print_plan(plan: Plan) -> None:
+    est = plan.estimate
+    p = plan.params
+    console.print(f"[bold]{plan.model}[/] ({plan.family}) {p['width']}×{p['height']}, "
+                  f"{p['frames']} frames, {p['steps']} steps — device {plan.device}, "
+                  f"{plan.dtype}")
     table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_row("offload", plan["offload"])
-    table.add_row("fp8 (layerwise casting)", ", ".join(plan["fp8_components"]) or "no")
-    table.add_row("VAE tiling / slicing", f"{'on' if plan['vae_tiling'] else 'off'} / "
-                                          f"{'on' if plan['vae_slicing'] else 'off'}")
+    table.add_row("offload", plan.offload)
+    table.add_row("fp8 (layerwise casting)", ", ".join(plan.fp8_components) or "no")
+    table.add_row("VAE tiling / slicing", f"{'on' if plan.vae_tiling else 'off'} / "
+                                          f"{'on' if plan.vae_slicing else 'off'}")
     table.add_row("estimated peak", f"{est['peak'] / 1e9:.1f} GB "
                                     f"(weights {est['weights'] / 1e9:.1f}, activations "
                                     f"{est['activations'] / 1e9:.1f}, decode "
                                     f"{est['decode'] / 1e9:.2f})")
-    if plan.get("budget_bytes"):
-        table.add_row("budget", f"{plan['budget_bytes'] / 1e9:.1f} GB of "
-                                f"{plan['vram_bytes'] / 1e9:.1f} GB")
-    table.add_row("fits", "[green]yes[/]" if plan["fits"] else "[red]no[/]")
+    if plan.budget_bytes:
+        table.add_row("budget", f"{plan.budget_bytes / 1e9:.1f} GB of "
+                                f"{(plan.vram_bytes or 0) / 1e9:.1f} GB")
+    table.add_row("fits", "[green]yes[/]" if plan.fits else "[red]no[/]")
     console.print(table)
-    for r in plan["reasons"]:
+    for r in plan.reasons:
         console.print(f"  • {r}", highlight=False, markup=False)
 
 
@@ -147,28 +148,27 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate a video clip from a prompt (and optionally a first frame)."""
         svc = open_service(data_dir, {"synth": {"backend": backend, "comfy_url": comfy_url}})
-        args: dict[str, Any] = {
-            "model": model, "model_path": model_path, "image": image, "frames": frames,
-            "height": height, "width": width, "fps": fps, "steps": steps,
-            "guidance": guidance, "seed": seed, "negative": negative,
-            "max_vram": max_vram, "device": device}
+        req = GenerateRequest.of(
+            prompt=prompt, model=model, model_path=model_path, image=image, frames=frames,
+            height=height, width=width, fps=fps, steps=steps, guidance=guidance, seed=seed,
+            negative=negative, max_vram=max_vram, device=device, out=out, backend=backend,
+            comfy_url=comfy_url, workflow=workflow, cache=cache, compile=compile,
+            attention=attention)
         if plan:
-            result = svc.plan(prompt, **args)
-            print_json(result) if json_out else _print_plan(result)
+            planned = svc.synth.plan(req)
+            print_json(planned) if json_out else _print_plan(planned)
             return
         with _progress(not json_out) as on_progress:
-            result = svc.generate(prompt, out=out, backend=backend, comfy_url=comfy_url,
-                                  workflow=workflow, cache=cache, compile=compile,
-                                  attention=attention, on_progress=on_progress, **args)
+            result = svc.synth.generate(req, on_progress=on_progress)
         if json_out:
             print_json(result)
             return
-        t = result.get("timings") or {}
-        console.print(f"[bold green]clip {result['clip_id']}[/] {escape(result['path'])}  "
-                      f"(sidecar {escape(result['sidecar'])})", highlight=False)
-        v = result.get("video") or {}
+        t = result.timings or {}
+        console.print(f"[bold green]clip {result.clip_id}[/] {escape(result.abs_path)}  "
+                      f"(sidecar {escape(result.sidecar)})", highlight=False)
+        v = result.video or {}
         console.print(f"  {v.get('width')}×{v.get('height')}, {v.get('frames')} frames at "
-                      f"{v.get('fps')} fps, seed {result['seed']}; "
+                      f"{v.get('fps')} fps, seed {result.seed}; "
                       + ", ".join(f"{k} {s:.1f}s" for k, s in t.items()), highlight=False)
 
     models_app = typer.Typer(help="Model presets: list them, or pull one's weights.",
@@ -181,7 +181,7 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         svc = open_service(data_dir)
-        rows = svc.models()
+        rows = svc.synth.models()
         if json_out:
             print_json(rows)
             return
@@ -190,9 +190,9 @@ def register(app: typer.Typer) -> None:
             # Names are what people copy into --model: never wrap or cut them.
             table.add_column(col, no_wrap=col == "name", overflow="fold")
         for m in rows:
-            table.add_row(m["name"], m["family"], m["params"], "i2v" if m["i2v"] else "t2v",
-                          f"{m['width']}×{m['height']}×{m['frames']} @{m['fps']:g}",
-                          m["repo_id"], "[green]yes[/]" if m["present"] else "no")
+            table.add_row(m.name, m.family, m.params, "i2v" if m.i2v else "t2v",
+                          f"{m.width}×{m.height}×{m.frames} @{m.fps:g}",
+                          m.repo_id, "[green]yes[/]" if m.present else "no")
         console.print(table)
         console.print("[dim]fetch one with `localvideo models pull NAME`; any local "
                       "diffusers folder works with --model-path DIR[/]")
@@ -205,9 +205,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Download a preset's weights from the Hugging Face hub into the models folder."""
         svc = open_service(data_dir)
-        result = svc.models_pull(name)
+        result = svc.synth.pull(name)
         print_json(result) if json_out else console.print(
-            f"[green]pulled[/] {result['repo_id']} → {escape(result['path'])}", highlight=False)
+            f"[green]pulled[/] {result.repo_id} → {escape(result.path)}", highlight=False)
 
     @app.command()
     def decode(
@@ -224,10 +224,11 @@ def register(app: typer.Typer) -> None:
         """Finish a generation from its saved latents (e.g. after a decode ran out of memory)."""
         svc = open_service(data_dir)
         with _progress(not json_out) as on_progress:
-            result = svc.decode(latents, out, device=device, tiling=tiling,
-                                on_progress=on_progress)
-        print_json(result) if json_out else console.print(
-            f"[bold green]clip {result['clip_id']}[/] {escape(result['path'])}", highlight=False)
+            decoded = svc.synth.decode(latents, out, device=device, tiling=tiling,
+                                       on_progress=on_progress)
+        print_json(decoded) if json_out else console.print(
+            f"[bold green]clip {decoded.clip_id}[/] {escape(decoded.abs_path)}",
+            highlight=False)
 
     @app.command()
     def clips(
@@ -237,7 +238,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List generated clips, newest last."""
         svc = open_service(data_dir)
-        rows = svc.clips(limit=limit)
+        rows = svc.synth.clips(limit=limit)
         if json_out:
             print_json(rows)
             return
@@ -245,14 +246,14 @@ def register(app: typer.Typer) -> None:
         for col in ("id", "created", "model", "size", "seed", "time", "file", "prompt"):
             table.add_column(col)
         for c in rows:
-            v = c.get("video") or {}
-            model = c.get("model") or {}
-            table.add_row(str(c["id"]), format_ts(c["created_ts"])[:19],
+            v = c.video or {}
+            model = c.model or {}
+            table.add_row(str(c.id), format_ts(c.created_ts)[:19],
                           str(model.get("name") or Path(str(model.get("path") or
                                                             model.get("workflow"))).name),
                           f"{v.get('width')}×{v.get('height')}×{v.get('frames')}",
-                          str(c.get("seed")), f"{c.get('seconds', 0):.0f}s",
-                          f"{escape(c['path'])} ({format_bytes(v.get('bytes') or 0)})"
-                          if c["exists"] else f"[red]missing[/] {escape(c['path'])}",
-                          escape(c["prompt"][:40]))
+                          str(c.seed), f"{c.seconds:.0f}s",
+                          f"{escape(c.path)} ({format_bytes(v.get('bytes') or 0)})"
+                          if c.exists else f"[red]missing[/] {escape(c.path)}",
+                          escape(c.prompt[:40]))
         console.print(table)

@@ -1,7 +1,7 @@
-"""Service operations for the analyze area: read the screen, search it, reason over it.
+"""The analyze area: read the screen, search it, reason over it.
 
-The work lives in ``localvideo.analyze``; this mixin only wires settings, the reasoner and
-the index together and returns plain data (see docs/SERVICE-API.md).
+The work lives in ``localvideo.analyze``; this area wires settings, the reasoner and the
+index together and returns the typed models.
 """
 
 from __future__ import annotations
@@ -15,57 +15,67 @@ from ..errors import NotFoundError, UsageError
 from ..store import frames as frames_db
 from ..store import observations as obs_db
 from ..store import text as text_db
-from ..units import parse_duration, parse_time
-from .base import ServiceBase
+from ..units import parse_duration
+from .context import Context, maybe_moment
+from .models import (
+    AnalysisStatus,
+    AnalyzeRequest,
+    AnalyzeSummary,
+    Answer,
+    AskPreview,
+    AskQuestion,
+    AskRequest,
+    Observation,
+    SearchHit,
+    Segment,
+    TimeSpan,
+    When,
+)
 
 Progress = Callable[[dict[str, Any]], None]
 
-FOLLOW_POLL = 2.0          # seconds between passes in --follow (the recorder flushes per frame)
 MIN_WINDOW = 5.0
+STATUSES = ("pending", "done", "failed")
 
 
-def _time(value: str | float | None, what: str) -> float | None:
-    return None if value in (None, "") else parse_time(value, what=what)  # type: ignore[arg-type]
+class AnalyzeArea:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
 
-
-class AnalyzeOps(ServiceBase):
     # -- the loop -------------------------------------------------------------------------
-    def analyze(self, follow: bool = False, stop: threading.Event | None = None,
-                on_progress: Progress | None = None, dry_run: bool = False,
-                window: str | float | None = None, reasoner: str | None = None,
-                model: str | None = None, base_url: str | None = None,
-                key: str | None = None, poll: float = FOLLOW_POLL) -> dict[str, Any]:
+    def run(self, req: AnalyzeRequest | None = None, *, stop: threading.Event | None = None,
+            on_progress: Progress | None = None) -> AnalyzeSummary:
         """Read every chunk not read yet and reason over each complete window of activity.
 
         With ``follow`` it keeps going (chunks being written included) until ``stop`` is set.
         ``dry_run`` reads and indexes locally but sends nothing: the requests that would be
-        sent are returned under ``requests`` (and passed to ``on_progress``).
+        sent are returned under ``requests`` (and passed to ``on_progress`` as events).
         """
         from ..analyze.lock import AnalyzeLock
         from ..analyze.ocr import check_tesseract
 
-        win = parse_duration(window if window is not None else self.settings.analyze.window,
-                             what="--window")
+        req = req or AnalyzeRequest()
+        settings = self._ctx.settings
+        window = req.window if req.window is not None else settings.analyze.window
+        win = parse_duration(window, what="--window")
         if win < MIN_WINDOW:
-            raise UsageError(f"--window must be at least {MIN_WINDOW:.0f}s (got {window})",
+            raise UsageError(f"--window must be at least {MIN_WINDOW:.0f}s (got {req.window})",
                              "use e.g. --window 30s, 5m or 1h")
         check_tesseract()
-        with AnalyzeLock(self.settings.data_dir):
-            return self._analyze(follow, stop, on_progress, dry_run, win, reasoner, model,
-                                 base_url, key, poll)
+        with AnalyzeLock(settings.data_dir):
+            return self._run(req, win, stop or threading.Event(), on_progress)
 
-    def _analyze(self, follow: bool, stop: threading.Event | None, on_progress: Progress | None,
-                 dry_run: bool, win: float, reasoner: str | None, model: str | None,
-                 base_url: str | None, key: str | None, poll: float) -> dict[str, Any]:
+    def _run(self, req: AnalyzeRequest, win: float, stop: threading.Event,
+             on_progress: Progress | None) -> AnalyzeSummary:
         from ..analyze import observe
         from ..analyze.loop import ChunkReader, PassStats, analysed_until
         from ..reason.base import get_reasoner
 
-        stop = stop or threading.Event()
+        settings, db = self._ctx.settings, self._ctx.db
         emit = on_progress or (lambda _e: None)
-        rsn = get_reasoner(reasoner, settings=self.settings, db=self.db, model=model,
-                           base_url=base_url, key=key)
-        reader = ChunkReader(self.settings, self.db, on_progress=on_progress, stop=stop)
+        rsn = get_reasoner(req.reasoner, settings=settings, db=db, model=req.model,
+                           base_url=req.base_url, key=req.key)
+        reader = ChunkReader(settings, db, on_progress=on_progress, stop=stop)
         total = PassStats()
         results: list[dict[str, Any]] = []
         requests: list[dict[str, Any]] = []
@@ -76,28 +86,28 @@ class AnalyzeOps(ServiceBase):
             total.add(reader.run_pass())
             if stop.is_set():
                 break
-            until, flush = analysed_until(self.db)
-            if dry_run:
+            until, flush = analysed_until(db)
+            if req.dry_run:
                 requests += self._dry_run(rsn, win, until, flush, emit, described)
             else:
-                observe.cut_windows(self.db, win, until, flush)
+                observe.cut_windows(db, win, until, flush)
                 # An explicit run retries everything pending; the follow loop honours backoff.
-                for obs in observe.due(self.db, ignore_backoff=first):
+                for obs in observe.due(db, ignore_backoff=first):
                     if stop.is_set():
                         break
-                    res = observe.run_observation(self.settings, self.db, rsn, obs)
+                    res = observe.run_observation(settings, db, rsn, obs)
                     results.append(res)
                     emit({"event": "observation", **res})
             first = False
-            if not follow or stop.wait(poll):
+            if not req.follow or stop.wait(req.poll):
                 break
-        summary: dict[str, Any] = {**total.to_dict(), "reasoner": rsn.name, "model": rsn.model,
-                                   "seconds": round(time.time() - started, 2),
-                                   "stopped": stop.is_set(),
-                                   "observations": results, "status": self.analysis_status()}
-        if dry_run:
+        summary: dict[str, Any] = {
+            **total.to_dict(), "reasoner": rsn.name, "model": rsn.model,
+            "seconds": round(time.time() - started, 2), "stopped": stop.is_set(),
+            "observations": results, "status": self.status()}
+        if req.dry_run:
             summary["requests"] = requests
-        return summary
+        return AnalyzeSummary.model_validate(summary)
 
     def _dry_run(self, rsn: Any, win: float, until: float | None, flush: bool,
                  emit: Progress, described: set[tuple[float, float]]) -> list[dict[str, Any]]:
@@ -105,14 +115,15 @@ class AnalyzeOps(ServiceBase):
         from ..analyze import observe
         from ..reason.base import describe_request
 
+        settings, db = self._ctx.settings, self._ctx.db
         out: list[dict[str, Any]] = []
-        spans = [(r.start_ts, r.end_ts) for r in observe.due(self.db, ignore_backoff=True)]
-        spans += observe.window_spans(self.db, win, until, flush)
+        spans = [(r.start_ts, r.end_ts) for r in observe.due(db, ignore_backoff=True)]
+        spans += observe.window_spans(db, win, until, flush)
         for start, end in spans:
             if (start, end) in described:
                 continue
             described.add((start, end))
-            built = observe.build_observe(self.settings, self.db, rsn, start, end)
+            built = observe.build_observe(settings, db, rsn, start, end)
             desc = {"start_ts": start, "end_ts": end, "redactions": built.redactions,
                     **describe_request(built.request, rsn)}
             out.append(desc)
@@ -120,17 +131,17 @@ class AnalyzeOps(ServiceBase):
         return out
 
     # -- status -----------------------------------------------------------------------------
-    def analysis_status(self) -> dict[str, Any]:
+    def status(self) -> AnalysisStatus:
+        """Chunks analysed / pending, key frames read, lag, observations and endpoint errors."""
         from ..analyze.loop import analysed_until
 
-        db = self.db
+        db = self._ctx.db
         counts = text_db.analysis_counts(db)
         obs = obs_db.status_counts(db)
         latest = frames_db.last_frame_ts(db)
         until, _ = analysed_until(db)
         lag = max(0.0, latest - until) if latest is not None and until is not None else 0.0
         err = db.get_kv(obs_db.ENDPOINT_ERROR_KEY)
-        nxt = obs_db.next_retry_ts(db)
         total = counts.chunks
         done = counts.chunks_done
         pending_obs = obs.get("pending", 0)
@@ -140,82 +151,85 @@ class AnalyzeOps(ServiceBase):
         if err and pending_obs:
             line += (f"; last endpoint error ({err.get('reasoner')}): {err.get('message')} — "
                      "retried on the next `localvideo analyze`")
-        return {"chunks_total": total, "chunks_analysed": done, "chunks_pending": total - done,
-                "frames_read": counts.frames_read, "ocr_ms_avg": round(counts.ocr_ms_avg, 1)
-                if counts.ocr_ms_avg else None, "analysed_until": until, "lag_seconds": round(lag, 2),
-                "observations_done": obs.get("done", 0), "observations_pending": pending_obs,
-                "observations_failed": obs.get("failed", 0), "last_endpoint_error": err,
-                "next_retry_ts": nxt, "line": line}
+        return AnalysisStatus(
+            chunks_total=total, chunks_analysed=done, chunks_pending=total - done,
+            frames_read=counts.frames_read,
+            ocr_ms_avg=round(counts.ocr_ms_avg, 1) if counts.ocr_ms_avg else None,
+            analysed_until=until, lag_seconds=round(lag, 2),
+            observations_done=obs.get("done", 0), observations_pending=pending_obs,
+            observations_failed=obs.get("failed", 0), last_endpoint_error=err,
+            next_retry_ts=obs_db.next_retry_ts(db), line=line)
 
     # -- reading back ---------------------------------------------------------------------
-    def search(self, query: str, app: str | None = None, since: str | float | None = None,
-               until: str | float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def search(self, query: str, app: str | None = None, since: When | None = None,
+               until: When | None = None, limit: int = 50) -> list[SearchHit]:
+        """Moments a word was on screen (FTS5 over OCR text, app and window title)."""
         from ..analyze import index
 
-        return index.search(self.db, query, app=app, since=_time(since, "--since"),
-                            until=_time(until, "--until"), limit=limit)
+        if limit < 1:
+            raise UsageError(f"--limit must be at least 1 (got {limit})")
+        hits = index.search(self._ctx.db, query, app=app, since=maybe_moment(since, "--since"),
+                            until=maybe_moment(until, "--until"), limit=limit)
+        return [SearchHit.model_validate(h) for h in hits]
 
-    def timeline(self, since: str | float | None = None,
-                 until: str | float | None = None) -> list[dict[str, Any]]:
+    def timeline(self, since: When | None = None, until: When | None = None) -> list[Segment]:
+        """Time per app and window, merged across short interruptions."""
         from ..analyze import index
 
-        return [s.to_dict() for s in index.sessions(self.db, _time(since, "--since"),
-                                                    _time(until, "--until"))]
+        return [Segment.model_validate(s.to_dict())
+                for s in index.sessions(self._ctx.db, maybe_moment(since, "--since"),
+                                        maybe_moment(until, "--until"))]
 
-    def observations(self, since: str | float | None = None, limit: int = 50,
-                     status: str | None = None) -> list[dict[str, Any]]:
-        if status not in (None, "pending", "done", "failed"):
+    def observations(self, since: When | None = None, limit: int = 50,
+                     status: str | None = None) -> list[Observation]:
+        """The newest observations (oldest first), optionally only one status."""
+        if status not in (None, *STATUSES):
             raise UsageError(f"unknown status {status!r}", "use --status pending, done or failed")
-        return [o.to_dict() for o in obs_db.latest(self.db, since=_time(since, "--since"),
-                                                   status=status, limit=limit)]
+        rows = obs_db.latest(self._ctx.db, since=maybe_moment(since, "--since"), status=status,
+                             limit=limit)
+        return [Observation.model_validate(o.to_dict()) for o in rows]
 
-    def observation(self, id: int) -> dict[str, Any]:
-        row = obs_db.get(self.db, id)
+    def observation(self, obs_id: int) -> Observation:
+        row = obs_db.get(self._ctx.db, obs_id)
         if row is None:
-            raise NotFoundError(f"no observation {id}",
+            raise NotFoundError(f"no observation {obs_id}",
                                 "list them with `localvideo observations`")
-        return row.to_dict()
+        return Observation.model_validate(row.to_dict())
 
-    def ask(self, question: str, since: str | float | None = None, reasoner: str | None = None,
-            model: str | None = None, base_url: str | None = None, key: str | None = None,
-            until: str | float | None = None, dry_run: bool = False) -> dict[str, Any]:
+    def _ask(self, req: AskQuestion) -> tuple[Any, Any, list[dict[str, Any]], list[TimeSpan]]:
         from ..analyze.observe import build_ask
-        from ..reason.base import describe_request, get_reasoner
+        from ..reason.base import get_reasoner
 
-        if not question or not question.strip():
+        if not req.question.strip():
             raise UsageError("the question is empty",
                              'ask something, e.g. `localvideo ask "what was I doing at 14:00?"`')
-        rsn = get_reasoner(reasoner, settings=self.settings, db=self.db, model=model,
-                           base_url=base_url, key=key)
-        req, hits, windows = build_ask(self.settings, self.db, question,
-                                       _time(since, "--since"), _time(until, "--until"))
+        full = req if isinstance(req, AskRequest) else AskRequest(**req.model_dump())
+        settings, db = self._ctx.settings, self._ctx.db
+        rsn = get_reasoner(full.reasoner, settings=settings, db=db, model=full.model,
+                           base_url=full.base_url, key=full.key)
+        request, hits, windows = build_ask(settings, db, req.question,
+                                           maybe_moment(req.since, "--since"),
+                                           maybe_moment(req.until, "--until"))
         # How the question was placed in time, so a caller can show what was looked at.
-        times = [{"start_ts": w.start, "end_ts": w.end, "label": w.label} for w in windows]
-        if dry_run:
-            return {"request": describe_request(req, rsn), "sources": hits, "times": times}
-        resp = rsn.execute(req)
+        times = [TimeSpan(start_ts=w.start, end_ts=w.end, label=w.label) for w in windows]
+        return rsn, request, hits, times
+
+    def ask(self, req: AskQuestion) -> Answer:
+        """Answer a question from the screen history, citing the moments it used.
+
+        A plain :class:`AskQuestion` (what the REST API and MCP take) uses the configured
+        reasoner; an :class:`AskRequest` may pick another."""
+        rsn, request, hits, times = self._ask(req)
+        resp = rsn.execute(request)
         data = resp.data or {}
-        return {"answer": data.get("answer", resp.text),
-                "timestamps": [float(t) for t in data.get("timestamps", [])],
-                "sources": hits, "times": times, "reasoner": rsn.name,
-                "model": resp.model or rsn.model, "request_id": resp.request_id}
+        return Answer(answer=data.get("answer", resp.text),
+                      timestamps=[float(t) for t in data.get("timestamps", [])],
+                      sources=hits, times=times, reasoner=rsn.name,
+                      model=resp.model or rsn.model, request_id=resp.request_id)
 
-    # -- keys -----------------------------------------------------------------------------
-    def keys_set(self, name: str, value: str) -> dict[str, Any]:
-        from ..reason.keys import KeyStore
+    def preview_ask(self, req: AskQuestion) -> AskPreview:
+        """What :meth:`ask` would send (``ask --dry-run``); sends nothing."""
+        from ..reason.base import describe_request
 
-        KeyStore(self.settings.data_dir).set(name, value)
-        return {"name": name.strip().lower(), "stored": True}
-
-    def keys_list(self) -> list[dict[str, Any]]:
-        from ..reason.keys import KeyStore
-
-        return list(KeyStore(self.settings.data_dir).list())
-
-    def keys_delete(self, name: str) -> dict[str, Any]:
-        from ..reason.keys import KeyStore
-
-        if not KeyStore(self.settings.data_dir).delete(name):
-            raise NotFoundError(f"no stored key named {name!r}",
-                                "see the stored keys with `localvideo keys list`")
-        return {"name": name.strip().lower(), "deleted": True}
+        rsn, request, hits, times = self._ask(req)
+        return AskPreview(request=describe_request(request, rsn), sources=hits, times=times)

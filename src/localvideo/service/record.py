@@ -1,72 +1,94 @@
-"""Service operations for the record area: record, read back, pause, retention, recovery.
-
-Everything here returns plain data; the CLI, REST and MCP front ends only format it.
-"""
+"""The record area: record, read back, pause, delete, retention, recovery."""
 
 from __future__ import annotations
 
 import io
 import logging
-import os
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import av
 from PIL import Image
 
+from .. import media
 from ..errors import LocalVideoError, NotFoundError, StoreError, UsageError
 from ..record.lock import RecorderLock, running_pid
 from ..store import frames as frames_db
 from ..store import observations as obs_db
 from ..store import retention
-from ..store.layout import inside
 from ..store.recovery import recover
-from .base import ServiceBase
+from ..units import parse_duration
+from .context import Context, confine, maybe_moment, moment
+from .models import (
+    AppFrames,
+    Deleted,
+    FrameInfo,
+    LocalChunk,
+    PauseState,
+    Picture,
+    RecorderState,
+    RecordProgress,
+    RecordStatus,
+    RecordSummary,
+    RetentionResult,
+    Totals,
+    When,
+)
 
 log = logging.getLogger("localvideo.record")
 
 _NO_FRAMES_HINT = "record something first: `localvideo record --duration 30`"
+_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
+            "jpg": ("JPEG", "image/jpeg")}
 
 
-class RecordOps(ServiceBase):
+class RecordArea:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    @property
+    def _data_dir(self) -> Path:
+        return self._ctx.settings.data_dir
+
     # -- lifecycle ------------------------------------------------------------------------
-    def startup(self) -> None:
-        super().startup()
-        self.last_recovery = self.recover()
-
     def recover(self) -> dict[str, Any]:
         """Index chunks a dead recorder left behind (see store/recovery.py)."""
         try:
-            return recover(self.db, self.settings.data_dir, self.settings.recordings_dir,
-                           recorder_alive=running_pid(self.settings.data_dir) is not None)
+            return recover(self._ctx.db, self._data_dir, self._ctx.settings.recordings_dir,
+                           recorder_alive=running_pid(self._data_dir) is not None)
         except StoreError as exc:
             # Recovery must never stop a read-only command from running.
             log.error("recovery failed: %s", exc)
             return {"error": str(exc)}
 
     # -- recording ------------------------------------------------------------------------
-    def record(self, duration: float | None = None, stop: threading.Event | None = None,
-               on_status: Callable[[dict[str, Any]], None] | None = None,
-               virtual_display: bool = False) -> dict[str, Any]:
-        """Record until ``stop`` is set or ``duration`` seconds pass; blocks."""
+    def run(self, duration: str | float | None = None, stop: threading.Event | None = None,
+            on_status: Callable[[RecordProgress], None] | None = None,
+            virtual_display: bool = False) -> RecordSummary:
+        """Record until ``stop`` is set or ``duration`` (90, 30s, 5m) passes; blocks.
+
+        ``on_status`` is called about once a second."""
         from ..capture.base import open_backend
         from ..record.recorder import Recorder, setup_logging
 
-        if duration is not None and duration <= 0:
+        seconds = (parse_duration(duration, what="--duration")
+                   if duration is not None and duration != "" else None)
+        if seconds is not None and seconds <= 0:
             raise UsageError(f"--duration must be positive, got {duration}",
                              "pass e.g. --duration 60 or leave it out to record until Ctrl-C")
-        rs = self.settings.record
+        rs = self._ctx.settings.record
         if rs.fps <= 0 or rs.fps > 60:
             raise UsageError(f"--fps must be between 0 and 60, got {rs.fps}", "the default is 2")
         if rs.chunk_seconds < 1:
             raise UsageError(f"--chunk-seconds must be at least 1, got {rs.chunk_seconds}",
                              "the default is 60")
-        data_dir = self.settings.data_dir
+        data_dir = self._data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         setup_logging(data_dir)
+        report = (None if on_status is None
+                  else lambda s: on_status(RecordProgress.model_validate(s)))
         with ExitStack() as stack:
             stack.enter_context(RecorderLock(data_dir))
             if virtual_display:
@@ -75,60 +97,70 @@ class RecordOps(ServiceBase):
                 stack.enter_context(VirtualDisplay())
             backend = stack.enter_context(open_backend(
                 rs.mode, rs.display, backend=rs.backend, state_dir=data_dir))
-            retention.enforce(self.db, data_dir, max_bytes=rs.max_bytes, max_age=rs.max_age)
-            recorder = Recorder(self.settings, self.db, self.device_id, backend)
+            retention.enforce(self._ctx.db, data_dir, max_bytes=rs.max_bytes,
+                              max_age=rs.max_age)
+            recorder = Recorder(self._ctx.settings, self._ctx.db, self._ctx.device_id, backend)
             try:
-                return recorder.run(duration=duration, stop=stop, on_status=on_status)
+                summary = recorder.run(duration=seconds, stop=stop, on_status=report)
             except LocalVideoError as exc:
                 log.error("recording stopped: %s", exc)
                 raise
+        return RecordSummary.model_validate(summary)
 
-    def pause(self) -> dict[str, Any]:
-        self.db.set_kv("paused", True)
-        return {"paused": True, "recorder_pid": running_pid(self.settings.data_dir)}
+    def pause(self) -> PauseState:
+        """Stop capturing; persisted in the index, so a running recorder stops within one
+        frame interval."""
+        self._ctx.db.set_kv("paused", True)
+        return PauseState(paused=True, recorder_pid=running_pid(self._data_dir))
 
-    def resume(self) -> dict[str, Any]:
-        self.db.set_kv("paused", False)
-        return {"paused": False, "recorder_pid": running_pid(self.settings.data_dir)}
+    def resume(self) -> PauseState:
+        self._ctx.db.set_kv("paused", False)
+        return PauseState(paused=False, recorder_pid=running_pid(self._data_dir))
 
     # -- reading back ---------------------------------------------------------------------
-    def chunks(self, since: float | None = None, until: float | None = None,
-               limit: int | None = None) -> list[dict[str, Any]]:
-        rows = frames_db.list_chunks(self.db, since, until, limit)
-        apps: dict[int, dict[str, dict[str, Any]]] = {}
-        for a in frames_db.apps_per_chunk(self.db, [r.id for r in rows]):
+    def chunks(self, since: When | None = None, until: When | None = None,
+               limit: int | None = None) -> list[LocalChunk]:
+        """Chunks overlapping [since, until], newest last (the newest ``limit`` of them)."""
+        if limit is not None and limit < 1:
+            raise UsageError(f"--limit must be at least 1 (got {limit})")
+        db = self._ctx.db
+        rows = frames_db.list_chunks(db, maybe_moment(since, "--since"),
+                                     maybe_moment(until, "--until"), limit)
+        apps: dict[int, dict[str, AppFrames]] = {}
+        for a in frames_db.apps_per_chunk(db, [r.id for r in rows]):
             entry = apps.setdefault(a.chunk_id, {}).setdefault(
-                a.app or "", {"app": a.app or "", "titles": [], "frames": 0})
-            entry["frames"] += a.frames
-            if a.title not in entry["titles"]:
-                entry["titles"].append(a.title or "")
-        return [self._chunk_dict(r, list(apps.get(r.id, {}).values())) for r in rows]
-
-    def _chunk_dict(self, r: frames_db.Chunk, apps: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"id": r.id, "path": r.path,
-                "abs_path": str(self.settings.data_dir / r.path),
-                "start_ts": r.start_ts, "end_ts": r.end_ts, "codec": r.codec,
-                "encoder": r.encoder, "width": r.width, "height": r.height,
-                "frames": r.frames, "bytes": r.bytes, "state": r.state, "apps": apps}
+                a.app or "", AppFrames(app=a.app or "", titles=[], frames=0))
+            entry.frames += a.frames
+            if (a.title or "") not in entry.titles:
+                entry.titles.append(a.title or "")
+        return [LocalChunk(id=r.id, path=r.path, abs_path=str(self._data_dir / r.path),
+                           start_ts=r.start_ts, end_ts=r.end_ts, codec=r.codec,
+                           encoder=r.encoder, width=r.width, height=r.height, frames=r.frames,
+                           bytes=r.bytes, state=r.state,
+                           apps=list(apps.get(r.id, {}).values()))
+                for r in rows]
 
     def chunk_file(self, chunk_id: int) -> Path:
-        row = frames_db.get_chunk(self.db, int(chunk_id))
+        """The chunk's file, checked to be inside the store."""
+        row = frames_db.get_chunk(self._ctx.db, int(chunk_id))
         if row is None:
-            raise NotFoundError(f"no chunk with id {chunk_id}", "list them with `localvideo chunks`")
-        path = inside(self.settings.data_dir, row.path)
+            raise NotFoundError(f"no chunk with id {chunk_id}",
+                                "list them with `localvideo chunks`")
+        path = confine(self._data_dir, row.path, f"chunk {chunk_id}")
         if not path.exists():
             raise NotFoundError(f"chunk {chunk_id} is indexed but its file {path} is gone",
                                 "run `localvideo delete` on its time range to drop the row")
         return path
 
     def chunk_media(self, chunk_id: int) -> tuple[Path, str]:
-        """A browser-playable H.264 MP4 of the chunk (HEVC is transcoded once, then cached)."""
+        """A browser-playable H.264 MP4 of the chunk (HEVC is transcoded once, then cached)
+        and its MIME type; inside the store."""
         path = self.chunk_file(chunk_id)
-        row = frames_db.get_chunk(self.db, int(chunk_id))
+        row = frames_db.get_chunk(self._ctx.db, int(chunk_id))
         assert row is not None
         if row.codec == "h264":
             return path, "video/mp4"
-        cache = self.settings.data_dir / "cache" / "media"
+        cache = self._data_dir / "cache" / "media"
         size = path.stat().st_size
         out = cache / f"chunk-{int(chunk_id)}-{size}.mp4"
         if out.exists():
@@ -136,155 +168,109 @@ class RecordOps(ServiceBase):
         cache.mkdir(parents=True, exist_ok=True)
         for old in cache.glob(f"chunk-{int(chunk_id)}-*.mp4"):
             old.unlink(missing_ok=True)  # an earlier transcode of a chunk that was still growing
-        tmp = out.with_suffix(".part")
         try:
-            _transcode_h264(path, tmp)
-            os.replace(tmp, out)
-        except (av.FFmpegError, OSError) as exc:
-            tmp.unlink(missing_ok=True)
+            media.transcode_h264(path, out)
+        except (LocalVideoError, OSError) as exc:
             raise StoreError(f"cannot transcode chunk {chunk_id} to H.264: {exc}",
                              "see <data-dir>/logs/recorder.log; the original file is untouched"
                              ) from exc
         return out, "video/mp4"
 
-    def frame_info(self, ts: float) -> dict[str, Any]:
-        """The indexed frame nearest at-or-before ``ts``."""
-        row = frames_db.frame_at(self.db, float(ts))
+    def frame_info(self, at: When) -> FrameInfo:
+        """The indexed frame nearest at or before the moment ``at``."""
+        ts = moment(at, "at")
+        db = self._ctx.db
+        row = frames_db.frame_at(db, ts)
         if row is None:
-            first = frames_db.first_frame_ts(self.db)
+            first = frames_db.first_frame_ts(db)
             if first is None:
                 raise NotFoundError("nothing has been recorded yet", _NO_FRAMES_HINT)
             raise NotFoundError(f"no frame at or before {ts}: recording starts at {first}",
                                 "pick a later time (see `localvideo chunks`)")
-        return {k: getattr(row, k) for k in ("id", "ts", "chunk_id", "pts", "app", "title", "x",
-                                             "y", "w", "h", "changed", "excluded", "chunk_path")}
+        return FrameInfo(id=row.id, ts=row.ts, chunk_id=row.chunk_id, pts=row.pts, app=row.app,
+                         title=row.title, x=row.x, y=row.y, w=row.w, h=row.h,
+                         changed=row.changed, excluded=row.excluded, chunk_path=row.chunk_path)
 
-    def frame_image(self, ts: float, crop: bool = False) -> Image.Image:
-        info = self.frame_info(ts)
-        if info["chunk_id"] is None or info["pts"] is None:
+    def frame_image(self, at: When, crop: bool = False) -> Image.Image:
+        """The decoded pixels of a moment (cropped to the window rectangle with ``crop``)."""
+        info = self.frame_info(at)
+        if info.chunk_id is None or info.pts is None:
             raise NotFoundError(
-                f"the frame at {info['ts']} was not stored: the window was excluded for privacy",
+                f"the frame at {info.ts} was not stored: the window was excluded for privacy",
                 "pick another time, or change [record] exclude_apps / exclude_titles")
-        path = self.chunk_file(info["chunk_id"])
-        image = _decode_at(path, float(info["pts"]))
+        image = media.frame_at(self.chunk_file(info.chunk_id), float(info.pts))
         if crop:
-            if not info["w"] or not info["h"]:
+            if not info.w or not info.h or info.x is None or info.y is None:
                 raise NotFoundError("this frame has no window rectangle to crop to "
                                     "(an excluded window is stored blank)",
                                     "leave out --crop")
-            image = image.crop((info["x"], info["y"], info["x"] + info["w"],
-                                info["y"] + info["h"]))
+            image = image.crop((info.x, info.y, info.x + info.w, info.y + info.h))
         return image
 
-    def frame_bytes(self, ts: float, fmt: str = "png", crop: bool = False,
-                    max_side: int | None = None) -> bytes:
-        fmt = fmt.lower()
-        if fmt not in ("png", "jpeg", "jpg"):
+    def frame_bytes(self, at: When, fmt: str = "png", crop: bool = False,
+                    max_side: int | None = None) -> Picture:
+        """A moment as PNG or JPEG, at most ``max_side`` pixels on its long side."""
+        kind = _FORMATS.get(fmt.lower())
+        if kind is None:
             raise UsageError(f"unknown image format {fmt!r}", "use png or jpeg")
-        image = self.frame_image(ts, crop=crop)
+        image = self.frame_image(at, crop=crop)
         if max_side:
             image.thumbnail((max_side, max_side))
         buf = io.BytesIO()
-        image.save(buf, format="PNG" if fmt == "png" else "JPEG", quality=85)
-        return buf.getvalue()
+        image.save(buf, format=kind[0], quality=85)
+        return Picture(data=buf.getvalue(), media_type=kind[1])
 
     # -- state ----------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        data_dir = self.settings.data_dir
+    def state(self) -> RecordStatus:
+        """Recorder state (pid, heartbeat, chunk, encoder, errors), pause, disk, totals."""
+        data_dir = self._data_dir
+        db = self._ctx.db
         pid = running_pid(data_dir)
-        beat = self.db.get_kv("recorder", {}) or {}
-        totals = frames_db.chunk_totals(self.db)
-        seen = frames_db.frame_count(self.db)
-        out: dict[str, Any] = {
-            "data_dir": str(data_dir),
-            "recorder": {
-                "running": pid is not None, "pid": pid,
-                "heartbeat": beat.get("heartbeat"),
-                "chunk": beat.get("chunk") if pid else None,
-                "encoder": beat.get("encoder"),
-                "disk_paused": bool(beat.get("disk_paused")) if pid else False,
-                "message": beat.get("message") if pid else "",
-                "last_error": beat.get("last_error"),
-            },
-            "paused": bool(self.db.get_kv("paused", False)),
-            "disk_free": retention.disk_free(data_dir),
-            "min_free_bytes": self.settings.record.min_free_bytes,
-            "totals": {"chunks": totals.chunks, "bytes": totals.bytes,
-                       "frames_encoded": totals.frames, "frames_seen": seen,
-                       "first_ts": totals.first_ts, "last_ts": totals.last_ts},
-        }
-        if hasattr(self, "analysis_status"):
-            out["analysis"] = self.analysis_status()
-        return out
+        beat = db.get_kv("recorder", {}) or {}
+        totals = frames_db.chunk_totals(db)
+        return RecordStatus(
+            data_dir=str(data_dir),
+            recorder=RecorderState(
+                running=pid is not None, pid=pid, heartbeat=beat.get("heartbeat"),
+                chunk=beat.get("chunk") if pid else None, encoder=beat.get("encoder"),
+                disk_paused=bool(beat.get("disk_paused")) if pid else False,
+                message=beat.get("message") if pid else "",
+                last_error=beat.get("last_error")),
+            paused=bool(db.get_kv("paused", False)),
+            disk_free=retention.disk_free(data_dir),
+            min_free_bytes=self._ctx.settings.record.min_free_bytes,
+            totals=Totals(chunks=totals.chunks, bytes=totals.bytes,
+                          frames_encoded=totals.frames, frames_seen=frames_db.frame_count(db),
+                          first_ts=totals.first_ts, last_ts=totals.last_ts))
 
-    def delete_range(self, start: float, end: float) -> dict[str, Any]:
+    def delete_range(self, start: When, end: When) -> Deleted:
         """Remove every chunk overlapping [start, end] with its frames, text and observations."""
-        if end < start:
-            raise UsageError(f"the range ends ({end}) before it starts ({start})",
+        lo_ts, hi_ts = moment(start, "start"), moment(end, "end")
+        if hi_ts < lo_ts:
+            raise UsageError(f"the range ends ({hi_ts}) before it starts ({lo_ts})",
                              "swap --since and --until")
-        rows = frames_db.chunks_overlapping(self.db, start, end)
+        db = self._ctx.db
+        rows = frames_db.chunks_overlapping(db, lo_ts, hi_ts)
         live = [r for r in rows if r.state == "recording"]
-        if live and running_pid(self.settings.data_dir) is not None:
+        if live and running_pid(self._data_dir) is not None:
             raise UsageError("the range includes the chunk being recorded right now",
                              "run `localvideo pause` first (it closes the chunk), then delete")
         ids = [r.id for r in rows]
-        lo = min([start, *[r.start_ts for r in rows]])
-        hi = max([end, *[(r.end_ts or r.start_ts) for r in rows]])
-        result = retention.delete_chunks(self.db, self.settings.data_dir, ids)
-        with self.db.tx() as conn:
+        lo = min([lo_ts, *[r.start_ts for r in rows]])
+        hi = max([hi_ts, *[(r.end_ts or r.start_ts) for r in rows]])
+        result = retention.delete_chunks(db, self._data_dir, ids)
+        with db.tx() as conn:
             # Frames seen while an excluded window was skipped belong to no chunk.
             orphan = frames_db.delete_unchunked_frames(conn, lo, hi)
             obs = obs_db.delete_overlapping(conn, lo, hi)
-        for old in (self.settings.data_dir / "cache" / "media").glob("chunk-*.mp4"):
+        for old in (self._data_dir / "cache" / "media").glob("chunk-*.mp4"):
             if int(old.name.split("-")[1]) in ids:
                 old.unlink(missing_ok=True)
-        return {"chunks": len(ids), "frames": result["frames"] + orphan, "bytes": result["bytes"],
-                "observations": obs, "start": lo, "end": hi}
+        return Deleted(chunks=len(ids), frames=result["frames"] + orphan,
+                       bytes=result["bytes"], observations=obs, start=lo, end=hi)
 
-    def enforce_retention(self) -> dict[str, Any]:
-        rs = self.settings.record
-        return retention.enforce(self.db, self.settings.data_dir, max_bytes=rs.max_bytes,
-                                 max_age=rs.max_age)
-
-
-def _decode_at(path: Path, pts: float) -> Image.Image:
-    """Decode the picture shown at ``pts`` seconds: the last frame whose pts is ≤ it."""
-    best: Image.Image | None = None
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            try:
-                for frame in container.decode(stream):
-                    t = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else 0.0
-                    if t > pts + 0.0005 and best is not None:
-                        break
-                    best = frame.to_image()
-            except (av.FFmpegError, ValueError):
-                pass  # a chunk still being written ends in a partial fragment
-    except (av.FFmpegError, OSError) as exc:
-        raise StoreError(f"cannot decode {path}: {exc}", "the chunk may be damaged; "
-                         "see `localvideo chunks` for its state") from exc
-    if best is None:
-        raise NotFoundError(f"{path.name} has no decodable frame at {pts:.3f}s",
-                            "the chunk may be damaged; see `localvideo chunks`")
-    return best
-
-
-def _transcode_h264(src: Path, dst: Path) -> None:
-    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4",
-                                           options={"movflags": "+faststart"}) as out:
-        ist = inp.streams.video[0]
-        ost: Any = out.add_stream("libx264", options={"preset": "veryfast", "crf": "26"})
-        ost.width, ost.height, ost.pix_fmt = ist.codec_context.width, ist.codec_context.height, "yuv420p"
-        ost.time_base = ist.time_base
-        ost.codec_context.time_base = ist.time_base
-        try:
-            for frame in inp.decode(ist):
-                frame.pict_type = av.video.frame.PictureType.NONE
-                for packet in ost.encode(frame):
-                    out.mux(packet)
-        except (av.FFmpegError, ValueError) as exc:
-            log.warning("transcode of %s stopped early: %s", src, exc)
-        for packet in ost.encode(None):
-            out.mux(packet)
-
+    def enforce_retention(self) -> RetentionResult:
+        """Evict the oldest chunks over [record] max_bytes / max_age."""
+        rs = self._ctx.settings.record
+        return RetentionResult.model_validate(retention.enforce(
+            self._ctx.db, self._data_dir, max_bytes=rs.max_bytes, max_age=rs.max_age))

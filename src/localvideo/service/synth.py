@@ -1,7 +1,8 @@
-"""Service operations for the synth area: generate clips, plan memory, list models and clips.
+"""The synth area: generate clips, plan memory, list models and clips.
 
-Thin over ``localvideo.synth``: this file resolves defaults and paths, writes the JSON
-sidecar beside every MP4 and records the clip in the index, for both backends.
+Thin over ``localvideo.synth``: this file resolves defaults and paths, confines the paths a
+remote caller may name, writes the JSON sidecar beside every MP4 and records the clip in the
+index, for both backends.
 """
 
 from __future__ import annotations
@@ -16,11 +17,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ComfyUIError, NotFoundError, UsageError
+from .. import media
+from ..config import Settings
+from ..errors import ComfyUIError, MediaError, NotFoundError, UsageError
 from ..store import clips as clips_db
-from ..synth.registry import PRESETS, Profile, ResolvedModel, get_preset
+from ..synth.presets import PRESETS, Profile, ResolvedModel, get_preset
 from ..units import parse_size
-from .base import ServiceBase
+from .context import Context, OutsideStoreError, confine
+from .models import (
+    GenerateParams,
+    GenerateRequest,
+    LocalClip,
+    ModelPreset,
+    Plan,
+    PulledModel,
+)
 
 Progress = Callable[[dict[str, Any]], None]
 BACKENDS = ("diffusers", "comfyui")
@@ -58,17 +69,41 @@ def _torch_device(device: str | None, *, for_plan: bool, max_vram: int | None) -
     return "cpu", False
 
 
-class SynthOps(ServiceBase):
+class SynthArea:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    @property
+    def settings(self) -> Settings:
+        return self._ctx.settings
+
     # -- models ----------------------------------------------------------------------------
-    def models(self) -> list[dict[str, Any]]:
-        from ..synth.registry import list_models
+    def models(self) -> list[ModelPreset]:
+        """The model presets and whether their weights are here."""
+        from ..synth.presets import list_models
 
-        return list_models(self.settings.models_dir)
+        return [ModelPreset.model_validate(m) for m in list_models(self.settings.models_dir)]
 
-    def models_pull(self, name: str) -> dict[str, Any]:
-        from ..synth.registry import pull
+    def pull(self, name: str) -> PulledModel:
+        """Download a preset's weights from the Hugging Face hub into the models folder."""
+        from ..synth.presets import pull
 
-        return pull(self.settings.models_dir, name)
+        return PulledModel.model_validate(pull(self.settings.models_dir, name))
+
+    def confine(self, req: GenerateParams) -> None:
+        """The one rule for a generation that arrives from outside (REST, MCP): weights are
+        read from the store's models folder only (``model_path`` relative to it, or inside
+        it), so a path parameter cannot reach files elsewhere on the machine."""
+        if req.model_path:
+            models_dir = self.settings.models_dir
+            try:
+                req.model_path = str(confine(models_dir, req.model_path, "model_path"))
+            except OutsideStoreError as exc:
+                raise OutsideStoreError(
+                    f"model_path {req.model_path} is outside the store: it must be inside "
+                    f"{models_dir}",
+                    "put the weights there (localvideo models pull) or use the CLI for "
+                    "other paths") from exc
 
     # -- planning --------------------------------------------------------------------------
     def _request(self, prompt: str, family: str, preset_defaults: dict[str, Any],
@@ -104,7 +139,7 @@ class SynthOps(ServiceBase):
                         ) -> tuple[ResolvedModel | None, Profile, str, dict[str, Any], str]:
         """(resolved model if present, profile, family, preset defaults, label)."""
         from ..errors import ModelNotFoundError
-        from ..synth.registry import resolve
+        from ..synth.presets import resolve
 
         try:
             res = resolve(self.settings.models_dir, model=model, model_path=model_path)
@@ -115,23 +150,16 @@ class SynthOps(ServiceBase):
         defaults = _preset_defaults(res.preset) if res.preset else {}
         return res, res.profile, res.family, defaults, res.label
 
-    def plan(self, prompt: str = "plan", *, model: str | None = None,
-             model_path: str | Path | None = None, image: str | Path | None = None,
-             frames: int | None = None, height: int | None = None, width: int | None = None,
-             fps: float | None = None, steps: int | None = None,
-             guidance: float | None = None, seed: int | None = None,
-             negative: str | None = None, max_vram: str | int | None = None,
-             device: str | None = None, **_ignored: Any) -> dict[str, Any]:
+    def plan(self, gen: GenerateRequest) -> Plan:
         """The memory plan for a generation, without loading anything."""
         from ..synth.planner import make_plan, query_vram
 
-        res, profile, family, defaults, label = self._model_for_plan(model, model_path)
-        req = self._request(prompt, family, defaults, res.path if res else None,
-                            bool(res and res.i2v), frames=frames, height=height, width=width,
-                            fps=fps, steps=steps, guidance=guidance, seed=seed or 0,
-                            negative=negative, image=image)
-        vram = parse_size(max_vram, what="--max-vram") if max_vram not in (None, "") else None
-        dev, hypothetical = _torch_device(device, for_plan=True, max_vram=vram)
+        res, profile, family, defaults, label = self._model_for_plan(gen.model, gen.model_path)
+        req = self._request(gen.prompt, family, defaults, res.path if res else None,
+                            bool(res and res.i2v), **{**_given(gen), "seed": gen.seed or 0})
+        vram = (parse_size(gen.max_vram, what="--max-vram")
+                if gen.max_vram not in (None, "") else None)
+        dev, hypothetical = _torch_device(gen.device, for_plan=True, max_vram=vram)
         kind = dev.split(":")[0]
         if vram is None and kind == "cuda" and not hypothetical:
             vram = query_vram("cuda")
@@ -141,11 +169,8 @@ class SynthOps(ServiceBase):
         if hypothetical:
             plan.reasons.insert(0, f"no {kind} device here: planned for a {kind} GPU with "
                                    "the memory given by --max-vram")
-        out = plan.to_dict()
-        out["model"] = label
-        out["family"] = family
-        out["params"] = {k: getattr(req, k) for k in _PARAMS}
-        return out
+        return Plan.model_validate({**plan.to_dict(), "model": label, "family": family,
+                                    "params": {k: getattr(req, k) for k in _PARAMS}})
 
     # -- generation ------------------------------------------------------------------------
     def _default_out(self, prompt: str) -> Path:
@@ -170,20 +195,25 @@ class SynthOps(ServiceBase):
                              "pass another --out, or delete the old clip first")
         return p
 
-    def generate(self, prompt: str, *, model: str | None = None,
-                 model_path: str | Path | None = None, image: str | Path | None = None,
-                 frames: int | None = None, height: int | None = None,
-                 width: int | None = None, fps: float | None = None, steps: int | None = None,
-                 guidance: float | None = None, seed: int | None = None,
-                 negative: str | None = None, out: str | Path | None = None,
-                 backend: str | None = None, comfy_url: str | None = None,
-                 workflow: str | Path | dict[str, Any] | None = None,
-                 max_vram: str | int | None = None, cache: bool = False,
-                 compile: bool = False, attention: str | None = None,
-                 device: str | None = None, on_progress: Progress | None = None
-                 ) -> dict[str, Any]:
-        """Generate one clip: MP4 + JSON sidecar beside it + a row in the clips table."""
-        backend = backend or self.settings.synth.backend
+    def generate_confined(self, params: GenerateParams,
+                          on_progress: Progress | None = None) -> LocalClip:
+        """:meth:`generate` for a caller from outside (MCP): the paths it names are confined
+        to the store first (see :meth:`confine`)."""
+        req = GenerateRequest.of(**params.model_dump(exclude_none=True))
+        self.confine(req)
+        return self.generate(req, on_progress=on_progress)
+
+    def generate(self, gen: GenerateRequest, on_progress: Progress | None = None) -> LocalClip:
+        """Generate one clip: MP4 + JSON sidecar beside it + a row in the clips table.
+
+        Progress events: diffusers runs send a ``phase`` key (load, denoise, decode, encode),
+        ComfyUI runs a ``stage`` key."""
+        prompt, model, model_path, image = gen.prompt, gen.model, gen.model_path, gen.image
+        frames, height, width, fps = gen.frames, gen.height, gen.width, gen.fps
+        steps, guidance, seed, negative = gen.steps, gen.guidance, gen.seed, gen.negative
+        out, comfy_url, workflow, max_vram = gen.out, gen.comfy_url, gen.workflow, gen.max_vram
+        cache, compile, attention, device = gen.cache, gen.compile, gen.attention, gen.device
+        backend = gen.backend or self.settings.synth.backend
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}", f"use one of: {', '.join(BACKENDS)}")
         out_path = self._out_path(out, prompt if isinstance(prompt, str) else "clip")
@@ -196,7 +226,7 @@ class SynthOps(ServiceBase):
                 started=started)
         from ..synth import engine
         from ..synth.planner import make_plan, query_vram
-        from ..synth.registry import resolve
+        from ..synth.presets import resolve
         from ..synth.torchdeps import require_synth, versions
 
         res = resolve(self.settings.models_dir, model=model, model_path=model_path)
@@ -229,7 +259,7 @@ class SynthOps(ServiceBase):
             res, req, plan, device=dev, out=out_path,
             speed=engine.Speed(cache=cache, compile=compile, attention=attention),
             on_progress=on_progress)
-        sidecar = {
+        sidecar: dict[str, Any] = {
             "backend": "diffusers", "prompt": req.prompt, "negative": req.negative,
             "seed": req.seed, "model": res.describe(), "family": res.family,
             "pipeline": result["pipeline"],
@@ -246,7 +276,7 @@ class SynthOps(ServiceBase):
                           steps: int | None, guidance: float | None, seed: int | None,
                           negative: str | None, out: Path, comfy_url: str | None,
                           workflow: str | Path | dict[str, Any] | None,
-                          on_progress: Progress | None, started: float) -> dict[str, Any]:
+                          on_progress: Progress | None, started: float) -> LocalClip:
         if workflow in (None, ""):
             raise UsageError("--backend comfyui needs --workflow graph.json",
                              "export the graph from ComfyUI with 'Save (API format)'")
@@ -274,7 +304,7 @@ class SynthOps(ServiceBase):
                               guidance=guidance, image=img, out=out, on_progress=on_progress)
         finally:
             backend.close()
-        video = _probe(res.path)
+        video = _probe(Path(res.path))
         sidecar = {
             "backend": "comfyui", "prompt": prompt, "negative": negative, "seed": int(seed),
             "model": {"name": None, "workflow": str(wf) if isinstance(wf, Path) else "inline",
@@ -292,7 +322,7 @@ class SynthOps(ServiceBase):
         }
         return self._record_clip(Path(res.path), sidecar, started)
 
-    def _record_clip(self, out: Path, sidecar: dict[str, Any], started: float) -> dict[str, Any]:
+    def _record_clip(self, out: Path, sidecar: dict[str, Any], started: float) -> LocalClip:
         sidecar["path"] = str(out)
         sidecar["created_ts"] = time.time()
         sidecar["seconds"] = sidecar["created_ts"] - started
@@ -316,13 +346,12 @@ class SynthOps(ServiceBase):
             guidance=params.get("guidance"), device=(sidecar.get("device") or {}).get("kind"),
             peak_bytes=(sidecar.get("peak_memory") or {}).get("bytes"),
             seconds=sidecar["seconds"])
-        sidecar["clip_id"] = clips_db.add_clip(self.db, row, sidecar)
-        return sidecar
+        return self.clip(clips_db.add_clip(self._ctx.db, row, sidecar))
 
     # -- decode ----------------------------------------------------------------------------
     def decode(self, latents: str | Path, out: str | Path | None = None, *,
                device: str | None = None, tiling: bool = True,
-               on_progress: Progress | None = None) -> dict[str, Any]:
+               on_progress: Progress | None = None) -> LocalClip:
         """Finish a generation from its saved latents (after a failed or skipped decode)."""
         from ..synth import engine
         from ..synth.torchdeps import require_synth, versions
@@ -358,7 +387,7 @@ class SynthOps(ServiceBase):
         return self._record_clip(out_path, sidecar, started)
 
     # -- clips -----------------------------------------------------------------------------
-    def _clip_row(self, row: clips_db.Clip) -> dict[str, Any]:
+    def _clip_row(self, row: clips_db.Clip) -> LocalClip:
         data = dict(row.sidecar)
         data["clip_id"] = data["id"] = row.id
         p = Path(row.path)
@@ -368,27 +397,38 @@ class SynthOps(ServiceBase):
         except ValueError:
             data["path"] = str(p)
         data["exists"] = p.is_file()
-        return data
+        return LocalClip.model_validate(data)
 
-    def clips(self, limit: int | None = None) -> list[dict[str, Any]]:
+    def clips(self, limit: int | None = None) -> list[LocalClip]:
         """Generated clips, newest last."""
         if limit is not None and limit < 1:
             raise UsageError(f"--limit must be at least 1 (got {limit})")
-        return [self._clip_row(r) for r in clips_db.list_clips(self.db, limit)]
+        return [self._clip_row(r) for r in clips_db.list_clips(self._ctx.db, limit)]
 
-    def clip(self, clip_id: int) -> dict[str, Any]:
-        row = clips_db.get_clip(self.db, int(clip_id))
+    def clip(self, clip_id: int) -> LocalClip:
+        row = clips_db.get_clip(self._ctx.db, int(clip_id))
         if row is None:
             raise NotFoundError(f"no clip with id {clip_id}", "list them with `localvideo clips`")
         return self._clip_row(row)
 
     def clip_file(self, clip_id: int) -> Path:
-        c = self.clip(clip_id)
-        p = Path(c["abs_path"])
+        """The clip's MP4, wherever ``--out`` put it (for this machine's user)."""
+        p = Path(self.clip(clip_id).abs_path)
         if not p.is_file():
             raise NotFoundError(f"clip {clip_id}'s file {p} is gone",
                                 "it was moved or deleted outside localvideo")
         return p
+
+    def clip_media(self, clip_id: int) -> Path:
+        """The clip's MP4 for a caller from outside: only when it is inside the store."""
+        return confine(self.settings.data_dir, self.clip_file(clip_id), f"clip {clip_id}")
+
+
+def _given(gen: GenerateRequest) -> dict[str, Any]:
+    """The generation parameters a request sets (None: the preset's or family's default)."""
+    return {"frames": gen.frames, "height": gen.height, "width": gen.width, "fps": gen.fps,
+            "steps": gen.steps, "guidance": gen.guidance, "seed": gen.seed,
+            "negative": gen.negative, "image": gen.image}
 
 
 def _preset_defaults(preset: Any) -> dict[str, Any]:
@@ -410,26 +450,20 @@ def _device_info(device: str) -> dict[str, Any]:
 
 
 def _light_versions() -> dict[str, str]:
-    import av
-
     from .. import __version__
 
-    return {"localvideo": str(__version__), "av": str(av.__version__)}
+    return {"localvideo": str(__version__), "av": media.pyav_version()}
 
 
 def _probe(path: Path) -> dict[str, Any]:
     """Frames, size and rate of a file a ComfyUI server produced."""
-    import av
-
     try:
-        with av.open(str(path)) as c:
-            s = c.streams.video[0]
-            frames = s.frames or sum(1 for _ in c.decode(s))
-            return {"path": str(path), "frames": int(frames), "width": s.width,
-                    "height": s.height, "fps": float(s.average_rate or 0),
-                    "codec": s.codec_context.name, "bytes": path.stat().st_size}
-    except (av.FFmpegError, IndexError, OSError) as exc:
-        raise ComfyUIError(f"cannot read the clip ComfyUI produced ({path}): {exc}") from exc
+        info = media.probe(path)
+    except MediaError as exc:
+        raise ComfyUIError(f"cannot read the clip ComfyUI produced ({path}): {exc.message}"
+                           ) from exc
+    return {"path": str(path), "frames": info.frames, "width": info.width,
+            "height": info.height, "fps": info.fps, "codec": info.codec, "bytes": info.bytes}
 
 
-__all__ = ["SynthOps", "PRESETS"]
+__all__ = ["SynthArea", "PRESETS"]

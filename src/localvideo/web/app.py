@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,13 +25,30 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
-from ..config import save_setting
-from ..store.layout import inside
-from ..units import parse_duration, parse_size, parse_time
+from ..service import Service
+from ..service.context import OutsideStoreError
+from ..service.models import (
+    Action,
+    Answer,
+    AskQuestion,
+    Chunk,
+    Clip,
+    Deleted,
+    FrameInfo,
+    GenerateParams,
+    Job,
+    ModelPreset,
+    Observation,
+    PauseState,
+    PrefsUpdate,
+    RecordPrefs,
+    SearchHit,
+    Segment,
+    Status,
+)
 
 log = logging.getLogger("localvideo.web")
 
@@ -59,12 +77,8 @@ STATUS_BY_ERROR: dict[type[errors.LocalVideoError], int] = {
 }
 
 
-class PathRefused(errors.UsageError):
-    """A file outside the store was asked for (traversal, absolute path, symlink out)."""
-
-
 def status_for(exc: errors.LocalVideoError) -> int:
-    if isinstance(exc, PathRefused):
+    if isinstance(exc, OutsideStoreError):
         return 403
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_ERROR:
@@ -104,38 +118,9 @@ def _wants_html(request: Request) -> bool:
             and "text/html" in request.headers.get("accept", ""))
 
 
-# -- request bodies ------------------------------------------------------------------------
-class AskBody(BaseModel):
-    question: str = Field(min_length=1)
-    since: str | None = None
-
-
-class GenerateBody(BaseModel):
-    prompt: str = Field(min_length=1)
-    model: str | None = None
-    model_path: str | None = None
-    frames: int | None = Field(default=None, ge=1, le=1000)
-    height: int | None = Field(default=None, ge=16, le=4096)
-    width: int | None = Field(default=None, ge=16, le=4096)
-    fps: int | None = Field(default=None, ge=1, le=120)
-    steps: int | None = Field(default=None, ge=1, le=500)
-    guidance: float | None = None
-    seed: int | None = None
-    negative: str | None = None
-
-
-class SettingsBody(BaseModel):
-    exclude_apps: list[str] | None = None
-    exclude_titles: list[str] | None = None
-    excluded_action: str | None = None
-    max_bytes: str | int | None = None      # "20GB" or bytes
-    max_age: str | float | None = None      # "30d" or seconds
-
-
-def create_app(service: Any, *, extra_hosts: set[str] | None = None) -> FastAPI:
+def create_app(svc: Service, *, extra_hosts: set[str] | None = None) -> FastAPI:
     """The FastAPI app for one opened service. ``extra_hosts``: names besides loopback that
     may appear in Host (only when the user binds a non-loopback address on purpose)."""
-    svc = service
     allowed_hosts = LOOPBACK_NAMES | {h.lower() for h in (extra_hosts or set())}
     # No Swagger UI or ReDoc: both load their scripts from a CDN, so opening them would reach
     # off the machine. /docs is our own page, rendered from the same OpenAPI schema.
@@ -147,7 +132,8 @@ def create_app(service: Any, *, extra_hosts: set[str] | None = None) -> FastAPI:
 
     # -- guard: Host, token, Origin --------------------------------------------------------
     @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
+    async def guard(request: Request,
+                    call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         host = host_name(request.headers.get("host", ""))
         if host not in allowed_hosts:
             return JSONResponse(error_body(
@@ -158,7 +144,7 @@ def create_app(service: Any, *, extra_hosts: set[str] | None = None) -> FastAPI:
             return await call_next(request)
         query_token = request.query_params.get("token")
         if query_token is not None:
-            if not svc.check_token(query_token):
+            if not svc.token.check(query_token):
                 return _unauthorized(request, "the token in the URL is wrong")
             # Swap the URL token for a cookie so it leaves the address bar and history.
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
@@ -167,7 +153,7 @@ def create_app(service: Any, *, extra_hosts: set[str] | None = None) -> FastAPI:
             resp.set_cookie(COOKIE, query_token, httponly=True, samesite="strict",
                             path="/", max_age=400 * 86400)
             return resp
-        if not svc.check_token(_request_token(request)):
+        if not svc.token.check(_request_token(request)):
             return _unauthorized(request, "missing or wrong API token")
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = request.headers.get("origin")
@@ -225,221 +211,147 @@ def create_app(service: Any, *, extra_hosts: set[str] | None = None) -> FastAPI:
     return app
 
 
-def serve_file(svc: Any, path: Path | str, media_type: str | None = None) -> FileResponse:
-    """A file of the store, after checking it really is inside the store."""
-    try:
-        real = inside(svc.settings.data_dir, path)
-    except errors.UsageError as exc:
-        raise PathRefused(f"refused: {exc.message}") from exc
-    if not real.is_file():
-        raise errors.NotFoundError(f"file {path!s} is missing from the store",
-                                   "run `localvideo status` to check the index")
-    return FileResponse(real, media_type=media_type)
+def media(path: Path, media_type: str) -> FileResponse:
+    """A file the service has already confined to the store (see service.context.confine)."""
+    return FileResponse(path, media_type=media_type)
 
 
-def _time(value: str | None, what: str) -> float | None:
-    return None if value in (None, "") else parse_time(value, what=what)
+def _api_router(svc: Service) -> APIRouter:
+    """JSON routes, thin over the service: its models are the request and response models.
 
-
-def _api_router(svc: Any) -> APIRouter:
+    Times are passed through as typed (the service parses them); a response model that is
+    a public subclass drops what only this machine should see (``abs_path``)."""
     r = APIRouter(prefix="/api")
 
     @r.get("/status", tags=["record"])
-    def status() -> dict[str, Any]:
-        data = dict(svc.status())
-        data["serve"] = {"agent_command": bool(svc.settings.serve.agent_command)}
-        return data
+    def status() -> Status:
+        return svc.status()
 
     @r.post("/pause", tags=["record"])
-    def pause() -> dict[str, Any]:
-        return svc.pause()  # type: ignore[no-any-return]
+    def pause() -> PauseState:
+        return svc.record.pause()
 
     @r.post("/resume", tags=["record"])
-    def resume() -> dict[str, Any]:
-        return svc.resume()  # type: ignore[no-any-return]
+    def resume() -> PauseState:
+        return svc.record.resume()
 
     @r.get("/chunks", tags=["record"])
     def chunks(since: str | None = None, until: str | None = None,
-               limit: int | None = Query(default=None, ge=1)) -> list[dict[str, Any]]:
-        rows = svc.chunks(since=_time(since, "since"), until=_time(until, "until"), limit=limit)
-        # abs_path is this machine's filesystem layout; clients address chunks by id.
-        return [{k: v for k, v in c.items() if k != "abs_path"} for c in rows]
+               limit: int | None = Query(default=None, ge=1)) -> Sequence[Chunk]:
+        return svc.record.chunks(since=since, until=until, limit=limit)
 
-    @r.get("/chunks/{chunk_id}/media", tags=["record"],
-           response_class=FileResponse)
+    @r.get("/chunks/{chunk_id}/media", tags=["record"], response_class=FileResponse)
     def chunk_media(chunk_id: int) -> FileResponse:
         """The chunk as H.264 MP4 a browser can play (HEVC chunks are transcoded once)."""
-        path, mime = svc.chunk_media(chunk_id)
-        return serve_file(svc, path, mime)
+        path, mime = svc.record.chunk_media(chunk_id)
+        return media(path, mime)
 
-    @r.get("/frame", tags=["record"],
+    @r.get("/frame", tags=["record"], response_class=Response,
            responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
     def frame(at: str, fmt: str = Query(default="png", pattern="^(png|jpeg|jpg)$"),
               crop: bool = False, max_side: int | None = Query(default=None, ge=16, le=8192),
               ) -> Response:
         """The screen at a moment (unix seconds, ISO time, HH:MM:SS or an age like 5m)."""
-        fmt = "jpeg" if fmt == "jpg" else fmt
-        data = svc.frame_bytes(parse_time(at, what="at"), fmt=fmt, crop=crop,
-                               max_side=max_side)
+        pic = svc.record.frame_bytes(at, fmt=fmt, crop=crop, max_side=max_side)
         # A moment's pixels never change: let the browser keep them.
-        return Response(data, media_type=f"image/{fmt}",
+        return Response(pic.data, media_type=pic.media_type,
                         headers={"Cache-Control": "private, max-age=86400"})
 
     @r.get("/frame/info", tags=["record"])
-    def frame_info(at: str) -> dict[str, Any]:
-        info = dict(svc.frame_info(parse_time(at, what="at")))
-        info.pop("abs_path", None)
-        return info
+    def frame_info(at: str) -> FrameInfo:
+        return svc.record.frame_info(at)
 
     @r.delete("/range", tags=["record"])
-    def delete_range(start: str, end: str) -> dict[str, Any]:
+    def delete_range(start: str, end: str) -> Deleted:
         """Remove every chunk overlapping [start, end] with its frames, text, observations."""
-        s, e = parse_time(start, what="start"), parse_time(end, what="end")
-        if e < s:
-            raise errors.UsageError("end is before start", "pass start <= end")
-        return svc.delete_range(s, e)  # type: ignore[no-any-return]
+        return svc.record.delete_range(start, end)
 
     @r.get("/search", tags=["analyze"])
     def search(q: str = Query(min_length=1), app: str | None = None, since: str | None = None,
                until: str | None = None, limit: int = Query(default=50, ge=1, le=500),
-               ) -> list[dict[str, Any]]:
-        hits = svc.search(q, app=app, since=_time(since, "since"), until=_time(until, "until"),
-                          limit=limit)
-        return [{k: v for k, v in h.items() if k != "abs_path"} for h in hits]
+               ) -> list[SearchHit]:
+        return svc.analyze.search(q, app=app, since=since, until=until, limit=limit)
 
     @r.get("/timeline", tags=["analyze"])
-    def timeline(since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
-        return svc.timeline(since=_time(since, "since"),  # type: ignore[no-any-return]
-                            until=_time(until, "until"))
+    def timeline(since: str | None = None, until: str | None = None) -> list[Segment]:
+        return svc.analyze.timeline(since=since, until=until)
 
     @r.get("/observations", tags=["analyze"])
     def observations(since: str | None = None, limit: int = Query(default=50, ge=1, le=500),
                      status: str | None = Query(default=None,
                                                 pattern="^(pending|done|failed)$"),
-                     ) -> list[dict[str, Any]]:
-        return svc.observations(since=_time(since, "since"),  # type: ignore[no-any-return]
-                                limit=limit, status=status)
+                     ) -> list[Observation]:
+        return svc.analyze.observations(since=since, limit=limit, status=status)
 
     @r.get("/observations/{obs_id}", tags=["analyze"])
-    def observation(obs_id: int) -> dict[str, Any]:
-        return svc.observation(obs_id)  # type: ignore[no-any-return]
+    def observation(obs_id: int) -> Observation:
+        return svc.analyze.observation(obs_id)
 
     @r.post("/observations/{obs_id}/act", tags=["analyze"], status_code=202)
-    def act(obs_id: int) -> dict[str, Any]:
+    def act(obs_id: int) -> Action:
         """Hand the suggested task to the configured agent command (runs in the background)."""
-        return svc.act(obs_id, background=True)  # type: ignore[no-any-return]
+        return svc.act.run(obs_id, background=True)
 
     @r.get("/actions", tags=["analyze"])
-    def actions(limit: int = Query(default=50, ge=1, le=500)) -> list[dict[str, Any]]:
-        return svc.actions(limit)  # type: ignore[no-any-return]
+    def actions(limit: int = Query(default=50, ge=1, le=500)) -> list[Action]:
+        return svc.act.list(limit)
 
     @r.get("/actions/{action_id}", tags=["analyze"])
-    def action(action_id: int) -> dict[str, Any]:
-        return svc.action(action_id)  # type: ignore[no-any-return]
+    def action(action_id: int) -> Action:
+        return svc.act.get(action_id)
 
     @r.post("/ask", tags=["analyze"])
-    def ask(body: AskBody) -> dict[str, Any]:
-        return svc.ask(body.question,  # type: ignore[no-any-return]
-                       since=_time(body.since, "since"))
+    def ask(body: AskQuestion) -> Answer:
+        return svc.analyze.ask(body)
 
     @r.get("/clips", tags=["synth"])
-    def clips(limit: int | None = Query(default=None, ge=1)) -> list[dict[str, Any]]:
-        return [_public_clip(c) for c in svc.clips(limit=limit)]
+    def clips(limit: int | None = Query(default=None, ge=1)) -> Sequence[Clip]:
+        return svc.synth.clips(limit=limit)
 
     @r.get("/clips/{clip_id}", tags=["synth"])
-    def clip(clip_id: int) -> dict[str, Any]:
-        return _public_clip(svc.clip(clip_id))
+    def clip(clip_id: int) -> Clip:
+        return svc.synth.clip(clip_id)
 
     @r.get("/clips/{clip_id}/media", tags=["synth"], response_class=FileResponse)
     def clip_media(clip_id: int) -> FileResponse:
-        return serve_file(svc, svc.clip_file(clip_id), "video/mp4")
+        return media(svc.synth.clip_media(clip_id), "video/mp4")
 
     @r.get("/models", tags=["synth"])
-    def models() -> list[dict[str, Any]]:
-        return svc.models()  # type: ignore[no-any-return]
+    def models() -> list[ModelPreset]:
+        return svc.synth.models()
 
     @r.post("/generate", tags=["synth"], status_code=202)
-    def generate(body: GenerateBody) -> dict[str, Any]:
-        """Queue a generation; poll GET /api/jobs/{id} for progress."""
-        args = body.model_dump(exclude_none=True)
-        if body.model_path:
-            # Weights are read from the store's models folder only: a path parameter of
-            # the API must not reach files elsewhere on the machine.
-            try:
-                args["model_path"] = str(inside(svc.settings.models_dir, body.model_path))
-            except errors.UsageError as exc:
-                raise PathRefused(f"model_path must be inside {svc.settings.models_dir}",
-                                  "put the weights there (localvideo models pull) or use "
-                                  "the CLI for other paths") from exc
-        return svc.submit_generate(**args)  # type: ignore[no-any-return]
+    def generate(body: GenerateParams) -> Job:
+        """Queue a generation; poll GET /api/jobs/{id} for progress. ``model_path`` must be
+        a folder inside the models directory."""
+        return svc.jobs.submit(body)
 
     @r.get("/jobs", tags=["synth"])
-    def jobs(limit: int = Query(default=50, ge=1, le=500)) -> list[dict[str, Any]]:
-        return svc.jobs(limit)  # type: ignore[no-any-return]
+    def jobs(limit: int = Query(default=50, ge=1, le=500)) -> list[Job]:
+        return svc.jobs.list(limit)
 
     @r.get("/jobs/{job_id}", tags=["synth"])
-    def job(job_id: int) -> dict[str, Any]:
-        return svc.job(job_id)  # type: ignore[no-any-return]
+    def job(job_id: int) -> Job:
+        return svc.jobs.get(job_id)
 
     @r.get("/settings", tags=["settings"])
-    def get_settings() -> dict[str, Any]:
-        return settings_view(svc)
+    def get_settings() -> RecordPrefs:
+        return svc.prefs.get()
 
     @r.post("/settings", tags=["settings"])
-    def post_settings(body: SettingsBody) -> dict[str, Any]:
+    def post_settings(body: PrefsUpdate) -> RecordPrefs:
         """Exclusions and retention; saved to config.toml (the recorder reloads on restart,
         and `localvideo observe` restarts it when the file changes)."""
-        update_settings(svc, body)
-        return settings_view(svc)
+        return svc.prefs.update(body)
 
     return r
 
 
-def _public_clip(c: dict[str, Any]) -> dict[str, Any]:
-    out = dict(c)
-    out.pop("abs_path", None)
-    return out
-
-
-def settings_view(svc: Any) -> dict[str, Any]:
-    rec = svc.settings.record
-    return {"exclude_apps": list(rec.exclude_apps), "exclude_titles": list(rec.exclude_titles),
-            "excluded_action": rec.excluded_action, "max_bytes": rec.max_bytes,
-            "max_age": rec.max_age, "agent_command": svc.settings.serve.agent_command}
-
-
-def update_settings(svc: Any, body: SettingsBody) -> None:
-    # Validate everything first so one bad field saves nothing.
-    changes: dict[str, Any] = {}
-    if body.exclude_apps is not None:
-        changes["exclude_apps"] = [a.strip() for a in body.exclude_apps if a.strip()]
-    if body.exclude_titles is not None:
-        titles = [t.strip() for t in body.exclude_titles if t.strip()]
-        for t in titles:
-            try:
-                re.compile(t)
-            except re.error as exc:
-                raise errors.UsageError(f"title pattern {t!r} is not a valid regex: {exc}",
-                                        "use Python regex syntax, e.g. (?i)\\bbank\\b") from exc
-        changes["exclude_titles"] = titles
-    if body.excluded_action is not None:
-        if body.excluded_action not in ("blank", "skip"):
-            raise errors.UsageError(f"excluded_action must be blank or skip, not "
-                                    f"{body.excluded_action!r}")
-        changes["excluded_action"] = body.excluded_action
-    if body.max_bytes not in (None, ""):
-        changes["max_bytes"] = parse_size(body.max_bytes, what="max_bytes")  # type: ignore[arg-type]
-    if body.max_age not in (None, ""):
-        changes["max_age"] = parse_duration(body.max_age, what="max_age")  # type: ignore[arg-type]
-    for key, value in changes.items():
-        save_setting(svc.settings, "record", key, value)
-
-
-def run_server(service: Any, host: str = "127.0.0.1", port: int = 8765,
+def run_server(svc: Service, host: str = "127.0.0.1", port: int = 8765,
                log_level: str = "warning") -> None:
     """Serve until interrupted (uvicorn handles SIGINT/SIGTERM)."""
     import uvicorn
 
     extra = set() if host in LOOPBACK_NAMES or host in ("", "0.0.0.0", "::") else {host}
-    uvicorn.run(create_app(service, extra_hosts=extra), host=host, port=port,
+    uvicorn.run(create_app(svc, extra_hosts=extra), host=host, port=port,
                 log_level=log_level, server_header=False)

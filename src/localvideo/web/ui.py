@@ -10,9 +10,10 @@ import hashlib
 import html
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -20,7 +21,12 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from .. import errors
-from ..units import format_bytes, parse_time
+from ..service import Service
+from ..service.models import FrameInfo, Segment
+from ..units import format_bytes, format_duration
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -34,12 +40,7 @@ def _when(ts: float | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    s = int(seconds or 0)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return format_duration(seconds, spaced=True)
 
 
 def _when_s(ts: float | None) -> str:
@@ -84,7 +85,7 @@ def error_page(request: Request, code: int, message: str, hint: str | None) -> R
                                        "status": None, "page": ""}, status_code=code)
 
 
-def _safe(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+def _safe(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> tuple[T | None, str | None]:
     """Call a service method for one section of a page; a failure shows in that section only."""
     try:
         return fn(*args, **kwargs), None
@@ -104,21 +105,21 @@ def _day_bounds(day: str | None) -> tuple[datetime, float, float]:
     return d, start, (d + timedelta(days=1)).timestamp()
 
 
-def _timeline_view(segments: list[dict[str, Any]]) -> dict[str, Any]:
+def _timeline_view(segments: list[Segment]) -> dict[str, Any]:
     """Place segments on a bar spanning the day's activity (not 24 h: most of it is empty)."""
     if not segments:
         return {"bars": [], "start": None, "end": None, "apps": []}
-    start = min(s["start_ts"] for s in segments)
-    end = max(s["end_ts"] for s in segments)
+    start = min(s.start_ts for s in segments)
+    end = max(s.end_ts for s in segments)
     span = max(end - start, 1.0)
     bars = []
     totals: dict[str, float] = {}
     for s in segments:
-        left = (s["start_ts"] - start) / span * 100
-        width = max((s["end_ts"] - s["start_ts"]) / span * 100, 0.4)
-        bars.append({**s, "left": round(left, 3), "width": round(width, 3),
-                     "mid": (s["start_ts"] + s["end_ts"]) / 2})
-        totals[s["app"] or "?"] = totals.get(s["app"] or "?", 0.0) + float(s["duration"] or 0)
+        left = (s.start_ts - start) / span * 100
+        width = max((s.end_ts - s.start_ts) / span * 100, 0.4)
+        bars.append({**s.model_dump(), "left": round(left, 3), "width": round(width, 3),
+                     "mid": (s.start_ts + s.end_ts) / 2})
+        totals[s.app or "?"] = totals.get(s.app or "?", 0.0) + float(s.duration or 0)
     apps = sorted(totals.items(), key=lambda kv: -kv[1])
     return {"bars": bars, "start": start, "end": end, "apps": apps}
 
@@ -180,7 +181,7 @@ def api_reference(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return routes
 
 
-def ui_router(svc: Any) -> APIRouter:
+def ui_router(svc: Service) -> APIRouter:
     r = APIRouter(include_in_schema=False)
 
     def render(request: Request, name: str, page: str, **ctx: Any) -> Response:
@@ -192,8 +193,8 @@ def ui_router(svc: Any) -> APIRouter:
     @r.get("/", response_class=HTMLResponse)
     def today(request: Request, day: str | None = None) -> Response:
         d, start, end = _day_bounds(day)
-        segments, tl_err = _safe(svc.timeline, since=start, until=end)
-        observations, obs_err = _safe(svc.observations, since=start, limit=12)
+        segments, tl_err = _safe(svc.analyze.timeline, since=start, until=end)
+        observations, obs_err = _safe(svc.analyze.observations, since=start, limit=12)
         recent = list(reversed((segments or [])[-24:]))
         return render(request, "today.html", "today", day=d,
                       prev_day=(d - timedelta(days=1)).strftime("%Y-%m-%d"),
@@ -205,50 +206,48 @@ def ui_router(svc: Any) -> APIRouter:
 
     @r.get("/search", response_class=HTMLResponse)
     def search(request: Request, q: str = "", app: str | None = None) -> Response:
-        hits, err = (_safe(svc.search, q, app=app or None, limit=60) if q.strip()
+        hits, err = (_safe(svc.analyze.search, q, app=app or None, limit=60) if q.strip()
                      else ([], None))
         return render(request, "search.html", "search", q=q, hits=hits or [], error=err)
 
     @r.get("/moment", response_class=HTMLResponse)
     def moment(request: Request, at: str = Query(...)) -> Response:
-        ts = parse_time(at, what="at")
+        ts = svc.time(at, "at")
+        info: FrameInfo
         try:
-            info = svc.frame_info(ts)
+            info = svc.record.frame_info(ts)
         except errors.NotFoundError:
             # A moment a little before recording started (a rounded timestamp from an answer,
             # a click at the left edge): show the first frame after it rather than nothing.
-            later = [c for c in svc.chunks(since=ts, until=ts + 60) if c["start_ts"] >= ts]
+            later = [c for c in svc.record.chunks(since=ts, until=ts + 60) if c.start_ts >= ts]
             if not later:
                 raise
-            info = svc.frame_info(later[0]["start_ts"])
+            info = svc.record.frame_info(later[0].start_ts)
         chunk = None
-        for c in svc.chunks(since=info["ts"] - 1, until=info["ts"] + 1):
-            if c["id"] == info["chunk_id"]:
-                chunk = c
-        offset = max(0.0, float(info.get("pts") or (info["ts"] - (chunk or {}).get(
-            "start_ts", info["ts"]))))
+        for c in svc.record.chunks(since=info.ts - 1, until=info.ts + 1):
+            if c.id == info.chunk_id:
+                chunk = c.public()
+        offset = max(0.0, float(info.pts or (info.ts - (chunk.start_ts if chunk else info.ts))))
         return render(request, "moment.html", "search", at=ts, info=info, chunk=chunk,
                       offset=round(offset, 3))
 
     @r.get("/observations", response_class=HTMLResponse)
     def observations(request: Request) -> Response:
-        obs, err = _safe(svc.observations, limit=100)
+        obs, err = _safe(svc.analyze.observations, limit=100)
         return render(request, "observations.html", "observations", observations=obs or [],
                       error=err)
 
     @r.get("/clips", response_class=HTMLResponse)
     def clips(request: Request) -> Response:
-        clip_list, err = _safe(svc.clips, limit=60)
-        models, models_err = _safe(svc.models)
-        jobs, _ = _safe(svc.jobs, 10)
+        clip_list, err = _safe(svc.synth.clips, limit=60)
+        models, models_err = _safe(svc.synth.models)
+        jobs, _ = _safe(svc.jobs.list, 10)
         return render(request, "clips.html", "clips", clips=clip_list or [], error=err,
                       models=models or [], models_error=models_err, jobs=jobs or [])
 
     @r.get("/settings", response_class=HTMLResponse)
     def settings(request: Request) -> Response:
-        from .app import settings_view
-
-        return render(request, "settings.html", "settings", s=settings_view(svc),
+        return render(request, "settings.html", "settings", s=svc.prefs.get(),
                       config_path=str(svc.settings.config_path))
 
     @r.get("/docs", response_class=HTMLResponse)

@@ -1,0 +1,64 @@
+"""What every area of the service shares: the settings, the index, the device id.
+
+One small typed object handed to each area, instead of areas reaching each other through
+``self``: an area sees the context and the areas it is given, nothing else.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from ..config import Settings
+from ..errors import UsageError
+from ..record.device import device_id
+from ..store.db import Database
+from ..store.layout import inside
+from ..units import parse_time
+from .models import When
+
+
+class Context:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def db(self) -> Database:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return Database(self.settings.db_path)
+
+    @cached_property
+    def device_id(self) -> str:
+        return device_id()
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.close()
+
+
+def moment(value: When, what: str) -> float:
+    """The one place a user's time string becomes unix seconds (see units.parse_time)."""
+    if isinstance(value, str) and not value.strip():
+        raise UsageError(f"empty {what}", "pass a time, e.g. 14:00, 2h, today or unix seconds")
+    return parse_time(value, what=what)
+
+
+def maybe_moment(value: When | None, what: str) -> float | None:
+    """Like :func:`moment`, with None or "" meaning "not given"."""
+    return None if value is None or value == "" else moment(value, what)
+
+
+class OutsideStoreError(UsageError):
+    """A file outside the store was asked for (traversal, absolute path, symlink out).
+
+    The REST API answers it with 403."""
+
+
+def confine(root: Path, path: Path | str, what: str, hint: str | None = None) -> Path:
+    """The one path-confinement rule: ``path`` resolved, and inside ``root`` (symlinks that
+    lead out refused), or :class:`OutsideStoreError`."""
+    try:
+        return inside(root, path)
+    except UsageError as exc:
+        raise OutsideStoreError(f"refused {what}: {exc.message}",
+                                hint or exc.hint) from exc

@@ -1,0 +1,575 @@
+"""The service's typed contract: what every operation takes and returns.
+
+Front ends (CLI, REST/web, MCP) build the request models and read the response models; the
+REST API uses them as its request and response models, so ``/openapi.json`` shows these
+types. JSON of a response model is what ``--json`` prints and what the API returns.
+
+Two rules live here once:
+
+- **What a response exposes.** A field that only makes sense on this machine (``abs_path``,
+  a file's place in this machine's filesystem) is declared on a ``Local…`` subclass; the
+  public model without it is what the REST API and MCP return.
+- **Request validation.** Request models forbid unknown fields; :meth:`Model.of` turns a
+  pydantic error into a :class:`UsageError` naming the field, so a bad argument reads the
+  same from every front end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UsageError
+
+# Times the service parses itself: unix seconds, ISO 8601, HH:MM, today, yesterday, 2h (ago).
+# Front ends pass what the user typed; see Service.time() and units.parse_time.
+When = str | float
+
+
+class Model(BaseModel):
+    """Base of every response model."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Request(BaseModel):
+    """Base of every request model: unknown fields are refused, not dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: the word used in error messages ("unknown generation argument(s)")
+    noun: ClassVar[str] = "request"
+
+    @classmethod
+    def of(cls, **data: Any) -> Self:
+        """Build the request, raising :class:`UsageError` (not a pydantic error) when bad."""
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            raise usage_error(exc, cls) from None
+
+
+def usage_error(exc: ValidationError, cls: type[Request]) -> UsageError:
+    """A pydantic error as the one error type front ends know, naming the bad fields."""
+    unknown = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+    noun = cls.noun
+    if unknown:
+        known = sorted(cls.model_fields)
+        return UsageError(f"unknown {noun} argument(s): {', '.join(sorted(unknown))}",
+                          f"known: {', '.join(known)}")
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{where}: {e['msg']}" if where else e["msg"])
+    return UsageError(f"invalid {noun} argument: {'; '.join(parts)}")
+
+
+# -- record ---------------------------------------------------------------------------------
+class AppFrames(Model):
+    app: str
+    titles: list[str]
+    frames: int
+
+
+class Chunk(Model):
+    """A recorded chunk file and what was on screen in it."""
+
+    id: int
+    path: str = Field(description="relative to the data dir")
+    start_ts: float
+    end_ts: float | None
+    codec: str | None
+    encoder: str | None
+    width: int | None
+    height: int | None
+    frames: int
+    bytes: int
+    state: str = Field(description="recording | closed | recovered | damaged")
+    apps: list[AppFrames]
+
+
+class LocalChunk(Chunk):
+    abs_path: str = Field(description="the file on this machine (CLI only, never served)")
+
+    def public(self) -> Chunk:
+        return Chunk.model_validate(self.model_dump())
+
+
+class FrameInfo(Model):
+    """The indexed frame nearest at or before a moment."""
+
+    id: int
+    ts: float
+    chunk_id: int | None
+    pts: float | None = Field(description="seconds into the chunk")
+    app: str | None
+    title: str | None
+    x: int | None
+    y: int | None
+    w: int | None
+    h: int | None
+    changed: int
+    excluded: int
+    chunk_path: str | None
+
+
+class Picture(Model):
+    """The pixels of one moment, encoded."""
+
+    data: bytes
+    media_type: str = Field(description="image/png or image/jpeg")
+
+
+class RecordProgress(Model):
+    """What a running recorder reports about once a second."""
+
+    elapsed: float
+    app: str | None
+    title: str | None
+    frames_seen: int
+    frames_encoded: int
+    frames_skipped: int
+    frames_excluded: int
+    chunk: str | None
+    bytes: int
+    encoder: str | None
+    paused: bool
+    disk_paused: bool
+    message: str | None = None
+    last_error: str | None = None
+
+
+class RecordSummary(RecordProgress):
+    chunks: list[str] = Field(description="chunk paths written")
+
+
+class PauseState(Model):
+    paused: bool
+    recorder_pid: int | None
+
+
+class Deleted(Model):
+    chunks: int
+    frames: int
+    bytes: int
+    observations: int
+    start: float = Field(description="the range actually removed")
+    end: float
+
+
+class Evicted(Model):
+    id: int
+    path: str
+    reason: str
+
+
+class RetentionResult(Model):
+    evicted: list[Evicted]
+    bytes_freed: int
+    frames_removed: int
+    total_bytes: int
+
+
+class RecordStatus(Model):
+    """The recorder's side of :class:`Status`."""
+
+    data_dir: str
+    recorder: RecorderState
+    paused: bool
+    disk_free: int
+    min_free_bytes: int
+    totals: Totals
+
+
+class RecorderState(Model):
+    running: bool
+    pid: int | None
+    heartbeat: float | None
+    chunk: str | None
+    encoder: str | None
+    disk_paused: bool
+    message: str | None
+    last_error: str | None
+
+
+class Totals(Model):
+    chunks: int
+    bytes: int
+    frames_encoded: int
+    frames_seen: int
+    first_ts: float | None
+    last_ts: float | None
+
+
+# -- analyze --------------------------------------------------------------------------------
+class AnalysisStatus(Model):
+    chunks_total: int
+    chunks_analysed: int
+    chunks_pending: int
+    frames_read: int
+    ocr_ms_avg: float | None
+    analysed_until: float | None
+    lag_seconds: float
+    observations_done: int
+    observations_pending: int
+    observations_failed: int
+    last_endpoint_error: dict[str, Any] | None
+    next_retry_ts: float | None
+    line: str = Field(description="one human line saying all of the above")
+
+
+class ServeInfo(Model):
+    agent_command: bool = Field(description="whether [serve] agent_command is set")
+
+
+class Status(RecordStatus):
+    analysis: AnalysisStatus
+    serve: ServeInfo
+
+
+class AnalyzeRequest(Request):
+    """An analysis run."""
+
+    noun: ClassVar[str] = "analyze"
+    follow: bool = False
+    dry_run: bool = False
+    window: str | float | None = Field(default=None, description="30s, 5m, 1h")
+    reasoner: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    key: str | None = None
+    poll: float = Field(default=2.0, gt=0, description="seconds between --follow passes")
+
+
+class AnalyzeSummary(Model):
+    chunks: int
+    chunks_done: int
+    frames: int
+    keyframes: int
+    ocr_ms: float
+    ocr_ms_per_keyframe: float | None
+    titles: int
+    errors: list[str]
+    reasoner: str
+    model: str | None
+    seconds: float
+    stopped: bool
+    observations: list[dict[str, Any]]
+    status: AnalysisStatus
+    requests: list[dict[str, Any]] | None = Field(
+        default=None, description="--dry-run: what would have been sent")
+
+
+class SearchHit(Model):
+    frame_id: int
+    ts: float
+    app: str
+    title: str
+    snippet: str = Field(description="matches marked as [word]")
+    chunk_id: int | None
+    chunk_path: str | None
+    offset: float | None = Field(description="seconds into the chunk")
+
+
+class Segment(Model):
+    """Time in front of one app and window."""
+
+    app: str
+    title: str
+    start_ts: float
+    end_ts: float
+    duration: float
+    frames: int
+    excluded: bool | int = False
+
+
+class Task(Model):
+    model_config = ConfigDict(extra="allow")
+    verdict: str = Field(description="NO_TASK | TASK_FOUND")
+    category: str | None = None
+    title: str | None = None
+    description: str | None = None
+
+
+class Observation(Model):
+    id: int
+    start_ts: float
+    end_ts: float
+    status: str = Field(description="pending | done | failed")
+    attempts: int | None = None
+    next_try_ts: float | None = None
+    reasoner: str | None
+    model: str | None
+    summary: str | None
+    activities: list[str]
+    task: Task | None
+    error: str | None
+    created_ts: float | None
+    done_ts: float | None = None
+    request_ids: list[int] = []
+
+
+class AskQuestion(Request):
+    """A question about the screen history (what the REST API accepts)."""
+
+    noun: ClassVar[str] = "ask"
+    question: str = Field(min_length=1)
+    since: When | None = None
+    until: When | None = None
+
+
+class AskRequest(AskQuestion):
+    """A question plus the reasoner to answer it (CLI: may point at any endpoint)."""
+
+    reasoner: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    key: str | None = None
+
+
+class TimeSpan(Model):
+    start_ts: float
+    end_ts: float
+    label: str
+
+
+class Answer(Model):
+    answer: str
+    timestamps: list[float]
+    sources: list[dict[str, Any]]
+    times: list[TimeSpan] = Field(description="the spans the question was placed in")
+    reasoner: str
+    model: str | None
+    request_id: int | None = None
+
+
+class AskPreview(Model):
+    """``ask --dry-run``: what would be sent, and from which moments."""
+
+    request: dict[str, Any]
+    sources: list[dict[str, Any]]
+    times: list[TimeSpan]
+
+
+class KeyInfo(Model):
+    name: str
+    stored: bool
+    preview: str
+    env: str
+
+
+class KeyChange(Model):
+    name: str
+    stored: bool = False
+    deleted: bool = False
+
+
+# -- synth ----------------------------------------------------------------------------------
+class GenerateParams(Request):
+    """A generation as the REST API and MCP take it (weights only from the models folder)."""
+
+    noun: ClassVar[str] = "generation"
+    prompt: str
+    model: str | None = None
+    model_path: str | None = Field(default=None,
+                                   description="a folder under the models directory")
+    frames: int | None = Field(default=None, ge=1, le=1000)
+    height: int | None = Field(default=None, ge=16, le=4096)
+    width: int | None = Field(default=None, ge=16, le=4096)
+    fps: float | None = Field(default=None, ge=1, le=120)
+    steps: int | None = Field(default=None, ge=1, le=500)
+    guidance: float | None = None
+    seed: int | None = None
+    negative: str | None = None
+
+
+class GenerateRequest(GenerateParams):
+    """Everything ``localvideo generate`` takes (local files, backends, speed options)."""
+
+    image: Path | None = None
+    out: Path | None = None
+    backend: str | None = None
+    comfy_url: str | None = None
+    workflow: Path | dict[str, Any] | None = None
+    max_vram: str | int | None = None
+    cache: bool = False
+    compile: bool = False
+    attention: str | None = None
+    device: str | None = None
+
+
+class Plan(Model):
+    """The memory plan for a generation (estimates in bytes)."""
+
+    model: str
+    family: str
+    params: dict[str, Any]
+    device: str
+    dtype: str
+    offload: str
+    fp8: bool
+    fp8_components: list[str]
+    vae_tiling: bool
+    vae_slicing: bool
+    fits: bool
+    vram_bytes: int | None
+    budget_bytes: int | None
+    estimate: dict[str, int]
+    latent: dict[str, int]
+    reasons: list[str]
+    save_latents: bool
+    hypothetical: bool
+
+
+class ModelPreset(Model):
+    name: str
+    family: str
+    repo_id: str
+    revision: str | None
+    pipeline: str
+    i2v: bool
+    params: str
+    height: int
+    width: int
+    frames: int
+    fps: float
+    steps: int
+    guidance: float
+    present: bool
+    path: str | None
+    note: str | None
+    profile: dict[str, Any]
+
+
+class PulledModel(Model):
+    name: str
+    repo_id: str
+    revision: str | None
+    path: str
+
+
+class Clip(Model):
+    """A generated clip: the JSON sidecar written beside the MP4, plus its id."""
+
+    id: int
+    clip_id: int
+    path: str = Field(description="relative to the data dir when inside it")
+    exists: bool
+    backend: str
+    prompt: str
+    negative: str | None = None
+    seed: int | None = None
+    model: dict[str, Any]
+    family: str | None = None
+    pipeline: str | None = None
+    params: dict[str, Any]
+    plan: dict[str, Any] | None = None
+    speed: dict[str, Any] | None = None
+    timings: dict[str, Any] | None = None
+    peak_memory: dict[str, Any] | None = None
+    device: dict[str, Any] | None = None
+    versions: dict[str, Any] | None = None
+    video: dict[str, Any] | None = None
+    latents: str | None = None
+    created_ts: float
+    seconds: float
+    sidecar: str
+    comfy: dict[str, Any] | None = None
+    decoded_from_latents: bool | None = None
+    decode_tiling: bool | None = None
+
+
+class LocalClip(Clip):
+    abs_path: str = Field(description="the MP4 on this machine (CLI only, never served)")
+
+    def public(self) -> Clip:
+        return Clip.model_validate(self.model_dump())
+
+
+class Job(Model):
+    id: int
+    kind: str
+    params: dict[str, Any]
+    state: str = Field(description="queued | running | done | failed")
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None = Field(description="the clip, when done")
+    error: dict[str, Any] | None
+    created_ts: float
+    started_ts: float | None
+    finished_ts: float | None
+    waiting: str | None = Field(default=None, description="why a queued job is not running")
+
+
+# -- act, doctor, autostart, settings ---------------------------------------------------------
+class Action(Model):
+    """One hand-off of a suggested task to the agent command."""
+
+    id: int
+    ts: float
+    observation_id: int
+    command: str
+    task: str
+    state: str = Field(description="running | done | failed")
+    exit_code: int | None
+    output_tail: str | None
+    finished_ts: float | None
+
+
+class Check(Model):
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+    data: dict[str, Any] | None = None
+
+
+class Verdict(Model):
+    suited: bool
+    reason: str
+    settings: dict[str, Any]
+    fits: list[dict[str, Any]] = []
+    command: str | None = None
+
+
+class DoctorReport(Model):
+    platform: dict[str, str]
+    checks: list[Check]
+    jobs: dict[str, Verdict]
+    install: list[str]
+    seconds: float
+
+
+class AutostartInstalled(Model):
+    system: str
+    path: str
+    enable_command: str
+
+
+class AutostartRemoved(Model):
+    system: str
+    path: str
+    removed: list[str]
+    stop_command: str
+
+
+class RecordPrefs(Model):
+    """The settings the UI shows and changes (exclusions, retention, the agent command)."""
+
+    exclude_apps: list[str]
+    exclude_titles: list[str]
+    excluded_action: str
+    max_bytes: int
+    max_age: float
+    agent_command: str | None
+
+
+class PrefsUpdate(Request):
+    """A change to :class:`RecordPrefs`; fields left out stay as they are."""
+
+    noun: ClassVar[str] = "settings"
+    exclude_apps: list[str] | None = None
+    exclude_titles: list[str] | None = None
+    excluded_action: Literal["blank", "skip"] | None = None
+    max_bytes: str | int | None = Field(default=None, description='"20GB" or bytes')
+    max_age: str | float | None = Field(default=None, description='"30d" or seconds')
