@@ -307,7 +307,7 @@ def main() -> None:
             row = svc.db.one("SELECT ts FROM frames WHERE title LIKE 'editor%' AND changed = 1 "
                              "ORDER BY ts DESC LIMIT 1")
             if row:
-                ocr_ours = ocr_recall(svc.frame_image(row[0], crop=True))
+                ocr_ours = ocr_recall(svc.record.frame_image(row[0], crop=True))
             svc.close()
             bfile = sorted(base_dir.glob("*.mp4"))
             if bfile:
