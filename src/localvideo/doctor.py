@@ -233,6 +233,27 @@ def check_disk(data_dir: Path, min_free: int) -> Check:
                  data={"free_bytes": usage.free, "total_bytes": usage.total, "path": str(probe)})
 
 
+def check_privacy(data_dir: Path) -> Check:
+    """Can another account on this machine read the screen history? (0700 / 0600 expected.)"""
+    from .store.layout import exposure
+
+    if os.name != "posix":
+        return Check("privacy", True, "file modes are not checked on this system")
+    if not data_dir.exists():
+        return Check("privacy", True, f"{data_dir} does not exist yet; it is created owner-only")
+    exp = exposure(data_dir)
+    data = {"root_mode": oct(exp.root_mode)[2:], "readable_by_others": exp.count,
+            "checked": exp.checked, "examples": exp.examples}
+    if not exp.count:
+        return Check("privacy", True, f"owner-only: {exp.checked} entries under {data_dir}, "
+                     "none readable by other accounts", data=data)
+    gate = ("and the store folder itself is open to them" if exp.root_open
+            else "(the store folder itself is closed to them, which protects them for now)")
+    return Check("privacy", False, f"{exp.count} of {exp.checked} entries under {data_dir} are "
+                 f"readable or writable by other accounts {gate}; e.g. {exp.examples[0]}",
+                 f"chmod -R go-rwx {data_dir}", data=data)
+
+
 # -- verdicts -------------------------------------------------------------------------------
 def _observe_verdict(checks: dict[str, Check], settings: Settings) -> dict[str, Any]:
     enc = checks["encoders"].data or {}
@@ -333,6 +354,7 @@ def run_checks(settings: Settings, *, plan: PlanFn | None = None,
         "tesseract": check_tesseract(),
         "gpu": check_gpu(),
         "disk": check_disk(settings.data_dir, settings.record.min_free_bytes),
+        "privacy": check_privacy(settings.data_dir),
     }
     if not shutil.which("ffmpeg"):
         # Not required (PyAV carries FFmpeg); ffprobe is handy to inspect chunks by hand.

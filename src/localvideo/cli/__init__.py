@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import LocalVideoError
+from ..store.layout import private_umask
 from . import analyze, record, serve, synth
 from .common import console, err_console
 
@@ -26,6 +27,9 @@ for module in (record, analyze, synth, serve):
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Owner-only before anything is written: the store, logs, locks, exports and whatever a
+    # child (FFmpeg, observe's recorder / analyze / serve) creates inherit this umask.
+    private_umask()
     try:
         app(args=argv, standalone_mode=True)
     except LocalVideoError as exc:

@@ -8,6 +8,7 @@ files with rows.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -17,15 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DiskFullError, StoreError
+from . import layout
 from .schema import MIGRATIONS
+
+log = logging.getLogger("localvideo.store")
 
 
 class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Every process that writes the store opens it here first: owner-only from now on.
+        layout.open_root(path.parent)
         self.migrate()
+        self._make_private_once()
 
     # -- connections ---------------------------------------------------------------------
     @property
@@ -98,6 +104,17 @@ class Database:
                 raise StoreError(f"migration {name} failed on {self.path}: {exc}") from exc
             applied.append(name)
         return applied
+
+    def _make_private_once(self) -> None:
+        """Repair a store an older version made with the default umask (0755 / 0644): one
+        walk, remembered in the index so later starts cost one lookup."""
+        if self.get_kv(layout.PRIVATE_KEY) == layout.PRIVATE_VERSION:
+            return
+        changed = layout.make_private(self.path.parent)
+        if changed:
+            log.warning("made %d entries under %s owner-only (an older version left them "
+                        "readable by other accounts)", changed, self.path.parent)
+        self.set_kv(layout.PRIVATE_KEY, layout.PRIVATE_VERSION)
 
     # -- small key/value state (paused flag, recorder heartbeat, ...) ---------------------
     def get_kv(self, key: str, default: Any = None) -> Any:
