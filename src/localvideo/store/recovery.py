@@ -4,7 +4,9 @@ Two cases, both after a recorder died without closing its chunk (kill -9, power 
 
 * a row still in state ``recording`` while no recorder holds the lock → the file is decoded
   to its end (media.scan_decodable), and the row set to ``recovered`` (or ``damaged``
-  when nothing decodes) with the real end time, frame count and size;
+  when nothing decodes) with the real end time, frame count and size; a file that holds
+  only the MP4 header (killed before the first fragment: nothing was recorded) is removed
+  with its row;
 * a chunk file with no row at all (the recorder died between creating the file and writing
   its row, or the index was restored from a backup) → indexed as a recovered chunk.
 
@@ -49,11 +51,15 @@ def _start_from_name(path: Path) -> float | None:
 def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
             recorder_alive: bool) -> dict[str, Any]:
     """Repair the index after a crash; returns what was done (ids and paths)."""
-    done: dict[str, Any] = {"recovered": [], "damaged": [], "orphans": []}
+    done: dict[str, Any] = {"recovered": [], "damaged": [], "orphans": [], "empty": []}
     if not recorder_alive:
         for row in db.query("SELECT id, path, start_ts, end_ts FROM chunks WHERE state = 'recording'"):
             path = data_dir / row["path"]
             p = probe_chunk(path) if path.exists() else Probe(0, None, 0, 0, None, "file missing")
+            if _header_only(p):
+                _drop_empty(db, path, row["id"], row["path"])
+                done["empty"].append({"id": row["id"], "path": row["path"]})
+                continue
             state = "recovered" if p.frames else "damaged"
             end = row["start_ts"] + (p.last_pts or 0.0) if p.frames else row["end_ts"]
             # Frames seen after the last decodable picture stay indexed (the screen was seen)
@@ -79,6 +85,10 @@ def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
             if recorder_alive and path.stat().st_mtime > _recent():
                 continue  # being created by the live recorder right now
             p = probe_chunk(path)
+            if _header_only(p):
+                _drop_empty(db, path, None, rel)
+                done["empty"].append({"id": None, "path": rel})
+                continue
             start = _start_from_name(path) or path.stat().st_mtime - (p.last_pts or 0.0)
             state = "recovered" if p.frames else "damaged"
             device = path.parent.parent.name
@@ -92,6 +102,23 @@ def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
             done["orphans"].append({"id": cur.lastrowid, "path": rel, "frames": p.frames,
                                     "state": state})
     return done
+
+
+def _header_only(p: Probe) -> bool:
+    """A recorder killed before its first fragment leaves the MP4 header alone (~760 bytes:
+    ftyp + moov, a codec and no picture). Nothing was recorded in it, so it is removed rather
+    than kept as "damaged"; a file that does not even parse (no codec) stays damaged."""
+    return p.frames == 0 and p.codec is not None
+
+
+def _drop_empty(db: Database, path: Path, chunk_id: int | None, rel: str) -> None:
+    if chunk_id is not None:
+        with db.tx() as conn:
+            # Frames seen while nothing was flushed have no picture to show; they go with it.
+            conn.execute("DELETE FROM chunks WHERE id = ?", (chunk_id,))
+    path.unlink(missing_ok=True)
+    log.warning("removed %s: the recorder died before its first fragment (header only, "
+                "nothing recorded)", rel)
 
 
 def _recent() -> float:
