@@ -14,6 +14,8 @@ mapped at the boundary (``raise XError(...) from exc``) so front ends only catch
     │   ├── DiskFullError           not enough free space to keep recording
     │   └── MediaError              a video file cannot be opened or decoded (media.py)
     ├── NotFoundError               a chunk / frame / observation / clip that is not there
+    ├── LockedError                 the history is locked (`localvideo lock`): reads refused
+    ├── ScopeError                  an API token's scope does not cover the request
     ├── ReasonerError               a reasoning endpoint failed
     │   ├── MissingKeyError         no API key found for a reasoner
     │   └── EndpointError           endpoint down / 429 / 5xx / malformed answer (retryable)
@@ -90,6 +92,18 @@ class MediaError(StoreError):
 
 class NotFoundError(LocalVideoError):
     pass
+
+
+class LockedError(LocalVideoError):
+    """Reads of the screen history are refused until `localvideo unlock` (REST: 423)."""
+
+    exit_code = 3
+
+
+class ScopeError(LocalVideoError):
+    """A scoped API token (read, search) or a limited MCP server asked for more (REST: 403)."""
+
+    exit_code = 2
 
 
 class ReasonerError(LocalVideoError):
