@@ -258,9 +258,9 @@ class AnalyzeSettings(_Section):
 
 
 class SynthSettings(_Section):
-    backend: Literal["diffusers", "comfyui"] = Field(
+    backend: Literal["diffusers", "comfyui", "replicate", "fal", "veo", "runway"] = Field(
         default="diffusers",
-        description="diffusers or comfyui")
+        description="diffusers, comfyui, or a hosted provider: replicate, fal, veo, runway")
     comfy_url: str = Field(
         default="http://127.0.0.1:8188",
         description="an http:// or https:// URL of a ComfyUI server")

@@ -111,21 +111,28 @@ def build_server(svc: Service) -> MCPServer[Any]:
                              model_path: str | None = None, frames: int | None = None,
                              width: int | None = None, height: int | None = None,
                              steps: int | None = None, seed: int | None = None,
+                             backend: str | None = None,
+                             params: dict[str, Any] | None = None, yes: bool = False,
                              ) -> Clip:
         """Synthesize a video clip from a text prompt with a local open model (needs a GPU
         for real models). ``model`` is a name from the registry; ``model_path`` a folder
         under the models directory. Returns the clip's path and metadata; reports step
-        progress."""
-        params = GenerateParams.of(prompt=prompt, model=model, model_path=model_path,
-                                   frames=frames, width=width, height=height, steps=steps,
-                                   seed=seed)
+        progress. ``backend`` replicate, fal, veo or runway sends the prompt to that hosted
+        provider instead (``model`` in its naming, ``params`` its own inputs): only with
+        ``yes`` true, after the user agreed to what will be sent."""
+        gen = GenerateParams.of(prompt=prompt, model=model, model_path=model_path,
+                                frames=frames, width=width, height=height, steps=steps,
+                                seed=seed, backend=backend, params=params, yes=yes)
 
         def on_progress(event: dict[str, Any]) -> None:
             if event.get("steps"):
                 anyio.from_thread.run(ctx.report_progress, float(event.get("step") or 0),
                                       float(event["steps"]), str(event.get("stage") or ""))
+            elif event.get("phase") == "hosted" and event.get("progress") is not None:
+                anyio.from_thread.run(ctx.report_progress, 100 * float(event["progress"]),
+                                      100.0, f"{event.get('provider')} {event.get('state')}")
 
-        clip = await _call(svc.synth.generate_confined, params, on_progress=on_progress)
+        clip = await _call(svc.synth.generate_confined, gen, on_progress=on_progress)
         return clip.public()
 
     return server

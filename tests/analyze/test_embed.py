@@ -75,20 +75,24 @@ def test_sqlite_vec_loads_into_the_index_connection(tmp_path: Path) -> None:
     assert db.one("SELECT vec_version()")[0].startswith("v")
     m = vectors.ensure_model(db, "hashing", 256, activate=True)
     assert vectors.active_model(db) == m
-    # The bit codes sit in a vec0 table in the same file.
-    assert db.one("SELECT 1 FROM sqlite_master WHERE name = ?", (m.table,)) is not None
     with pytest.raises(Exception, match="not a positive multiple of 8"):
         vectors.ensure_model(db, "odd", 250, activate=False)
 
 
-def test_quantized_cosine_keeps_the_order() -> None:
+def test_quantized_vectors_keep_cosine_and_sign_codes_keep_hamming(tmp_path: Path) -> None:
+    db = Database(tmp_path / "index.sqlite3")
+    vectors.load_extension(db)
     rng = np.random.default_rng(1)
-    v = rng.standard_normal((200, 256)).astype(np.float32)
+    v = rng.standard_normal((50, 256)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     q8, bits = vectors.quantize(v)
-    assert q8.dtype == np.int8 and bits.shape == (200, 32)
+    assert q8.dtype == np.int8 and bits.shape == (50, 32)
     exact = v @ v[0]
-    approx = vectors._cosine(v[0], [r.tobytes() for r in q8])
+    # sqlite-vec's own distances on the stored forms, as the search computes them.
+    approx = np.array([db.one("SELECT 1 - vec_distance_cosine(vec_int8(?), vec_int8(?))",
+                              (q8[0].tobytes(), r.tobytes()))[0] for r in q8])
     # int8 per-row scaling moves a cosine by well under what separates a match (≥ 0.1).
     assert float(np.max(np.abs(exact - approx))) < 0.02
-    assert abs(float(approx[0]) - 1.0) < 0.02
+    ham = [db.one("SELECT vec_distance_hamming(vec_bit(?), vec_bit(?))",
+                  (bits[0].tobytes(), b.tobytes()))[0] for b in bits]
+    assert ham[0] == 0 and ham[1] == int(np.sum((v[0] > 0) != (v[1] > 0)))

@@ -5,6 +5,8 @@ Thin: parse flags, call the service, show progress bars and tables (or JSON).
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..service.models import GenerateRequest, Plan
+from ..errors import UsageError
+from ..service.models import GenerateRequest, HostedPreview, Plan
+from ..service.synth import HOSTED
 from ..units import format_bytes, format_ts
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
 
@@ -55,6 +59,23 @@ def _progress(enabled: bool) -> Iterator[Callable[[dict[str, Any]], None]]:
             bars.console.print(f"[dim]ComfyUI {stage} {escape(str(detail))}[/]")
             return
         phase = e.get("phase")
+        if phase == "hosted":       # hosted providers: queued → running (0..1) → download
+            state = e.get("state")
+            if state == "running" and e.get("progress") is not None:
+                if "hosted" not in tasks:
+                    tasks["hosted"] = bars.add_task(f"{e.get('provider')} running", total=100)
+                bars.update(tasks["hosted"], completed=round(100 * float(e["progress"])))
+                return
+            if state == "running" and "hosted" in tasks:
+                return
+            detail = {"submit": e.get("host"), "submitted": e.get("request_id"),
+                      "queued": (f"position {e['position']}" if e.get("position") is not None
+                                 else ""),
+                      "done": e.get("path")}.get(str(state), "")
+            if state == "done" and "hosted" in tasks:
+                bars.update(tasks["hosted"], completed=100)
+            bars.console.print(f"[dim]{e.get('provider')} {state} {escape(str(detail or ''))}[/]")
+            return
         if phase == "load" and "load" not in tasks:
             tasks["load"] = bars.add_task(f"loading {e.get('model', '')}", total=None)
         elif phase in ("denoise", "progress") and e.get("steps"):
@@ -99,6 +120,37 @@ def _print_plan(plan: Plan) -> None:
         console.print(f"  • {r}", highlight=False, markup=False)
 
 
+def _params(items: list[str] | None) -> dict[str, Any]:
+    """``--param KEY=VALUE`` pairs; a VALUE that reads as JSON (5, 2.5, true, "x", [..])
+    is taken as that, anything else as text."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r} is not KEY=VALUE", "e.g. --param duration=5")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def _ask_hosted(preview: HostedPreview) -> None:
+    """Show what will leave the machine and ask; without a terminal to ask on, refuse."""
+    for line in preview.lines:
+        err_console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if not _interactive():
+        raise UsageError("not sending without a yes: no terminal to ask on",
+                         "pass --yes to send it as shown above")
+    if not typer.confirm("Send it?", default=False, err=True):
+        err_console.print("nothing sent")
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def generate(
@@ -125,7 +177,20 @@ def register(app: typer.Typer) -> None:
             help="Output .mp4 (default: <data-dir>/clips/<date>/clip_<time>_<prompt>.mp4).")
         ] = None,
         backend: Annotated[str | None, typer.Option(
-            help="diffusers (default) or comfyui.")] = None,
+            help="diffusers (default), comfyui, or a hosted provider: replicate, fal, veo, "
+                 "runway (--model in the provider's naming, e.g. owner/name on Replicate)."
+        )] = None,
+        base_url: Annotated[str | None, typer.Option(
+            help="Hosted backends: send to this host instead of the provider's (a proxy).")
+        ] = None,
+        param: Annotated[list[str] | None, typer.Option(
+            "--param", help="Hosted backends: a provider-native input KEY=VALUE, sent as "
+                            "given (repeatable), e.g. --param duration=5.")] = None,
+        yes: Annotated[bool, typer.Option(
+            "--yes", "-y", help="Hosted backends: send without asking first.")] = False,
+        timeout: Annotated[float | None, typer.Option(
+            help="Hosted backends: cancel on the provider after this many seconds "
+                 "(default 1800).")] = None,
         comfy_url: Annotated[str | None, typer.Option(
             help="ComfyUI server (default http://127.0.0.1:8188).")] = None,
         workflow: Annotated[Path | None, typer.Option(
@@ -153,11 +218,15 @@ def register(app: typer.Typer) -> None:
             height=height, width=width, fps=fps, steps=steps, guidance=guidance, seed=seed,
             negative=negative, max_vram=max_vram, device=device, out=out, backend=backend,
             comfy_url=comfy_url, workflow=workflow, cache=cache, compile=compile,
-            attention=attention)
+            attention=attention, base_url=base_url, params=_params(param) or None,
+            timeout=timeout, yes=yes)
         if plan:
             planned = svc.synth.plan(req)
             print_json(planned) if json_out else _print_plan(planned)
             return
+        if (backend or svc.settings.synth.backend) in HOSTED and not yes:
+            _ask_hosted(svc.synth.hosted_preview(req))
+            req.yes = True
         with _progress(not json_out) as on_progress:
             result = svc.synth.generate(req, on_progress=on_progress)
         if json_out:
@@ -170,6 +239,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"  {v.get('width')}×{v.get('height')}, {v.get('frames')} frames at "
                       f"{v.get('fps')} fps, seed {result.seed}; "
                       + ", ".join(f"{k} {s:.1f}s" for k, s in t.items()), highlight=False)
+        if result.hosted:
+            console.print(f"  {result.backend} {result.model.get('name')}, request "
+                          f"{result.hosted.get('request_id')}", highlight=False)
 
     models_app = typer.Typer(help="Model presets: list them, or pull one's weights.",
                              invoke_without_command=True, no_args_is_help=False)

@@ -382,6 +382,15 @@ class GenerateParams(Request):
     guidance: float | None = None
     seed: int | None = None
     negative: str | None = None
+    backend: str | None = Field(
+        default=None, description="diffusers (default), or a hosted provider: replicate, "
+                                  "fal, veo, runway (then model is in the provider's naming)")
+    params: dict[str, Any] | None = Field(
+        default=None, description="hosted backends: provider-native inputs sent as given "
+                                  "(e.g. duration, resolution)")
+    yes: bool = Field(
+        default=False, description="hosted backends: the user saw what will be sent "
+                                   "(POST /api/generate/preview) and agreed")
 
 
 class GenerateRequest(GenerateParams):
@@ -389,7 +398,10 @@ class GenerateRequest(GenerateParams):
 
     image: Path | None = None
     out: Path | None = None
-    backend: str | None = None
+    # Hosted backends: another host for the provider (proxy, tests). CLI only: a remote
+    # caller must not send the user's key to a host of its choosing.
+    base_url: str | None = None
+    timeout: float | None = None
     comfy_url: str | None = None
     workflow: Path | dict[str, Any] | None = None
     max_vram: str | int | None = None
@@ -476,8 +488,26 @@ class Clip(Model):
     seconds: float
     sidecar: str
     comfy: dict[str, Any] | None = None
+    hosted: dict[str, Any] | None = Field(
+        default=None, description="hosted backends: provider, request_id, host, what was sent")
     decoded_from_latents: bool | None = None
     decode_tiling: bool | None = None
+
+
+class HostedPreview(Model):
+    """What a hosted generation will send, and the provider's published estimate."""
+
+    provider: str
+    model: str
+    host: str
+    mode: str = Field(description="text-to-video | image-to-video")
+    prompt: str
+    negative: str | None
+    image: dict[str, Any] | None = Field(description="path, bytes, width, height, mime")
+    image_transport: str | None
+    params: dict[str, Any]
+    estimate: dict[str, Any] = Field(description="price, time, source (None: not published)")
+    lines: list[str] = Field(description="the text to show before asking")
 
 
 class LocalClip(Clip):

@@ -11,6 +11,7 @@ import json
 import platform
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,6 +28,7 @@ from .context import Context, OutsideStoreError, confine
 from .models import (
     GenerateParams,
     GenerateRequest,
+    HostedPreview,
     LocalClip,
     ModelPreset,
     Plan,
@@ -34,7 +36,8 @@ from .models import (
 )
 
 Progress = Callable[[dict[str, Any]], None]
-BACKENDS = ("diffusers", "comfyui")
+HOSTED = ("replicate", "fal", "veo", "runway")
+BACKENDS = ("diffusers", "comfyui", *HOSTED)
 _PARAMS = ("frames", "height", "width", "fps", "steps", "guidance")
 
 
@@ -93,7 +96,14 @@ class SynthArea:
     def confine(self, req: GenerateParams) -> None:
         """The one rule for a generation that arrives from outside (REST, MCP): weights are
         read from the store's models folder only (``model_path`` relative to it, or inside
-        it), so a path parameter cannot reach files elsewhere on the machine."""
+        it), so a path parameter cannot reach files elsewhere on the machine. A hosted
+        backend needs ``yes`` (the caller showed the preview), refused here, before queueing."""
+        backend = req.backend or self.settings.synth.backend
+        if backend in HOSTED and not req.yes:
+            raise UsageError(f"{backend} is a hosted backend: the prompt goes to the provider; "
+                             "confirm first",
+                             "show POST /api/generate/preview to the user, then send the "
+                             "request again with yes=true")
         if req.model_path:
             models_dir = self.settings.models_dir
             try:
@@ -203,11 +213,15 @@ class SynthArea:
         self.confine(req)
         return self.generate(req, on_progress=on_progress)
 
-    def generate(self, gen: GenerateRequest, on_progress: Progress | None = None) -> LocalClip:
+    def generate(self, gen: GenerateRequest, on_progress: Progress | None = None,
+                 cancel: threading.Event | None = None) -> LocalClip:
         """Generate one clip: MP4 + JSON sidecar beside it + a row in the clips table.
 
         Progress events: diffusers runs send a ``phase`` key (load, denoise, decode, encode),
-        ComfyUI runs a ``stage`` key."""
+        ComfyUI runs a ``stage`` key, hosted runs ``{"phase": "hosted", "state": ...}``.
+        A hosted backend sends the prompt (and image) to the provider only with
+        ``gen.yes`` — the caller showed :meth:`hosted_preview` and the user agreed; a set
+        ``cancel`` event (or Ctrl-C) cancels the request on the provider."""
         prompt, model, model_path, image = gen.prompt, gen.model, gen.model_path, gen.image
         frames, height, width, fps = gen.frames, gen.height, gen.width, gen.fps
         steps, guidance, seed, negative = gen.steps, gen.guidance, gen.seed, gen.negative
@@ -216,8 +230,21 @@ class SynthArea:
         backend = gen.backend or self.settings.synth.backend
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}", f"use one of: {', '.join(BACKENDS)}")
+        if backend in HOSTED:
+            provider, hreq = self._hosted(gen, backend)
+            if not gen.yes:
+                sub = provider.describe(gen.model or "", hreq)
+                raise UsageError(
+                    f"{backend} is a hosted backend: the prompt"
+                    f"{' and image' if hreq.image else ''} go to {sub.host}; confirm first",
+                    "pass --yes (CLI) or yes=true (API, MCP) once the user has seen "
+                    "what will be sent (`localvideo generate ... --backend "
+                    f"{backend}` asks; POST /api/generate/preview shows it)")
         out_path = self._out_path(out, prompt if isinstance(prompt, str) else "clip")
         started = time.time()
+        if backend in HOSTED:
+            return self._generate_hosted(gen, backend, provider, hreq, out_path,
+                                         on_progress, cancel, started)
         if backend == "comfyui":
             return self._generate_comfyui(
                 prompt, image=image, frames=frames, height=height, width=width, fps=fps,
@@ -321,6 +348,64 @@ class SynthArea:
             "video": video, "latents": None,
         }
         return self._record_clip(Path(res.path), sidecar, started)
+
+    # -- hosted providers ------------------------------------------------------------------
+    def _hosted(self, gen: GenerateRequest, backend: str) -> tuple[Any, Any]:
+        """The provider object and the request it gets, from a generation request."""
+        from ..reason.keys import KeyStore
+        from ..synth.hosted import HostedRequest, get_provider
+
+        provider = get_provider(backend, base_url=gen.base_url,
+                                key_store=KeyStore(self.settings.data_dir),
+                                **({"timeout": gen.timeout} if gen.timeout else {}))
+        if not gen.model:
+            raise UsageError(f"--backend {backend} needs --model", provider.model_hint)
+        if gen.model_path:
+            raise UsageError(f"--model-path is for local weights, not --backend {backend}",
+                             "drop --model-path and name the provider's model with --model")
+        if not isinstance(gen.prompt, str) or not gen.prompt.strip():
+            raise UsageError("the prompt is empty",
+                             'pass a prompt: localvideo generate "a red fox running through snow"')
+        hreq = HostedRequest(prompt=gen.prompt, image=gen.image, negative=gen.negative,
+                             seed=gen.seed, width=gen.width, height=gen.height,
+                             params=dict(gen.params or {}))
+        return provider, hreq
+
+    def hosted_preview(self, gen: GenerateRequest) -> HostedPreview:
+        """What a hosted generation will send, where, and the provider's published price and
+        time — without sending anything (the question before ``generate``)."""
+        backend = gen.backend or self.settings.synth.backend
+        if backend not in HOSTED:
+            raise UsageError(f"{backend!r} is not a hosted backend",
+                             f"use one of: {', '.join(HOSTED)}")
+        provider, hreq = self._hosted(gen, backend)
+        sub = provider.describe(gen.model or "", hreq)
+        d = sub.to_dict()
+        d["lines"] = sub.lines()
+        return HostedPreview.model_validate(d)
+
+    def _generate_hosted(self, gen: GenerateRequest, backend: str, provider: Any, hreq: Any,
+                         out: Path, on_progress: Progress | None,
+                         cancel: threading.Event | None, started: float) -> LocalClip:
+        res = provider.run(gen.model or "", hreq, out, on_progress=on_progress, cancel=cancel)
+        sidecar: dict[str, Any] = {
+            "backend": backend, "prompt": hreq.prompt, "negative": hreq.negative,
+            "seed": hreq.seed,
+            "model": {"name": res.model, "provider": backend, "host": provider.host},
+            "family": None, "pipeline": f"hosted:{backend}",
+            "params": {"frames": None, "height": gen.height, "width": gen.width,
+                       "fps": None, "steps": None, "guidance": None,
+                       "image": str(hreq.image) if hreq.image else None, "sent": res.params},
+            "hosted": {"provider": backend, "request_id": res.request_id,
+                       "host": provider.host, "output_url": res.output_url,
+                       "submission": res.submission, "info": res.info,
+                       "cancel_supported": res.cancel_supported},
+            "plan": None, "speed": None, "timings": res.timings, "peak_memory": None,
+            "device": {"kind": "hosted", "provider": backend, "host": provider.host},
+            "versions": {**_light_versions(), **_sdk_version(backend)},
+            "video": res.video, "latents": None,
+        }
+        return self._record_clip(out, sidecar, started)
 
     def _record_clip(self, out: Path, sidecar: dict[str, Any], started: float) -> LocalClip:
         sidecar["path"] = str(out)
@@ -453,6 +538,17 @@ def _light_versions() -> dict[str, str]:
     from .. import __version__
 
     return {"localvideo": str(__version__), "av": media.pyav_version()}
+
+
+def _sdk_version(backend: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    dist = {"replicate": "replicate", "fal": "fal-client", "veo": "google-genai",
+            "runway": "runwayml"}[backend]
+    try:
+        return {dist: version(dist)}
+    except PackageNotFoundError:
+        return {}
 
 
 def _probe(path: Path) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import vectors
 from .db import Database
 
 log = logging.getLogger("localvideo.record")
@@ -55,8 +54,6 @@ def delete_chunks(db: Database, data_dir: Path, ids: list[int]) -> dict[str, int
                                    (cid,)).fetchone()[0]
             conn.execute("DELETE FROM frames WHERE chunk_id = ?", (cid,))
             conn.execute("DELETE FROM chunks WHERE id = ?", (cid,))
-            # The cascades dropped the frames' text blocks; their sqlite-vec rows go too.
-            vectors.purge_if_loadable(conn)
     return {"chunks": len(ids), "bytes": freed, "frames": frames}
 
 

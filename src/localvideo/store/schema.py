@@ -231,4 +231,46 @@ MIGRATIONS: list[tuple[str, str]] = [
         END;
         """,
     ),
+    (
+        "0311_vector_codes",
+        """
+        -- The 1-bit codes the coarse kNN scans with sqlite-vec's vec_distance_hamming, in a
+        -- narrow table of their own (~40 B a row: 30 ms over 125k blocks, where reading them
+        -- out of vec_items' wide rows took 500 ms and a vec0 bit[256] kNN 110 ms at k = 256,
+        -- 750 ms at k = 2048). No vec0 table: deleting frames is plain cascades, needs no
+        -- extension, and nothing waits in a trash queue.
+        CREATE TABLE vec_codes (
+            item_id     INTEGER PRIMARY KEY REFERENCES vec_items(id) ON DELETE CASCADE,
+            model_id    INTEGER NOT NULL,
+            bits        BLOB NOT NULL
+        );
+        DROP TRIGGER vec_items_gone;
+        DROP TABLE vec_trash;
+        """,
+    ),
+    (
+        "0600_audit",
+        """
+        -- Every read of the screen history through the API, the UI or MCP (store/audit.py).
+        CREATE TABLE audit (
+            id          INTEGER PRIMARY KEY,
+            ts          REAL NOT NULL,
+            channel     TEXT NOT NULL,            -- api | ui | mcp
+            client      TEXT NOT NULL,            -- token name, or mcp:<session>
+            scope       TEXT NOT NULL,            -- full | read | search | mcp limits
+            action      TEXT NOT NULL,            -- frame | chunk | text | search | answer ...
+            target      TEXT NOT NULL,            -- path + query, or tool + arguments
+            status      INTEGER NOT NULL
+        );
+        CREATE INDEX audit_ts ON audit(ts);
+        -- Extra API tokens with a scope; only the SHA-256 of a token is stored.
+        CREATE TABLE api_tokens (
+            name        TEXT PRIMARY KEY,
+            scope       TEXT NOT NULL,            -- full | read | search
+            hash        TEXT NOT NULL UNIQUE,
+            created     REAL NOT NULL,
+            last_used   REAL
+        );
+        """,
+    ),
 ]

@@ -39,6 +39,8 @@ from ..service.models import (
     Deleted,
     FrameInfo,
     GenerateParams,
+    GenerateRequest,
+    HostedPreview,
     Job,
     ModelPreset,
     Observation,
@@ -325,6 +327,13 @@ def _api_router(svc: Service) -> APIRouter:
         """Queue a generation; poll GET /api/jobs/{id} for progress. ``model_path`` must be
         a folder inside the models directory."""
         return svc.jobs.submit(body)
+
+    @r.post("/generate/preview", tags=["synth"])
+    def generate_preview(body: GenerateParams) -> HostedPreview:
+        """For a hosted backend (replicate, fal, veo, runway): what will be sent, to which
+        host, and the provider's published price/time — sends nothing. Show it, then POST
+        /api/generate with ``yes: true``."""
+        return svc.synth.hosted_preview(GenerateRequest.of(**body.model_dump(exclude_none=True)))
 
     @r.get("/jobs", tags=["synth"])
     def jobs(limit: int = Query(default=50, ge=1, le=500)) -> list[Job]:
