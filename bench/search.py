@@ -110,17 +110,18 @@ def analyze_session(data: Path) -> dict[str, Any]:
     embed_cpu = time.process_time() - cpu0
     model = vectors.active_model(svc.db)
     st = vectors.stats(svc.db, model)
-    dbstat = _dbstat_bytes(svc.db)
     svc.close()
     hours = recorded_s / 3600 if recorded_s else 1.0
+    # Rows' bytes, not file pages: a session of a minute would be all fixed page overhead.
     return {"svc_data": str(data), "recorded_s": round(recorded_s, 1), "frames": span[2],
-            "keyframes": stats.keyframes, "embedded_frames": res["frames"],
+            "keyframes": res["frames"], "analyzed_keyframes": stats.keyframes,
             "blocks": st["blocks"], "links": st["links"], "analyze_s": round(analyze_s, 1),
             "embed_cpu_s": round(embed_cpu, 3),
             "embed_cpu_s_per_hour": round(embed_cpu / hours, 1),
             "embed_core_pct": round(embed_cpu / recorded_s * 100, 3) if recorded_s else None,
-            "vector_bytes": dbstat or st["bytes"],
-            "vector_mb_per_hour": round((dbstat or st["bytes"]) / hours / 1e6, 2)}
+            "vector_bytes": st["bytes"],
+            "vector_bytes_per_keyframe": round(st["bytes"] / max(1, res["frames"])),
+            "vector_mb_per_hour": round(st["bytes"] / hours / 1e6, 2)}
 
 
 def _dbstat_bytes(db: Any) -> int | None:
@@ -222,11 +223,16 @@ def build_store(root: Path, frames: int, every: int, seed: int = 7) -> dict[str,
     cpu = time.process_time()
     res = embed.embed_pending(db, embed.get_embedder())
     embed_s, embed_cpu = time.time() - t, time.process_time() - cpu
+    hours = frames * 0.5 / 3600
+    vec_bytes = _dbstat_bytes(db)
     db.close()
     return {"path": path, "fts_build_s": round(fts_s, 1), "embed_s": round(embed_s, 1),
-            "embed_cpu_s": round(embed_cpu, 1), "keyframes": res["frames"],
-            "vectors": res["vectors"], "db_mb": round(path.stat().st_size / 1e6, 1),
-            "start": start}
+            "embed_cpu_s": round(embed_cpu, 1), "hours": round(hours, 1),
+            "embed_core_pct": round(embed_cpu / (hours * 3600) * 100, 4),
+            "keyframes": res["frames"], "vectors": res["vectors"],
+            "vector_file_mb": round((vec_bytes or 0) / 1e6, 1),
+            "vector_mb_per_hour": round((vec_bytes or 0) / hours / 1e6, 2),
+            "db_mb": round(path.stat().st_size / 1e6, 1), "start": start}
 
 
 def bench_scale(root: Path, frames: int, every: int) -> dict[str, Any]:
@@ -289,10 +295,14 @@ def print_report(res: dict[str, Any]) -> None:
     if live:
         print(f"\nembedding CPU: {live['embed_cpu_s']} s for {live['recorded_s']} s recorded "
               f"= {live['embed_cpu_s_per_hour']} s per hour ({live['embed_core_pct']} % of a "
-              f"core); vectors {live['vector_bytes']} B = {live['vector_mb_per_hour']} MB/h")
+              f"core); vectors {live['vector_bytes']} B ({live['vector_bytes_per_keyframe']} B "
+              f"a key frame) = {live['vector_mb_per_hour']} MB/h at this session's pace of a "
+              "window switch every few seconds")
     for s in res.get("scale", []):
-        print(f"\n{s['frames']:,} frames ({s['keyframes']:,} key frames, {s['vectors']:,} "
-              f"vectors, {s['db_mb']} MB; embedded in {s['embed_s']} s):")
+        print(f"\n{s['frames']:,} frames = {s['hours']} h at 2 fps ({s['keyframes']:,} key "
+              f"frames, {s['vectors']:,} vectors; vector tables {s['vector_file_mb']} MB = "
+              f"{s['vector_mb_per_hour']} MB/h; embedding {s['embed_cpu_s']} CPU-s = "
+              f"{s['embed_core_pct']} % of a core; index {s['db_mb']} MB):")
         for mode in MODES:
             m = s[mode]
             print(f"  {mode:<9} p50 {m['p50_ms']:>7.1f} ms   p95 {m['p95_ms']:>7.1f} ms   "
