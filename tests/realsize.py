@@ -74,6 +74,62 @@ _QWEN25VL7B_FULL = ("Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLConfig",
                                        "intermediate_size": 3420, "num_heads": 16,
                                        "out_hidden_size": 3584}})
 
+_LTX2_TRANSFORMER = {
+    "in_channels": 128, "out_channels": 128, "patch_size": 1, "patch_size_t": 1,
+    "num_attention_heads": 32, "attention_head_dim": 128, "cross_attention_dim": 4096,
+    "vae_scale_factors": (8, 32, 32), "pos_embed_max_pos": 20, "base_height": 2048,
+    "base_width": 2048, "gated_attn": False, "cross_attn_mod": False, "audio_in_channels": 128,
+    "audio_out_channels": 128, "audio_patch_size": 1, "audio_patch_size_t": 1,
+    "audio_num_attention_heads": 32, "audio_attention_head_dim": 64,
+    "audio_cross_attention_dim": 2048, "audio_scale_factor": 4, "audio_pos_embed_max_pos": 20,
+    "audio_sampling_rate": 16000, "audio_hop_length": 160, "audio_gated_attn": False,
+    "audio_cross_attn_mod": False, "num_layers": 48, "activation_fn": "gelu-approximate",
+    "qk_norm": "rms_norm_across_heads", "norm_elementwise_affine": False, "norm_eps": 1e-6,
+    "caption_channels": 3840, "attention_bias": True, "attention_out_bias": True,
+    "rope_theta": 10000.0, "rope_double_precision": True, "causal_offset": 1,
+    "timestep_scale_multiplier": 1000, "cross_attn_timestep_scale_multiplier": 1000,
+    "rope_type": "split", "use_prompt_embeddings": True, "perturbed_attn": False}
+_LTX2_VAE = {
+    "in_channels": 3, "out_channels": 3, "latent_channels": 128,
+    "block_out_channels": (256, 512, 1024, 2048), "down_block_types": ("LTX2VideoDownBlock3D",) * 4,
+    "decoder_block_out_channels": (256, 512, 1024), "layers_per_block": (4, 6, 6, 2, 2),
+    "decoder_layers_per_block": (5, 5, 5, 5), "spatio_temporal_scaling": (True,) * 4,
+    "decoder_spatio_temporal_scaling": (True,) * 3, "decoder_inject_noise": (False,) * 4,
+    "downsample_type": ("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+    "upsample_type": ("spatiotemporal",) * 3, "upsample_residual": (True,) * 3,
+    "upsample_factor": (2, 2, 2), "timestep_conditioning": False, "patch_size": 4,
+    "patch_size_t": 1, "resnet_norm_eps": 1e-6, "encoder_causal": True, "decoder_causal": False,
+    "encoder_spatial_padding_mode": "zeros", "decoder_spatial_padding_mode": "reflect",
+    "spatial_compression_ratio": 32, "temporal_compression_ratio": 8}
+_LTX2_CONNECTORS = {
+    "caption_channels": 3840, "text_proj_in_factor": 49, "video_connector_num_attention_heads": 30,
+    "video_connector_attention_head_dim": 128, "video_connector_num_layers": 2,
+    "video_connector_num_learnable_registers": 128, "video_gated_attn": False,
+    "audio_connector_num_attention_heads": 30, "audio_connector_attention_head_dim": 128,
+    "audio_connector_num_layers": 2, "audio_connector_num_learnable_registers": 128,
+    "audio_gated_attn": False, "connector_rope_base_seq_len": 4096, "rope_theta": 10000.0,
+    "rope_double_precision": True, "causal_temporal_positioning": False, "rope_type": "split",
+    "per_modality_projections": False, "proj_bias": False}
+_LTX2_AUDIO_VAE = {
+    "base_channels": 128, "output_channels": 2, "ch_mult": (1, 2, 4), "num_res_blocks": 2,
+    "attn_resolutions": None, "in_channels": 2, "resolution": 256, "latent_channels": 8,
+    "norm_type": "pixel", "causality_axis": "height", "dropout": 0.0,
+    "mid_block_add_attention": False, "sample_rate": 16000, "mel_hop_length": 160,
+    "is_causal": True, "mel_bins": 64, "double_z": True}
+_LTX2_VOCODER = {
+    "in_channels": 128, "hidden_channels": 1024, "out_channels": 2,
+    "upsample_kernel_sizes": [16, 15, 8, 4, 4], "upsample_factors": [6, 5, 2, 2, 2],
+    "resnet_kernel_sizes": [3, 7, 11], "resnet_dilations": [[1, 3, 5]] * 3,
+    "act_fn": "leaky_relu", "leaky_relu_negative_slope": 0.1, "antialias": False,
+    "final_act_fn": "tanh", "final_bias": True, "output_sampling_rate": 24000}
+_GEMMA3_12B = {
+    "text_config": {"hidden_size": 3840, "intermediate_size": 15360, "num_hidden_layers": 48,
+                    "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256,
+                    "vocab_size": 262208},
+    "vision_config": {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27,
+                      "num_attention_heads": 16, "image_size": 896, "patch_size": 14},
+    "mm_tokens_per_image": 256}
+
 
 @dataclass(frozen=True)
 class RealSpec:
@@ -87,6 +143,9 @@ class RealSpec:
     scheduler: str = "FlowMatchEulerDiscreteScheduler"
     extra: dict[str, Any] = field(default_factory=dict)   # pipeline config (boundary_ratio…)
     second_transformer: bool = False
+    # Further diffusers components by name → (class, kwargs), looked up in diffusers or in
+    # diffusers.pipelines.ltx2 (LTX-2's text connectors, audio VAE and vocoder).
+    others: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 REAL: dict[str, RealSpec] = {
@@ -195,6 +254,16 @@ REAL: dict[str, RealSpec] = {
                            "num_hidden_layers": 26, "num_attention_heads": 8,
                            "num_key_value_heads": 4, "head_dim": 256})},
         scheduler="DPMSolverMultistepScheduler"),
+    # LTX-2 (2.0): diffusers' scripts/convert_ltx2_to_diffusers.py, version "2.0" (transformer,
+    # connectors, video VAE, audio VAE, vocoder) and Gemma 3 12B (google/gemma-3-12b-it's config:
+    # 48 layers, 3840 wide, 16 heads / 8 KV of 256, MLP 15360, 262208 tokens; SigLIP at 896 px).
+    "ltx-2": RealSpec(
+        "LTX2Pipeline", ("LTX2VideoTransformer3DModel", _LTX2_TRANSFORMER),
+        ("AutoencoderKLLTX2Video", _LTX2_VAE),
+        {"text_encoder": ("Gemma3ForConditionalGeneration", "Gemma3Config", _GEMMA3_12B)},
+        others={"connectors": ("LTX2TextConnectors", _LTX2_CONNECTORS),
+                "audio_vae": ("AutoencoderKLLTX2Audio", _LTX2_AUDIO_VAE),
+                "vocoder": ("LTX2Vocoder", _LTX2_VOCODER)}),
     "kandinsky5-t2v-lite-10s": RealSpec(
         "Kandinsky5T2VPipeline", ("Kandinsky5Transformer3DModel", _K5LITE),
         ("AutoencoderKLHunyuanVideo", {}), {"text_encoder": _QWEN25VL7B_FULL,
@@ -230,6 +299,11 @@ def _construct(spec: RealSpec, out: dict[str, Any], torch: Any, diffusers: Any,
         out["vae"] = getattr(diffusers, vcls)(**vkw)
         for comp, (mcls, ccls, ckw) in spec.encoders.items():
             out[comp] = getattr(transformers, mcls)(getattr(transformers, ccls)(**ckw))
+        if spec.others:
+            import diffusers.pipelines.ltx2 as ltx2_pipelines
+
+            for comp, (cls, kw) in spec.others.items():
+                out[comp] = (getattr(diffusers, cls, None) or getattr(ltx2_pipelines, cls))(**kw)
 
 
 def count_params(module: Any) -> int:

@@ -26,6 +26,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "kandinsky5": {"family": "kandinsky5", "height": 32, "width": 32, "frames": 5},
     # Sana Video: Wan 2.1's VAE layout; its pipelines want sizes in 32-multiples.
     "sana": {"family": "sana", "height": 32, "width": 32, "frames": 9},
+    # LTX-2: the tiny video VAE compresses 2× in space and time; sound from a tiny vocoder.
+    "ltx2": {"family": "ltx2", "height": 32, "width": 32, "frames": 9},
 }
 
 
@@ -39,7 +41,8 @@ def build(kind: str, out_dir: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     family, _, variant = kind.partition("-")
     pipe = {"skyreels": _skyreels, "hunyuan15": _hunyuan15,
-            "kandinsky5": _kandinsky5, "sana": _sana}[family](variant=variant)
+            "kandinsky5": _kandinsky5, "sana": _sana,
+            "ltx2": _ltx2}[family](variant=variant)
     out_dir.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out_dir)
     return out_dir
@@ -199,3 +202,59 @@ def _sana(*, variant: str) -> Any:
     return diffusers.SanaVideoPipeline(tokenizer=_tokenizer(bos=True), text_encoder=_eval(gemma),
                                        vae=_eval(vae), transformer=_eval(transformer),
                                        scheduler=scheduler)
+
+
+def _ltx2(*, variant: str) -> Any:
+    """LTX2Pipeline (its folder also serves LTX2ImageToVideoPipeline) with the shapes of
+    diffusers' own LTX-2 tests: a tiny Gemma 3 (the real encoder's class), text connectors as
+    wide as its hidden size, the tiny video VAE, an audio VAE over 8 mel bins and a vocoder
+    making 16 kHz stereo."""
+    import diffusers
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    gemma = Gemma3ForConditionalGeneration(Gemma3Config(
+        text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8,
+                     "vocab_size": 64, "pad_token_id": 0, "bos_token_id": 3, "eos_token_id": 1,
+                     "sliding_window": 16, "max_position_embeddings": 512},
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+        mm_tokens_per_image=4, image_token_index=63, boi_token_index=61, eoi_token_index=62))
+    hidden, layers = 16, 2
+    transformer = diffusers.LTX2VideoTransformer3DModel(
+        in_channels=4, out_channels=4, patch_size=1, patch_size_t=1, num_attention_heads=2,
+        attention_head_dim=8, cross_attention_dim=16, audio_in_channels=4, audio_out_channels=4,
+        audio_num_attention_heads=2, audio_attention_head_dim=4, audio_cross_attention_dim=8,
+        num_layers=2, qk_norm="rms_norm_across_heads", caption_channels=hidden,
+        rope_double_precision=False, rope_type="split")
+    # Without per-modality projections the connector blocks run at the caption width.
+    connectors = LTX2TextConnectors(
+        caption_channels=hidden, text_proj_in_factor=layers + 1,
+        video_connector_num_attention_heads=2, video_connector_attention_head_dim=8,
+        video_connector_num_layers=1, video_connector_num_learnable_registers=None,
+        audio_connector_num_attention_heads=2, audio_connector_attention_head_dim=8,
+        audio_connector_num_layers=1, audio_connector_num_learnable_registers=None,
+        connector_rope_base_seq_len=32, rope_theta=10000.0, rope_double_precision=False,
+        causal_temporal_positioning=False, rope_type="split")
+    vae = diffusers.AutoencoderKLLTX2Video(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8,),
+        decoder_block_out_channels=(8,), layers_per_block=(1,), decoder_layers_per_block=(1, 1),
+        spatio_temporal_scaling=(True,), decoder_spatio_temporal_scaling=(True,),
+        decoder_inject_noise=(False, False), downsample_type=("spatial",),
+        upsample_residual=(False,), upsample_factor=(1,), timestep_conditioning=False,
+        patch_size=1, patch_size_t=1, encoder_causal=True, decoder_causal=False)
+    audio_vae = diffusers.AutoencoderKLLTX2Audio(
+        base_channels=4, output_channels=2, ch_mult=(1,), num_res_blocks=1,
+        attn_resolutions=None, in_channels=2, resolution=32, latent_channels=2,
+        norm_type="pixel", causality_axis="height", dropout=0.0, mid_block_add_attention=False,
+        sample_rate=16000, mel_hop_length=160, is_causal=True, mel_bins=8)
+    vocoder = LTX2Vocoder(
+        in_channels=2 * 8, hidden_channels=32, out_channels=2, upsample_kernel_sizes=[4, 4],
+        upsample_factors=[2, 2], resnet_kernel_sizes=[3], resnet_dilations=[[1, 3, 5]],
+        leaky_relu_negative_slope=0.1, output_sampling_rate=16000)
+    return diffusers.LTX2Pipeline(
+        transformer=_eval(transformer), vae=_eval(vae), audio_vae=_eval(audio_vae),
+        scheduler=diffusers.FlowMatchEulerDiscreteScheduler(), text_encoder=_eval(gemma),
+        tokenizer=_tokenizer(bos=True), connectors=_eval(connectors), vocoder=_eval(vocoder))

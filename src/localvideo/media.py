@@ -394,6 +394,17 @@ def _fit(pixels: np.ndarray, h: int, w: int) -> np.ndarray:
     return pixels
 
 
+def _stereo(samples: np.ndarray) -> np.ndarray:
+    """Float samples (channels, n) or (n,) → (2, n) float32; mono is duplicated."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[None]
+    if samples.ndim != 2 or samples.shape[0] not in (1, 2) or not samples.shape[1]:
+        raise EncoderError(f"expected audio shaped (channels, n) with 1 or 2 channels, got "
+                           f"{samples.shape}")
+    return np.repeat(samples, 2, axis=0) if samples.shape[0] == 1 else samples
+
+
 class H264Writer:
     """The one H.264 MP4 writer: plays everywhere, same input → same bytes, all or nothing.
 
@@ -411,12 +422,19 @@ class H264Writer:
 
     Frames are numbered at ``fps`` unless each ``write`` passes its own ``pts`` in
     ``time_base`` units (a transcode keeps the source's variable timing).
+
+    ``audio=(samples, rate)`` adds a sound track (a model that generates sound, LTX-2): float
+    samples in [-1, 1] shaped (channels, n) or (n,), encoded as stereo AAC (mono duplicated),
+    the format every player takes in an MP4.
     """
 
     def __init__(self, path: Path, fps: float, *, crf: int = 18, preset: str = "medium",
-                 time_base: Fraction | None = None) -> None:
+                 time_base: Fraction | None = None,
+                 audio: tuple[np.ndarray, int] | None = None) -> None:
         if fps <= 0:
             raise EncoderError(f"frame rate must be positive, got {fps}")
+        if audio is not None:
+            audio = (_stereo(audio[0]), int(audio[1]))
         self.path = Path(path)
         self.fps = float(fps)
         self.rate = Fraction(fps).limit_denominator(1001)
@@ -431,6 +449,8 @@ class H264Writer:
         self._stream: Any = None
         self._last_pts: int | None = None
         self._result: Written | None = None
+        self._audio = audio
+        self._audio_stream: Any = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._container = av.open(str(self.tmp), mode="w", format="mp4",
@@ -463,6 +483,34 @@ class H264Writer:
             stream.time_base = self.time_base
             stream.codec_context.time_base = self.time_base
         self._stream = stream
+        if self._audio is not None:
+            # Added with the video stream, before the first packet writes the header.
+            rate = int(self._audio[1])
+            astream = self._container.add_stream("aac", rate=rate)
+            astream.codec_context.sample_rate = rate
+            astream.codec_context.layout = "stereo"
+            astream.codec_context.time_base = Fraction(1, rate)
+            self._audio_stream = astream
+
+    def _write_audio(self) -> None:
+        assert self._audio is not None
+        samples, rate = self._audio
+        # Interleaved 16-bit in, the encoder's own format out (AAC takes planar float).
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16).T.reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm), format="s16",
+                                           layout="stereo")
+        frame.sample_rate = rate
+        cc = self._audio_stream.codec_context
+        resampler = av.audio.resampler.AudioResampler(format=cc.format or "fltp",
+                                                      layout="stereo", rate=rate)
+        pts = 0
+        for out in resampler.resample(frame):
+            out.pts = pts
+            pts += out.samples
+            for packet in self._audio_stream.encode(out):
+                self._container.mux(packet)
+        for packet in self._audio_stream.encode(None):
+            self._container.mux(packet)
 
     def _to_yuv(self, picture: np.ndarray | Image.Image | VideoFrame) -> VideoFrame:
         if isinstance(picture, av.VideoFrame):
@@ -526,6 +574,8 @@ class H264Writer:
             self.abort()
             raise EncoderError(f"no frames to write to {self.path}")
         try:
+            if self._audio_stream is not None:
+                self._write_audio()
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
             self._container.close()
@@ -551,10 +601,12 @@ class H264Writer:
 
 
 def write_h264(pictures: Iterable[np.ndarray | Image.Image], fps: float, path: Path, *,
-               crf: int = 18, preset: str = "medium") -> Written:
+               crf: int = 18, preset: str = "medium",
+               audio: tuple[np.ndarray, int] | None = None) -> Written:
     """Encode pictures (RGB arrays or PIL images) at ``fps`` into ``path`` with
-    :class:`H264Writer`; an array shaped (F, H, W, 3) is taken frame by frame."""
-    with H264Writer(path, fps, crf=crf, preset=preset) as writer:
+    :class:`H264Writer`; an array shaped (F, H, W, 3) is taken frame by frame. ``audio``:
+    (samples, rate) for a sound track (see H264Writer)."""
+    with H264Writer(path, fps, crf=crf, preset=preset, audio=audio) as writer:
         for picture in pictures:
             writer.write(picture)
     return writer.close()

@@ -248,6 +248,98 @@ def test_sana_frames_are_the_plain_pipeline_frames(pipeline: str, with_image: bo
     assert int(np.abs(again.astype(int) - r["frames_array"].astype(int)).max()) <= 2
 
 
+@pytest.mark.parametrize("pipeline,with_image", [
+    ("LTX2Pipeline", False),
+    ("LTX2ImageToVideoPipeline", True),          # the same folder animates an image
+])
+def test_ltx2_frames_and_sound_are_the_plain_pipeline_output(
+        pipeline: str, with_image: bool, newer_model: Callable[[str], Path], first_frame: Path,
+        tmp_path: Path) -> None:
+    """The video frames equal the plain pipeline's, the sound track decoded from the saved
+    audio latents equals the plain pipeline's waveform, and the MP4 carries it as AAC."""
+    import av
+    import diffusers
+    import torch
+    from PIL import Image
+
+    from localvideo.synth.family import get as get_family
+
+    model_dir = newer_model("ltx2")
+    image = first_frame if with_image else None
+    r, req = run_ours("ltx2", model_dir, tmp_path / "ours.mp4", image=image)
+    assert r["pipeline"] == pipeline
+    plain = plain_frames(pipeline, model_dir, req, image=image)
+    check_same("ltx2", r["frames_array"], plain, req.frames)
+
+    # The plain pipeline's own sound, same call.
+    pipe = getattr(diffusers, pipeline).from_pretrained(str(model_dir))
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = get_family("ltx2").extra_kwargs(pipe, req)
+    if image is not None:
+        with Image.open(image) as im:
+            kwargs["image"] = im.convert("RGB").resize((req.width, req.height))
+    out = pipe(prompt=req.prompt, height=req.height, width=req.width, num_frames=req.frames,
+               num_inference_steps=req.steps, guidance_scale=req.guidance, output_type="pt",
+               generator=torch.Generator("cpu").manual_seed(req.seed), **kwargs)
+    want = out.audio[0].float().numpy()
+    fam = get_family("ltx2")
+    meta = torch.load(r["latents"], weights_only=True)["meta"]
+    with torch.no_grad():
+        got, rate = fam.decode_audio(fam.load_audio(model_dir, torch.float32), meta,
+                                     device="cpu")
+    assert rate == 16000 and got.shape == want.shape and got.shape[0] == 2
+    assert float(np.abs(got - want).max()) < 1e-4 and float(np.abs(got).max()) > 1e-3
+    print(f"ltx2 audio: max sample difference against plain diffusers "
+          f"{float(np.abs(got - want).max()):.2e}")
+
+    # The clip carries it: H.264 + stereo AAC at the vocoder's rate, as long as the sound.
+    assert r["video"]["audio"] == {"codec": "aac", "sample_rate": 16000, "channels": 2,
+                                   "seconds": round(want.shape[1] / 16000, 3)}
+    with av.open(r["video"]["path"]) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        a = c.streams.audio[0]
+        assert (a.codec_context.name, a.sample_rate, a.channels) == ("aac", 16000, 2)
+        decoded = np.concatenate([f.to_ndarray() for f in c.decode(a)], axis=1)
+    assert decoded.shape[1] >= want.shape[1]     # AAC pads to whole 1024-sample frames
+    # And `localvideo decode` rebuilds both from the latents file.
+    again = decode_file_result(r["latents"], tmp_path / "again.mp4")
+    assert again["video"]["audio"] == r["video"]["audio"]
+    assert int(np.abs(again["frames_array"].astype(int)
+                      - r["frames_array"].astype(int)).max()) <= 2
+
+
+def test_sound_track_is_a_deterministic_stereo_aac(tmp_path: Path) -> None:
+    """The writer's audio option on its own: a 440 Hz mono tone comes back from the MP4 as
+    stereo AAC whose strongest frequency is 440 Hz, and the same input gives the same bytes."""
+    import av
+
+    from localvideo.errors import EncoderError
+    from localvideo.synth.video import write_mp4
+
+    frames = np.zeros((24, 32, 32, 3), np.uint8)
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(24000) / 24000)).astype(np.float32)
+    info = write_mp4(frames, 24.0, tmp_path / "a.mp4", audio=(tone, 24000))
+    write_mp4(frames, 24.0, tmp_path / "b.mp4", audio=(tone, 24000))
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+    assert info["audio"] == {"codec": "aac", "sample_rate": 24000, "channels": 1,
+                             "seconds": 1.0}
+    with av.open(str(tmp_path / "a.mp4")) as c:
+        a = c.streams.audio[0]
+        assert (a.codec_context.name, a.channels) == ("aac", 2)
+        pcm = np.concatenate([f.to_ndarray() for f in c.decode(a)], axis=1)
+    spectrum = np.abs(np.fft.rfft(pcm[0, 2048:2048 + 16384]))
+    assert abs(np.argmax(spectrum) * 24000 / 16384 - 440) < 3
+    with pytest.raises(EncoderError, match="1 or 2 channels"):
+        write_mp4(frames, 24.0, tmp_path / "c.mp4", audio=(np.zeros((3, 100), np.float32), 8000))
+    assert not (tmp_path / "c.mp4").exists() and not (tmp_path / "c.mp4.part").exists()
+
+
+def decode_file_result(latents: str, out: Path) -> dict[str, Any]:
+    from localvideo.synth.engine import decode_file
+
+    return decode_file(Path(latents), out, device="cpu", tiling=False)
+
+
 def test_skyreels_presets_detection_and_inputs(tmp_path: Path) -> None:
     import json
 

@@ -203,6 +203,8 @@ def generate(model: ResolvedModel, req: Request, plan: Plan, *, device: str, out
         with torch.no_grad():
             video = family.decode(vae, latents, meta,
                                   generator=_decode_generator(device, req.seed), device=device)
+            # Families that generate sound (LTX-2) decode it from the same pipeline.
+            audio = family.decode_audio(pipe, meta, device=device)
     except Exception as exc:
         if _is_oom(exc):
             raise OutOfMemoryError(
@@ -215,7 +217,7 @@ def generate(model: ResolvedModel, req: Request, plan: Plan, *, device: str, out
     emit({"phase": "decode", "state": "done"})
 
     t0 = time.perf_counter()
-    info = write_mp4(frames, req.fps, out)
+    info = write_mp4(frames, req.fps, out, audio=audio)
     timings["encode"] = time.perf_counter() - t0
     emit({"phase": "encode", "path": str(out)})
     return {"video": info, "latents": str(lpath), "pipeline": cls_name, "speed": used,
@@ -294,6 +296,8 @@ def decode_file(path: Path, out: Path, *, device: str, tiling: bool = True,
             video = family.decode(vae, payload["latents"], payload["meta"],
                                   generator=_decode_generator(device, int(req["seed"])),
                                   device=device)
+            audio = family.decode_audio(family.load_audio(model_dir, dtype), payload["meta"],
+                                        device=device)
     except Exception as exc:
         if _is_oom(exc):
             raise OutOfMemoryError(f"out of memory decoding {path}: {exc}",
@@ -303,7 +307,7 @@ def decode_file(path: Path, out: Path, *, device: str, tiling: bool = True,
     decode_s = time.perf_counter() - t0
     emit({"phase": "decode", "state": "done"})
     t0 = time.perf_counter()
-    info = write_mp4(frames, float(req["fps"]), out)
+    info = write_mp4(frames, float(req["fps"]), out, audio=audio)
     return {"video": info, "payload": payload, "frames_array": frames,
             "timings": {"decode": decode_s, "encode": time.perf_counter() - t0},
             "peak_memory": peak_memory(device), "device": device, "tiling": tiling}

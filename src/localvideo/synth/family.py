@@ -176,6 +176,19 @@ class Family:
         """Latents → float video tensor (B, C, F, H, W) in [-1, 1], computed on ``device``."""
         raise NotImplementedError
 
+    # -- sound (families whose models generate it: LTX-2) ---------------------------------
+    def load_audio(self, model_dir: Path, dtype: Any) -> Any:
+        """What decode_audio needs from the model folder when the pipeline is not loaded
+        (``localvideo decode``); None for silent families."""
+        return None
+
+    def decode_audio(self, source: Any, meta: dict[str, Any], *,
+                     device: str) -> tuple[Any, int] | None:
+        """The sound track saved in ``meta`` decoded by ``source`` (the pipeline, or what
+        load_audio returned): (float samples shaped (channels, n) in [-1, 1], sample rate),
+        or None for a silent clip."""
+        return None
+
 
 _FAMILIES: dict[str, Family] = {}
 
@@ -187,12 +200,13 @@ def get(name: str) -> Family:
         from .hunyuan15 import Hunyuan15
         from .kandinsky5 import Kandinsky5
         from .ltx import LTX
+        from .ltx2 import LTX2
         from .sana import Sana
         from .skyreels import SkyReels
         from .wan import Wan
 
         for fam in (LTX(), Wan(), Hunyuan(), CogVideoX(), SkyReels(), Hunyuan15(),
-                    Kandinsky5(), Sana()):
+                    Kandinsky5(), Sana(), LTX2()):
             _FAMILIES[fam.name] = fam
     try:
         return _FAMILIES[name]

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import DependencyError, ModelNotFoundError, SynthError, UsageError
 
 FAMILIES = ("ltx", "wan", "hunyuan", "cogvideox", "skyreels", "hunyuan15", "kandinsky5",
-            "sana")
+            "sana", "ltx2")
 
 # model_index.json `_class_name` → (family, takes an image)
 PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
@@ -39,6 +39,8 @@ PIPELINE_CLASSES: dict[str, tuple[str, bool]] = {
     "Kandinsky5I2VPipeline": ("kandinsky5", True),
     "SanaVideoPipeline": ("sana", False),
     "SanaImageToVideoPipeline": ("sana", True),
+    "LTX2Pipeline": ("ltx2", False),
+    "LTX2ImageToVideoPipeline": ("ltx2", True),
 }
 
 
@@ -183,6 +185,16 @@ _K5LITE = Profile("kandinsky5", {"transformer": 2.01 * _B, "text_encoder": 8.29 
 _SANA = Profile("sana", {"transformer": 2.06 * _B, "text_encoder": 2.61 * _B, "vae": 0.127 * _B},
                 {"transformer": 20, "text_encoder": 26}, hidden=2240, vae_spatial=8,
                 vae_temporal=4, patch=2, cfg=True, decode_bytes_per_px=260.0, decode_frames=4)
+# LTX-2 (2.0): an 18.9B audio+video transformer (48 layers, video 32 heads × 128, audio 32 × 64;
+# diffusers' scripts/convert_ltx2_to_diffusers.py), Gemma 3 12B (12.2B with its vision tower), 1.43B
+# of text connectors, a 1.22B video VAE (32× / 8×, patch 1), a small audio VAE and vocoder.
+# Counted in tests/realsize.py. CFG batches both passes. The planner counts video tokens; the
+# audio stream (about one latent per 40 ms) adds few.
+_LTX2 = Profile("ltx2", {"transformer": 18.88 * _B, "text_encoder": 12.2 * _B,
+                         "connectors": 1.43 * _B, "vae": 1.22 * _B, "audio_vae": 0.053 * _B,
+                         "vocoder": 0.056 * _B},
+                {"transformer": 48, "text_encoder": 48, "connectors": 2}, hidden=4096,
+                vae_spatial=32, vae_temporal=8, patch=1, cfg=True, decode_bytes_per_px=240.0)
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("ltx-video", "ltx", "Lightricks/LTX-Video", "LTXPipeline", False, 480, 704, 161, 25,
@@ -257,6 +269,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("sana-video-2b-480p", "sana", "Efficient-Large-Model/SANA-Video_2B_480p_diffusers",
            "SanaVideoPipeline", False, 480, 832, 81, 16, 50, 6.0, _SANA, params="2B",
            note="--image optional (same folder)"),
+    # LTX-2 (the repo and settings of diffusers' own example): 512×768, 121 frames at 24 fps,
+    # 30 steps, guidance 3.0; the clip keeps its generated sound track (AAC).
+    Preset("ltx-2", "ltx2", "Lightricks/LTX-2", "LTX2Pipeline", False, 512, 768, 121, 24, 30,
+           3.0, _LTX2, params="19B", note="video with sound; --image optional (same folder)"),
 ]}
 
 
@@ -384,7 +400,7 @@ def profile_from_dir(model_dir: Path, family: str) -> Profile:
     spatial, temporal = get_family(family).vae_factors(vcfg)
     base = {"ltx": _LTX, "wan": _WAN13, "hunyuan": _HY, "cogvideox": _COG2,
             "skyreels": _SKY13, "hunyuan15": _HY15,
-            "kandinsky5": _K5LITE, "sana": _SANA}[family]
+            "kandinsky5": _K5LITE, "sana": _SANA, "ltx2": _LTX2}[family]
     active = tuple(n for n in ("transformer", "transformer_2") if n in components)
     return Profile(family, components, blocks, hidden=hidden, vae_spatial=spatial,
                    vae_temporal=temporal, patch=patch, cfg=base.cfg,

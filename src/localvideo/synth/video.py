@@ -17,9 +17,17 @@ def to_uint8(video: Any) -> np.ndarray:
     return np.round((arr + 1.0) * 127.5).astype(np.uint8)
 
 
-def write_mp4(frames: np.ndarray, fps: float, path: Path, *, crf: int = 18) -> dict[str, Any]:
+def write_mp4(frames: np.ndarray, fps: float, path: Path, *, crf: int = 18,
+              audio: tuple[np.ndarray, int] | None = None) -> dict[str, Any]:
     """Encode frames (F, H, W, 3) uint8 with the one deterministic H.264 writer (odd sizes
-    padded, atomic); return what was written."""
+    padded, atomic), with a sound track when the model made one (``audio``: samples shaped
+    (channels, n) in [-1, 1] and their rate); return what was written."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise EncoderError(f"expected frames shaped (F, H, W, 3), got {frames.shape}")
-    return media.write_h264(frames, fps, path, crf=crf).to_dict()
+    info = media.write_h264(frames, fps, path, crf=crf, audio=audio).to_dict()
+    if audio is not None:
+        samples, rate = audio
+        info["audio"] = {"codec": "aac", "sample_rate": int(rate),
+                         "channels": int(samples.shape[0]) if samples.ndim == 2 else 1,
+                         "seconds": round(samples.shape[-1] / rate, 3)}
+    return info
