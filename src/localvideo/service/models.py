@@ -58,11 +58,24 @@ def usage_error(exc: ValidationError, cls: type[Request]) -> UsageError:
         known = sorted(cls.model_fields)
         return UsageError(f"unknown {noun} argument(s): {', '.join(sorted(unknown))}",
                           f"known: {', '.join(known)}")
-    parts = []
-    for e in exc.errors():
-        where = ".".join(str(p) for p in e["loc"])
-        parts.append(f"{where}: {e['msg']}" if where else e["msg"])
-    return UsageError(f"invalid {noun} argument: {'; '.join(parts)}")
+    return UsageError("; ".join(_say(e) for e in exc.errors()),
+                      f"check the {noun} arguments (--help lists them)")
+
+
+def _say(err: Any) -> str:
+    """One pydantic error in the words the CLI uses: ``--steps must be at least 1 (got 0)``."""
+    name = ".".join(str(p) for p in err["loc"])
+    flag = f"--{name.replace('_', '-')}" if name else "the value"
+    ctx, got = err.get("ctx") or {}, err.get("input")
+    kind = err["type"]
+    if kind == "greater_than_equal":
+        return f"{flag} must be at least {ctx['ge']} (got {got})"
+    if kind == "greater_than":
+        return (f"{flag} must be positive (got {got})" if ctx["gt"] == 0
+                else f"{flag} must be more than {ctx['gt']} (got {got})")
+    if kind == "less_than_equal":
+        return f"{flag} must be at most {ctx['le']} (got {got})"
+    return f"invalid {flag} {got!r}: {str(err['msg']).lower()}"
 
 
 # -- record ---------------------------------------------------------------------------------
@@ -372,12 +385,12 @@ class GenerateParams(Request):
     noun: ClassVar[str] = "generation"
     prompt: str
     model: str | None = None
-    model_path: str | None = Field(default=None,
-                                   description="a folder under the models directory")
+    model_path: str | Path | None = Field(default=None,
+                                          description="a folder under the models directory")
     frames: int | None = Field(default=None, ge=1, le=1000)
     height: int | None = Field(default=None, ge=16, le=4096)
     width: int | None = Field(default=None, ge=16, le=4096)
-    fps: float | None = Field(default=None, ge=1, le=120)
+    fps: float | None = Field(default=None, gt=0, le=120)
     steps: int | None = Field(default=None, ge=1, le=500)
     guidance: float | None = None
     seed: int | None = None
