@@ -227,3 +227,57 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "batches on Ray need ray" in ei.value.message
     assert ei.value.hint == "install the ray extra: pip install 'localvideo[ray]'"
     assert batch.RAY_HINT == ei.value.hint
+
+
+# -- the command ---------------------------------------------------------------------------
+
+def cli(args: list[str]) -> Any:
+    from typer.testing import CliRunner
+
+    from localvideo.cli import app
+
+    return CliRunner().invoke(app, args)
+
+
+def test_cli_batch_in_process_records_every_clip(tiny_model: Callable[[str], Path],
+                                                 data_dir: Path, tmp_path: Path) -> None:
+    s = tiny_size("ltx")
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [{"prompt": "a red fox", "seed": 4},
+                                                {"seed": 5, "steps": 1}])
+    res = cli(["generate", "a default prompt", "--batch", str(jobs), "--model-path",
+               str(tiny_model("ltx")), "--frames", str(s["frames"]), "--height",
+               str(s["height"]), "--width", str(s["width"]), "--steps", "2", "--fps", "8",
+               "--data-dir", str(data_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["runner"] == "in-process" and report["done"] == 2
+    ids = [j["clip"]["clip_id"] for j in report["jobs"]]
+    clips = json.loads(cli(["clips", "--json", "--data-dir", str(data_dir)]).stdout)
+    assert [(c["id"], c["prompt"], c["seed"], c["params"]["steps"]) for c in clips] == [
+        (ids[0], "a red fox", 4, 2), (ids[1], "a default prompt", 5, 1)]
+    assert [c["batch"]["line"] for c in clips] == [1, 2]
+    assert all(c["batch"]["jobs"] == str(jobs) and c["batch"]["attempt"] == 1 for c in clips)
+
+
+@pytest.mark.parametrize("extra,message,hint", [
+    (["--ray", "local"], "--ray and --workers spread a batch", "add --batch jobs.jsonl"),
+    ([], "no prompt", "--batch jobs.jsonl"),
+    (["--batch", "{jobs}", "--out", "x.mp4"], "--out names one clip; a batch makes many",
+     '"out" in the jobs file'),
+    (["--batch", "{jobs}", "--backend", "comfyui"],
+     "--batch runs local diffusers models, not --backend comfyui", "drop --backend"),
+    (["--batch", "{jobs}", "--plan"], "--plan takes one generation, not a --batch", None),
+    (["--batch", "{bad}"], 'bad.jsonl line 2: unknown field "sede" (did you mean "seed"?)',
+     "fields: prompt"),
+    (["--batch", "{jobs}", "--workers", "2"], "--workers 2 needs --ray", "--ray local"),
+])
+def test_cli_batch_usage_errors(extra: list[str], message: str, hint: str | None,
+                                data_dir: Path, tmp_path: Path) -> None:
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [{"prompt": "a fox"}])
+    bad = write_jobs(tmp_path / "bad.jsonl", [{"prompt": "a fox"}, {"sede": 1}])
+    args = [a.format(jobs=jobs, bad=bad) for a in extra]
+    res = cli(["generate", *args, "--data-dir", str(data_dir)])
+    assert isinstance(res.exception, UsageError), res.output
+    assert message in res.exception.message
+    if hint:
+        assert res.exception.hint and hint in res.exception.hint

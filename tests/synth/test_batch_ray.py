@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +21,9 @@ import av
 import numpy as np
 import pytest
 from tinymodels import tiny_size
+from typer.testing import CliRunner
 
+from localvideo.cli import app
 from localvideo.errors import UsageError
 from localvideo.synth.batch import WorkerConfig, parse_jobs, resolve_jobs, run_batch
 
@@ -54,6 +59,14 @@ def items_for(tiny_model: Callable[[str], Path], tmp_path: Path, seeds: list[int
                         models_dir=tmp_path / "models")
 
 
+def run_cli(args: list[str]) -> Any:
+    res = CliRunner().invoke(app, args)
+    if res.exception and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
 def pid_gone(pid: int, within: float = 20.0) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -66,29 +79,44 @@ def pid_gone(pid: int, within: float = 20.0) -> bool:
 
 
 def test_four_jobs_on_two_actors(ray_local: Any, tiny_model: Callable[[str], Path],
-                                 tmp_path: Path) -> None:
-    items = items_for(tiny_model, tmp_path, [11, 12, 13, 11])
-    events: list[dict[str, Any]] = []
+                                 data_dir: Path, tmp_path: Path) -> None:
+    """The issue's check: `localvideo generate --batch jobs.jsonl --model-path DIR --ray local
+    --workers 2` leaves four clips with their own seeds in the gallery."""
+    s = tiny_size("ltx")
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"prompt": f"a red fox {i}", "seed": seed}) + "\n"
+                            for i, seed in enumerate([11, 12, 13, 11])))
     t0 = time.perf_counter()
-    res = run_batch(items, WorkerConfig(), ray="local", workers=2, on_event=events.append)
+    report = run_cli(["generate", "--batch", str(jobs), "--model-path", str(tiny_model("ltx")),
+                      "--ray", "local", "--workers", "2", "--frames", str(s["frames"]),
+                      "--height", str(s["height"]), "--width", str(s["width"]), "--steps",
+                      "2", "--fps", "8", "--data-dir", str(data_dir), "--json"])
     print(f"4 jobs on 2 actors: {time.perf_counter() - t0:.1f}s")
 
-    assert res.runner == "ray" and [j.status for j in res.jobs] == ["done"] * 4
-    assert [j.attempts for j in res.jobs] == [1] * 4
-    pids = {w["pid"] for w in res.workers}
+    assert report["runner"] == "ray" and (report["done"], report["failed"]) == (4, 0)
+    assert [j["status"] for j in report["jobs"]] == ["done"] * 4
+    assert [j["attempts"] for j in report["jobs"]] == [1] * 4
+    pids = {w["pid"] for w in report["workers"]}
     assert len(pids) == 2 and os.getpid() not in pids
-    # Both actors took jobs; each loaded its pipeline once and kept it.
-    assert {j.worker["pid"] for j in res.jobs if j.worker} == pids
-    done = [e for e in events if e["event"] == "done"]
-    assert sorted(e["reused_pipeline"] for e in done) == [False, False, True, True]
-    # CPU actors share out the cluster's CPUs: one torch thread each here.
-    assert all(w["device"] == "cpu" for w in res.workers)
-    sides = [json.loads((tmp_path / f"clip-{i}.json").read_text()) for i in range(4)]
-    assert [s["seed"] for s in sides] == [11, 12, 13, 11]
-    assert all(s["device"]["torch_threads"] == 1 for s in sides)
-    clips = [frames_of(tmp_path / f"clip-{i}.mp4") for i in range(4)]
-    assert np.array_equal(clips[0], clips[3])          # same seed, whichever actor ran it
-    assert not np.array_equal(clips[0], clips[1])
+    # Both actors took jobs; CPU actors share out the cluster's CPUs (one thread each here).
+    assert {j["worker"]["pid"] for j in report["jobs"]} == pids
+    assert all(w["device"] == "cpu" for w in report["workers"])
+
+    clips = run_cli(["clips", "--json", "--data-dir", str(data_dir)])
+    assert sorted((c["prompt"], c["seed"]) for c in clips) == [
+        ("a red fox 0", 11), ("a red fox 1", 12), ("a red fox 2", 13), ("a red fox 3", 11)]
+    by_line = {c["batch"]["line"]: c for c in clips}
+    assert set(by_line) == {1, 2, 3, 4}
+    for c in clips:
+        p = Path(c["abs_path"])
+        assert c["exists"] and p.is_relative_to(data_dir / "clips")
+        assert json.loads(p.with_suffix(".json").read_text())["seed"] == c["seed"]
+        assert Path(c["latents"]).is_file() and c["device"]["torch_threads"] == 1
+        assert c["batch"]["runner"] == "ray" and c["batch"]["worker"]["pid"] in pids
+    same = [frames_of(Path(by_line[n]["abs_path"])) for n in (1, 4, 2)]
+    assert same[0].shape == (s["frames"], s["height"], s["width"], 3)
+    assert np.array_equal(same[0], same[1])          # same seed, whichever actor ran it
+    assert not np.array_equal(same[0], same[2])
     # Actors are gone when the batch is: their memory (a GPU's, on a GPU) is free again.
     assert all(pid_gone(p) for p in pids)
 
@@ -120,30 +148,43 @@ def test_a_killed_actor_is_replaced_and_its_job_retried(ray_local: Any,
 
 def test_ctrl_c_kills_the_actors_and_cancels_the_rest(ray_local: Any,
                                                       tiny_model: Callable[[str], Path],
-                                                      tmp_path: Path) -> None:
-    items = items_for(tiny_model, tmp_path, [31, 32, 33, 34, 35, 36])
-    events: list[dict[str, Any]] = []
-    recorded: list[int] = []
-
-    def record(item: Any, result: dict[str, Any]) -> Any:
-        recorded.append(item.line)
-        return {"line": item.line}
-
-    def on_event(e: dict[str, Any]) -> None:
-        events.append(e)
-        if e["event"] == "done":
-            raise KeyboardInterrupt      # what Ctrl-C raises in the driver's wait loop
-
-    with pytest.raises(KeyboardInterrupt):
-        run_batch(items, WorkerConfig(), ray="local", workers=2, record=record,
-                  on_event=on_event)
-    workers = [e for e in events if e["event"] == "worker"]
-    assert len(workers) == 2
-    assert all(pid_gone(w["pid"]) for w in workers)
-    assert len(recorded) == 1
-    cancelled = {e["line"] for e in events if e["event"] == "cancelled"}
-    assert len(cancelled) >= 4 and recorded[0] not in cancelled
-    assert any(e["event"] == "cancel" for e in events)
+                                                      data_dir: Path, tmp_path: Path) -> None:
+    """A real SIGINT to a real `localvideo generate --batch ... --ray HOST:PORT` process,
+    joined to the running cluster as a second driver, once its first clip is recorded."""
+    s = tiny_size("ltx")
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"prompt": "a red fox", "seed": seed}) + "\n"
+                            for seed in range(31, 37)))
+    address = ray_local.get_runtime_context().gcs_address
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localvideo", "generate", "--batch", str(jobs), "--model-path",
+         str(tiny_model("ltx")), "--ray", address, "--workers", "2", "--frames",
+         str(s["frames"]), "--height", str(s["height"]), "--width", str(s["width"]),
+         "--steps", "2", "--fps", "8", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200"})
+    lines: list[str] = []
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if " done: clip " in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    lines += rest.splitlines()
+    text = "\n".join(lines)
+    assert proc.returncode == 130, text
+    pids = [int(m) for m in re.findall(r"worker \d up: \S+ pid (\d+)", text)]
+    assert len(pids) == 2, text
+    assert all(pid_gone(p) for p in pids), text
+    done = re.findall(r"line (\d) done", text)
+    cancelled = re.findall(r"line (\d) cancelled", text)
+    assert len(done) >= 1 and len(cancelled) >= 2 and not set(done) & set(cancelled), text
+    clips = run_cli(["clips", "--json", "--data-dir", str(data_dir)])
+    assert sorted(c["batch"]["line"] for c in clips) == sorted(int(n) for n in done)
 
 
 def test_more_workers_than_cpus_is_refused(ray_local: Any, tiny_model: Callable[[str], Path],

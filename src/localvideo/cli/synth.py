@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..errors import UsageError
-from ..service.models import GenerateRequest, HostedPreview, Plan
+from ..service.models import BatchRequest, GenerateRequest, HostedPreview, Plan
 from ..service.synth import HOSTED
 from ..units import format_bytes, format_ts
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
@@ -151,10 +151,50 @@ def _ask_hosted(preview: HostedPreview) -> None:
         raise typer.Exit(1)
 
 
+def _run_batch(svc: Any, req: BatchRequest, json_out: bool) -> None:
+    """A line per job as it starts, ends, retries or fails; the report at the end."""
+    def on_event(e: dict[str, Any]) -> None:
+        kind, line = e["event"], f"line {e.get('line')}"
+        w = e.get("worker") or {}
+        if kind == "worker":
+            state = "replaced" if e.get("replaced") else "up"
+            err_console.print(f"[dim]worker {e['slot']} {state}: {e['host']} pid {e['pid']} "
+                              f"({e['device']})[/]", highlight=False)
+        elif kind == "start":
+            again = f", attempt {e['attempt']}" if e.get("attempt", 1) > 1 else ""
+            err_console.print(f"[dim]{line} (seed {e['seed']}) → worker {w.get('slot')}"
+                              f"{again}[/]", highlight=False)
+        elif kind == "done":
+            clip = e["clip"]
+            err_console.print(f"[green]{line} done[/]: clip {clip.clip_id} "
+                              f"{escape(clip.abs_path)} ({e['seconds']:.1f}s)",
+                              highlight=False)
+        elif kind in ("retry", "failed"):
+            err = e.get("error") or {}
+            what = "failed, retrying" if kind == "retry" else (
+                f"[bold red]FAILED[/] after {e['attempts']} attempts")
+            err_console.print(f"{line} {what}: {escape(str(err.get('message')))}"
+                              + (f"\n  → {escape(str(err['hint']))}" if err.get("hint")
+                                 else ""), highlight=False)
+        elif kind == "cancelled":
+            err_console.print(f"[yellow]{line} cancelled[/]", highlight=False)
+
+    report = svc.synth.generate_batch(req, on_event=None if json_out else on_event)
+    if json_out:
+        print_json(report)
+    else:
+        console.print(f"[bold]{report.done} of {len(report.jobs)} clips[/] "
+                      f"({report.runner}, {len(report.workers)} worker(s), "
+                      f"{report.seconds:.1f}s); {report.failed} failed", highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def generate(
-        prompt: Annotated[str, typer.Argument(help="What the clip shows.")],
+        prompt: Annotated[str | None, typer.Argument(
+            help="What the clip shows (with --batch: the jobs' default prompt).")] = None,
         model: Annotated[str | None, typer.Option(
             help="A preset (see `localvideo models`), e.g. ltx-video, wan2.1-t2v-1.3b.")] = None,
         model_path: Annotated[Path | None, typer.Option(
@@ -208,11 +248,38 @@ def register(app: typer.Typer) -> None:
             help="diffusers attention backend, e.g. native, flash, sage.")] = None,
         device: Annotated[str | None, typer.Option(
             help="cuda, mps or cpu (default: the best available).")] = None,
+        batch: Annotated[Path | None, typer.Option(
+            "--batch", help="A JSONL file, one job per line ({\"prompt\": ..., \"seed\": ..., "
+                            "\"size\": \"832x480\"}); the other flags are every job's "
+                            "defaults.")] = None,
+        ray: Annotated[str | None, typer.Option(
+            help="With --batch: run on Ray — local (this machine), auto (the cluster "
+                 "`ray start` joined) or HEAD:6379.")] = None,
+        workers: Annotated[int | None, typer.Option(
+            help="With --ray: actors (default one per GPU; 1 on a machine without).")
+        ] = None,
         data_dir: DataDir = None,
         json_out: JsonFlag = False,
     ) -> None:
         """Generate a video clip from a prompt (and optionally a first frame)."""
         svc = open_service(data_dir, {"synth": {"backend": backend, "comfy_url": comfy_url}})
+        if batch is not None:
+            if plan:
+                raise UsageError("--plan takes one generation, not a --batch",
+                                 "run --plan with one job's parameters")
+            _run_batch(svc, BatchRequest.of(
+                jobs=batch, ray=ray, workers=workers, prompt=prompt, model=model,
+                model_path=str(model_path) if model_path else None, image=image, frames=frames, height=height,
+                width=width, fps=fps, steps=steps, guidance=guidance, seed=seed,
+                negative=negative, max_vram=max_vram, device=device, out=out,
+                backend=backend, cache=cache, compile=compile, attention=attention),
+                json_out)
+            return
+        if ray is not None or workers is not None:
+            raise UsageError("--ray and --workers spread a batch", "add --batch jobs.jsonl")
+        if prompt is None:
+            raise UsageError("no prompt", 'pass one: localvideo generate "a red fox running '
+                                          'through snow" (or --batch jobs.jsonl)')
         req = GenerateRequest.of(
             prompt=prompt, model=model, model_path=model_path, image=image, frames=frames,
             height=height, width=width, fps=fps, steps=steps, guidance=guidance, seed=seed,

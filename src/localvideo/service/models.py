@@ -505,6 +505,8 @@ class Clip(Model):
         default=None, description="hosted backends: provider, request_id, host, what was sent")
     decoded_from_latents: bool | None = None
     decode_tiling: bool | None = None
+    batch: dict[str, Any] | None = Field(
+        default=None, description="batch runs: jobs file, line, attempt, runner, worker")
 
 
 class HostedPreview(Model):
@@ -528,6 +530,43 @@ class LocalClip(Clip):
 
     def public(self) -> Clip:
         return Clip.model_validate(self.model_dump())
+
+
+class BatchRequest(GenerateRequest):
+    """``localvideo generate --batch jobs.jsonl``: the command's flags are every job's
+    defaults (a prompt too, when given); ``ray`` None runs the jobs in this process."""
+
+    noun: ClassVar[str] = "batch"
+    prompt: str | None = None  # type: ignore[assignment]
+    jobs: Path = Field(description="a JSONL file, one job per line")
+    ray: str | None = Field(default=None, description="local | auto | HOST:PORT | ray://...")
+    workers: int | None = Field(default=None, ge=1, description="Ray actors (default: one "
+                                                                "per GPU, or 1 CPU actor)")
+
+
+class BatchJob(Model):
+    """One job of a batch: where it is in the file, how it ended, the clip it made."""
+
+    index: int
+    line: int
+    prompt: str
+    seed: int
+    status: Literal["done", "failed", "cancelled", "pending"]
+    attempts: int
+    clip: LocalClip | None = None
+    error: dict[str, Any] | None = Field(default=None, description="type, message, hint")
+    worker: dict[str, Any] | None = Field(default=None, description="slot, host, pid, device")
+    seconds: float
+
+
+class BatchReport(Model):
+    runner: Literal["in-process", "ray"]
+    address: str | None = None
+    done: int
+    failed: int
+    seconds: float
+    workers: list[dict[str, Any]]
+    jobs: list[BatchJob]
 
 
 class Job(Model):

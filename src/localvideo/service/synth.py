@@ -26,6 +26,8 @@ from ..synth.presets import PRESETS, Profile, ResolvedModel, get_preset
 from ..units import parse_size
 from .context import Context, OutsideStoreError, confine
 from .models import (
+    BatchReport,
+    BatchRequest,
     GenerateParams,
     GenerateRequest,
     HostedPreview,
@@ -432,6 +434,53 @@ class SynthArea:
             peak_bytes=(sidecar.get("peak_memory") or {}).get("bytes"),
             seconds=sidecar["seconds"])
         return self.clip(clips_db.add_clip(self._ctx.db, row, sidecar))
+
+    # -- batches ---------------------------------------------------------------------------
+    def generate_batch(self, req: BatchRequest, on_event: Progress | None = None
+                       ) -> BatchReport:
+        """Run a JSONL file of generations (one job per line, ``req``'s fields as defaults)
+        in this process, or on Ray actors with ``req.ray`` (local, auto or an address).
+
+        Every line is checked and resolved before anything runs. Workers return the MP4,
+        latents and sidecar; this process writes them into the clips folder (or the job's
+        ``out``) and records the clip rows. Events: ``{"event": "batch" | "worker" |
+        "start" | "progress" | "retry" | "done" | "failed" | "cancelled" | "cancel" |
+        "end", "line": n, ...}``; Ctrl-C kills the actors and leaves the finished clips."""
+        from ..synth import batch
+
+        backend = req.backend or self.settings.synth.backend
+        if backend != "diffusers":
+            raise UsageError(f"--batch runs local diffusers models, not --backend {backend}",
+                             "drop --backend (hosted and ComfyUI runs take one prompt at a "
+                             "time)")
+        if req.out is not None:
+            raise UsageError("--out names one clip; a batch makes many",
+                             'give each job its own "out" in the jobs file, or none (the '
+                             "clips folder gets a fresh name per clip)")
+        batch.check_runner(req.ray, req.workers)
+        jobs_path = Path(req.jobs).expanduser().resolve()
+        jobs = batch.read_jobs(jobs_path)
+        defaults = {k: getattr(req, k) for k in (
+            "prompt", "negative", "image", "seed", "model", "model_path", *_PARAMS)}
+        items = batch.resolve_jobs(jobs, defaults, models_dir=self.settings.models_dir,
+                                   source=jobs_path.name)
+        vram = (parse_size(req.max_vram, what="--max-vram")
+                if req.max_vram not in (None, "") else None)
+        config = batch.WorkerConfig(device=req.device, max_vram=vram, cache=req.cache,
+                                    compile=req.compile, attention=req.attention)
+        runner = "ray" if req.ray else "in-process"
+
+        def record(item: batch.WorkItem, result: dict[str, Any]) -> LocalClip:
+            out = item.out or self._default_out(item.request.prompt)
+            sidecar = batch.save_files(result, out)
+            sidecar["batch"] = {"jobs": str(jobs_path), "line": item.line,
+                                "attempt": result.get("attempt"), "runner": runner,
+                                "address": req.ray, "worker": result.get("worker")}
+            return self._record_clip(out, sidecar, time.time() - float(result["seconds"]))
+
+        res = batch.run_batch(items, config, ray=req.ray, workers=req.workers,
+                              record=record, on_event=on_event)
+        return BatchReport.model_validate(res.to_dict())
 
     # -- decode ----------------------------------------------------------------------------
     def decode(self, latents: str | Path, out: str | Path | None = None, *,

@@ -521,6 +521,7 @@ class _Driver:
         o.worker = result.get("worker")
         o.seconds += float(result.get("seconds") or 0.0)
         if result.get("ok"):
+            result["attempt"] = o.attempts
             try:
                 o.clip = self.record(item, result)
             except LocalVideoError as exc:
@@ -728,6 +729,15 @@ def run_on_ray(items: list[WorkItem], config: WorkerConfig, *, address: str = "l
             ray.shutdown()
 
 
+def check_runner(ray: str | None, workers: int | None) -> None:
+    """The runner flags alone, checked before any job is read."""
+    if ray in (None, "") and workers not in (None, 1):
+        raise UsageError(f"--workers {workers} needs --ray (in this process jobs run one at "
+                         "a time)", "add --ray local to use this machine's GPUs")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {workers})")
+
+
 def run_batch(items: list[WorkItem], config: WorkerConfig | None = None, *,
               ray: str | None = None, workers: int | None = None,
               record: Record | None = None, on_event: Event | None = None) -> BatchResult:
@@ -737,18 +747,14 @@ def run_batch(items: list[WorkItem], config: WorkerConfig | None = None, *,
     sidecar at each job's ``out``."""
     config = config or WorkerConfig()
     record = record or _default_record
+    check_runner(ray, workers)
     if ray in (None, ""):
-        if workers not in (None, 1):
-            raise UsageError(f"--workers {workers} needs --ray (in this process jobs run "
-                             "one at a time)", "add --ray local to use this machine's GPUs")
         return run_in_process(items, config, record=record, on_event=on_event)
-    if workers is not None and workers < 1:
-        raise UsageError(f"--workers must be at least 1 (got {workers})")
     assert ray is not None
     return run_on_ray(items, config, address=ray, workers=workers, record=record,
                       on_event=on_event)
 
 
 __all__ = ["FIELDS", "BatchResult", "BatchWorker", "Job", "JobOutcome", "WorkItem",
-           "WorkerConfig", "parse_jobs", "read_jobs", "require_ray", "resolve_jobs",
+           "WorkerConfig", "check_runner", "parse_jobs", "read_jobs", "require_ray", "resolve_jobs",
            "run_batch", "save_files"]
