@@ -164,10 +164,11 @@ class SwaySession:
             ipc.close()
 
     # -- windows ---------------------------------------------------------------------------
-    def foot(self, title: str, text: str, app_id: str = "lvfoot", size: int = 22) -> int:
-        """A native Wayland terminal showing ``text`` in black on white; returns its con id
-        once sway has focused it."""
-        script = f"printf '%s\\n' '{text}'; exec sleep 100000"
+    def foot(self, title: str, text: str, app_id: str = "lvfoot", size: int = 22,
+             script: str | None = None) -> int:
+        """A native Wayland terminal showing ``text`` in black on white (or running
+        ``script``); returns its con id once sway has focused it."""
+        script = script or f"printf '%s\\n' '{text}'; exec sleep 100000"
         self._spawn(["foot", "-T", title, "-a", app_id, "-f", f"DejaVu Sans Mono:size={size}",
                      "-o", "colors.background=ffffff", "-o", "colors.foreground=000000",
                      "-o", "main.locked-title=yes", "sh", "-c", script],
@@ -184,6 +185,14 @@ class SwaySession:
         con: int = wait_for(focused, 20, f"foot window {title!r} focused", self.tail)
         time.sleep(0.4)                   # its first frame with the text is drawn by now
         return con
+
+    def type(self, text: str) -> None:
+        """Type ``text`` into the focused window (wtype: a virtual keyboard)."""
+        need("wtype")
+        p = self._spawn(["wtype", text], {**self.base_env,
+                                          "WAYLAND_DISPLAY": Path(self.wayland).name})
+        if p.wait(10) != 0:
+            pytest.fail(f"wtype exited {p.returncode}")
 
     def stop(self) -> None:
         for p in reversed(self.procs):

@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import CaptureError, DependencyError, LocalVideoError, NoDisplayError, UsageError
 from .base import CaptureBackend, Frame, WindowInfo, check_display_exists, window_extra
 from .sway import FocusedWindow, Output, SwayIPC, find_socket
+from .wlr_screencopy import WlrScreencopy
 
 log = logging.getLogger("localvideo.capture")
 
@@ -164,12 +165,14 @@ class WaylandBackend(CaptureBackend):
     name = "wayland"
 
     def __init__(self, mode: str = "active-window", display: str = "1", *,
-                 grim: Grim, windows: WindowSource | None, windows_via: str = "") -> None:
+                 grim: Grim, windows: WindowSource | None, windows_via: str = "",
+                 native: WlrScreencopy | None = None) -> None:
         super().__init__(mode=mode, display=display)
         self.grim = grim
+        self.native = native
         self.windows = windows
-        self.path = "wlr-screencopy (grim)" + (f" + active window from {windows_via}"
-                                               if windows is not None else "")
+        self._windows_via = windows_via
+        self._set_path()
         self._outputs = windows.outputs() if windows is not None else []
         if display not in ("all", "1") or self._outputs:
             if not self._outputs:
@@ -181,6 +184,32 @@ class WaylandBackend(CaptureBackend):
             self.why = ("no sway/i3 IPC socket (SWAYSOCK) and no Hyprland session found, so the "
                         "window in front is unknown: recording the whole display, title unknown")
             log.warning("%s", self.why)
+
+    def _set_path(self) -> None:
+        pixels = ("wlr-screencopy (own Wayland connection, copies on damage; grim for "
+                  "--display all)" if self.native is not None else "wlr-screencopy (grim)")
+        self.path = pixels + (f" + active window from {self._windows_via}"
+                              if self.windows is not None else "")
+
+    def _read(self, out: Output | None, region: tuple[int, int, int, int] | None
+              ) -> np.ndarray:
+        """Pixels of ``out`` (or of ``region``, layout logical pixels, inside it) at the
+        output's scale: through the own connection when there is one, else grim."""
+        if self.native is not None and out is not None:
+            local = None if region is None else (region[0] - out.x, region[1] - out.y,
+                                                 region[2], region[3])
+            try:
+                return self.native.grab(out.name, local)
+            except CaptureError as exc:
+                # A compositor that speaks the protocol differently: grim still works.
+                log.warning("own wlr-screencopy client failed (%s); using grim from now on",
+                            exc.message)
+                self.native.close()
+                self.native = None
+                self._set_path()
+        if region is None:
+            return self.grim.grab(output=out.name if out else None)
+        return self.grim.grab(region=region, scale=out.scale if out else 1.0)
 
     def active_window(self) -> WindowInfo | None:
         fw = self.windows.active() if self.windows is not None else None
@@ -196,7 +225,7 @@ class WaylandBackend(CaptureBackend):
         fw = self.windows.active() if self.windows is not None else None
         if self.mode == "display":
             out = self._output_for()
-            px = self.grim.grab(output=out.name if out else None)
+            px = self._read(out, None)
             h, w = px.shape[:2]
             return Frame(pixels=px, ts=ts, app=fw.info.app if fw else "",
                          title=fw.info.title if fw else "", x=out.x if out else 0,
@@ -214,7 +243,7 @@ class WaylandBackend(CaptureBackend):
         if x1 - x0 < 1 or y1 - y0 < 1:
             return None
         scale = out.scale if out else 1.0
-        px = self.grim.grab(region=(x0, y0, x1 - x0, y1 - y0), scale=scale)
+        px = self._read(out, (x0, y0, x1 - x0, y1 - y0))
         h, w = px.shape[:2]
         extra = self._extra(fw, out)
         extra["clipped"] = (x0, y0, x1 - x0, y1 - y0) != (win.x, win.y, win.w, win.h)
@@ -238,6 +267,9 @@ class WaylandBackend(CaptureBackend):
         windows, self.windows = self.windows, None
         if windows is not None:
             windows.close()
+        native, self.native = self.native, None
+        if native is not None:
+            native.close()
 
 
 def open_wayland(mode: str = "active-window", display: str = "1",
@@ -284,11 +316,29 @@ def open_wayland(mode: str = "active-window", display: str = "1",
             except LocalVideoError as portal_exc:
                 raise NoDisplayError(f"{exc.message}; the xdg-desktop-portal path failed too: "
                                      f"{portal_exc.message}", exc.hint) from portal_exc
-        return WaylandBackend(mode, display, grim=grim, windows=windows, windows_via=via)
+        native = _open_native() if windows is not None else None
+        return WaylandBackend(mode, display, grim=grim, windows=windows, windows_via=via,
+                              native=native)
     except BaseException:
         if windows is not None:
             windows.close()
         raise
+
+
+def _open_native() -> WlrScreencopy | None:
+    """The own wlr-screencopy connection, or None (grim then does every frame).
+    ``LOCALVIDEO_WAYLAND_GRIM=1`` forces grim (benches compare the two)."""
+    if os.environ.get("LOCALVIDEO_WAYLAND_GRIM") == "1":
+        return None
+    try:
+        native = WlrScreencopy()
+    except CaptureError as exc:
+        log.warning("own wlr-screencopy client unavailable (%s); using grim", exc.message)
+        return None
+    if not all(o.name for o in native.outputs):
+        native.close()              # wl_output < v4 names no output: grim matches by name
+        return None
+    return native
 
 
 def open_portal(mode: str, display: str, socket_dir: Path = X_SOCKETS,
