@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
@@ -42,10 +43,33 @@ HUGE_GOP = 1 << 30
 
 HW_HEVC = ("hevc_videotoolbox", "hevc_nvenc", "hevc_qsv", "hevc_vaapi")
 CODEC_OF = {"libx264": "h264", "libx265": "hevc", **{n: "hevc" for n in HW_HEVC}}
+# The pixel format each encoder is opened with (PyAV converts the canvas' yuv420p to it).
+# Quick Sync takes nv12, never yuv420p; VAAPI takes only GPU surfaces, so in process it
+# fails whatever the format and the probe goes on to the CLI, which uploads them.
+PIX_FMT_OF = {"hevc_qsv": "nv12"}
+# Part of the probe cache's key: a change to how encoders are opened (options, pixel
+# format) must re-probe what an older version found broken.
+PROBE_REVISION = 2
+# FFmpeg's quality scale: `-q:v N` on the command line is global_quality = N * FF_QP2LAMBDA
+# with the qscale flag set; in process there is no `q:v`, only these two AVOptions.
+FF_QP2LAMBDA = 118
 
 
-def encoder_options(name: str, quality: int) -> dict[str, str]:
-    """Private options per encoder; ``quality`` is an x264-style CRF (lower = better)."""
+def pix_fmt_of(name: str) -> str:
+    return PIX_FMT_OF.get(name, "yuv420p")
+
+
+def videotoolbox_bitrate(quality: int) -> int:
+    """Bits per second for VideoToolbox on Intel Macs, which has no constant-quality mode:
+    400 kb/s at CRF 32 (a busy 1080p canvas at 2 fps), doubling every 6 steps of CRF.
+    Unverified on real hardware."""
+    return int(400_000 * 2 ** ((32 - quality) / 6))
+
+
+def encoder_options(name: str, quality: int, machine: str | None = None) -> dict[str, str]:
+    """Options per encoder, each an AVOption FFmpeg knows (PyAV passes unknown keys on
+    without a word, so a wrong name would silently leave the quality uncontrolled);
+    ``quality`` is an x264-style CRF (lower = better); ``machine`` is platform.machine()."""
     q = max(0, min(51, int(quality)))
     if name == "libx264":
         return {"preset": "veryfast", "tune": "zerolatency", "crf": str(q), "threads": "1",
@@ -59,9 +83,14 @@ def encoder_options(name: str, quality: int) -> dict[str, str]:
                 "x265-params": "log-level=error:forced-idr=1:keyint=-1:scenecut=0:bframes=0:"
                                "rc-lookahead=0:pools=1:frame-threads=1"}
     if name == "hevc_videotoolbox":
-        # The seed's flag set: realtime + prio_speed, constant quality on a 0-100 scale.
-        return {"realtime": "1", "prio_speed": "1", "allow_sw": "0",
-                "q:v": str(max(1, min(100, round(100 - q * 1.25))))}
+        base = {"realtime": "1", "prio_speed": "1", "allow_sw": "0"}
+        arch = (machine or platform.machine()).lower()
+        if arch in ("arm64", "aarch64"):
+            # Constant quality on a 0-100 scale: Apple Silicon only (FFmpeg refuses the
+            # qscale flag on Intel: "qscale not available for encoder. Use -b:v bitrate").
+            vt_q = max(1, min(100, round(100 - q * 1.25)))
+            return {**base, "flags": "+qscale", "global_quality": str(vt_q * FF_QP2LAMBDA)}
+        return {**base, "b": str(videotoolbox_bitrate(q))}
     if name == "hevc_nvenc":
         return {"preset": "p1", "tune": "ll", "rc": "constqp", "qp": str(q), "bf": "0",
                 "zerolatency": "1"}
@@ -143,6 +172,7 @@ class ChunkWriter(ChunkFile):
         try:
             self._out.add_stream(
                 encoder, width, height, time_base=TIME_BASE, options=options,
+                pix_fmt=pix_fmt_of(encoder),
                 # A rate hint only: timestamps carry the real timing (variable frame rate).
                 framerate=Fraction(fps_hint).limit_denominator(1000),
                 gop_size=HUGE_GOP, max_b_frames=0,
@@ -228,7 +258,7 @@ def probe(data_dir: Path, candidates: tuple[str, ...], *, refresh: bool = False)
     missing once is not retried on every start (a failing hw open can take seconds).
     """
     cache_path = data_dir / "encoders.json"
-    key = media.version_key()
+    key = f"{media.version_key()}/probe-{PROBE_REVISION}"
     cache: dict[str, dict[str, str | None]] = {}
     if cache_path.exists() and not refresh:
         try:
@@ -282,9 +312,9 @@ def plan_encoders(data_dir: Path, codec: str = "auto", *, refresh: bool = False)
     else:
         raise UsageError(f"unknown codec {codec!r}", "use --codec auto, hevc or h264")
     tried = probe(data_dir, candidates, refresh=refresh)
-    # A hardware encoder PyAV's build lacks may still be in the system's ffmpeg program.
-    missing = tuple(f"cli:{n}" for n in candidates
-                    if n in HW_HEVC and (tried[n] or "").startswith("not in PyAV"))
+    # A hardware encoder that fails in process for any reason (PyAV's build lacks it, or
+    # cannot open it) may still work through the system's ffmpeg program.
+    missing = tuple(f"cli:{n}" for n in candidates if n in HW_HEVC and tried[n] is not None)
     if missing:
         tried.update(probe(data_dir, missing, refresh=refresh))
     order = [m for n in candidates for m in (n, f"cli:{n}")]
