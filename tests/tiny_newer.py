@@ -24,6 +24,8 @@ KINDS: dict[str, dict[str, Any]] = {
     "hunyuan15-i2v": {"family": "hunyuan15", "height": 16, "width": 16, "frames": 9},
     # Kandinsky 5: HunyuanVideo's VAE (8×, 4×) under a transformer patching 2×2.
     "kandinsky5": {"family": "kandinsky5", "height": 32, "width": 32, "frames": 5},
+    # Image to video renormalises the first 4 latent frames against the next ones: 5+ needed.
+    "kandinsky5-i2v": {"family": "kandinsky5", "height": 32, "width": 32, "frames": 17},
     # Sana Video: Wan 2.1's VAE layout; its pipelines want sizes in 32-multiples.
     "sana": {"family": "sana", "height": 32, "width": 32, "frames": 9},
     # LTX-2: the tiny video VAE compresses 2× in space and time; sound from a tiny vocoder.
@@ -138,7 +140,9 @@ def _hunyuan15(*, variant: str) -> Any:
 
 
 def _kandinsky5(*, variant: str) -> Any:
-    """Kandinsky5T2VPipeline with the shapes of diffusers' own test: a Qwen2.5-VL (the real
+    """Kandinsky5T2VPipeline, or with variant "i2v" Kandinsky5I2VPipeline (its transformer
+    takes the first frame's latents and a mask as extra channels: visual_cond), with the
+    shapes of diffusers' own test: a Qwen2.5-VL (the real
     text encoder's class, tiny), a CLIP text model for the pooled embedding, HunyuanVideo's
     VAE. The pipeline crops the first 128 tokens (its system prompt) off the Qwen embeddings;
     the WordLevel tokenizer splits that prompt into more than 128 tokens, so the user's
@@ -172,8 +176,9 @@ def _kandinsky5(*, variant: str) -> Any:
     transformer = diffusers.Kandinsky5Transformer3DModel(
         in_visual_dim=4, in_text_dim=16, in_text_dim2=32, time_dim=32, out_visual_dim=4,
         patch_size=(1, 2, 2), model_dim=48, ff_dim=128, num_text_blocks=1,
-        num_visual_blocks=2, axes_dims=(8, 8, 8), visual_cond=False)
-    return diffusers.Kandinsky5T2VPipeline(
+        num_visual_blocks=2, axes_dims=(8, 8, 8), visual_cond=variant == "i2v")
+    cls = diffusers.Kandinsky5I2VPipeline if variant == "i2v" else diffusers.Kandinsky5T2VPipeline
+    return cls(
         transformer=_eval(transformer), vae=_eval(vae), text_encoder=_eval(qwen),
         tokenizer=_tokenizer(), text_encoder_2=_eval(clip), tokenizer_2=_tokenizer(bos=True),
         scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=7.0))

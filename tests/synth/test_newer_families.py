@@ -202,22 +202,40 @@ def test_hunyuan15_image_sizes_are_its_buckets(newer_model: Callable[[str], Path
     assert "--width" in (err.value.hint or "") and "bucket" in err.value.message
 
 
-def test_kandinsky5_frames_are_the_plain_pipeline_frames(newer_model: Callable[[str], Path],
-                                                         tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind,pipeline,with_image", [
+    ("kandinsky5", "Kandinsky5T2VPipeline", False),
+    ("kandinsky5-i2v", "Kandinsky5I2VPipeline", True),
+])
+def test_kandinsky5_frames_are_the_plain_pipeline_frames(
+        kind: str, pipeline: str, with_image: bool, newer_model: Callable[[str], Path],
+        first_frame: Path, tmp_path: Path) -> None:
     """Latents come back channel-last (B, F, H, W, C); the family's decode permutes them as
     the pipeline does, with guidance 5.0 (the unconditional pass on the default negative)."""
-    model_dir = newer_model("kandinsky5")
-    r, req = run_ours("kandinsky5", model_dir, tmp_path / "ours.mp4")
-    assert r["pipeline"] == "Kandinsky5T2VPipeline" and req.guidance == 5.0
+    model_dir = newer_model(kind)
+    image = first_frame if with_image else None
+    r, req = run_ours(kind, model_dir, tmp_path / "ours.mp4", image=image)
+    assert r["pipeline"] == pipeline and req.guidance == 5.0
     import torch
 
     saved = torch.load(r["latents"], weights_only=True)["latents"]
     assert saved.shape[-1] == 4 and saved.shape[1] == (req.frames - 1) // 4 + 1
-    plain = plain_frames("Kandinsky5T2VPipeline", model_dir, req)
-    check_same("kandinsky5", r["frames_array"], plain, req.frames)
+    plain = plain_frames(pipeline, model_dir, req, image=image)
+    check_same(kind, r["frames_array"], plain, req.frames)
     assert len(read_mp4(tmp_path / "ours.mp4")) == req.frames
     again = decode_again(r["latents"], tmp_path / "again.mp4")
     assert int(np.abs(again.astype(int) - r["frames_array"].astype(int)).max()) <= 2
+
+
+def test_kandinsky5_image_needs_frames_after_the_first_four(
+        newer_model: Callable[[str], Path], first_frame: Path) -> None:
+    from localvideo.errors import UsageError
+    from localvideo.synth.family import Request
+    from localvideo.synth.family import get as get_family
+
+    req = Request(PROMPT, None, first_frame, frames=9, height=32, width=32, fps=24, steps=2,
+                  guidance=5.0, seed=0)
+    with pytest.raises(UsageError, match="at least 17 frames"):
+        get_family("kandinsky5").check_inputs(req, newer_model("kandinsky5-i2v"), i2v=True)
 
 
 def test_kandinsky5_profile_from_its_folder(newer_model: Callable[[str], Path]) -> None:

@@ -17,7 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .family import Family, read_config
+from ..errors import UsageError
+from .family import Family, Request, read_config
+
+# Image to video renormalises the first 4 latent frames against the ones after them
+# (Kandinsky5I2VPipeline.normalize_first_frame): with nothing after them the statistics are
+# NaN and the clip comes out black, so it needs at least this many latent frames.
+I2V_MIN_LATENT_FRAMES = 5
 
 
 class Kandinsky5(Family):
@@ -35,6 +41,16 @@ class Kandinsky5(Family):
         _, temporal = self.vae_factors(read_config(model_dir, "vae") if model_dir else {})
         # The pipelines check height/width % 16 whatever the VAE.
         return 16, temporal
+
+    def check_inputs(self, req: Request, model_dir: Path | None, *, i2v: bool) -> None:
+        super().check_inputs(req, model_dir, i2v=i2v)
+        if not i2v:
+            return
+        _, temporal = self.multiples(model_dir)
+        if (req.frames - 1) // temporal + 1 < I2V_MIN_LATENT_FRAMES:
+            least = (I2V_MIN_LATENT_FRAMES - 1) * temporal + 1
+            raise UsageError(f"Kandinsky 5 image-to-video needs at least {least} frames "
+                             f"(got {req.frames})", f"use --frames {least} or more")
 
     def decode(self, vae: Any, latents: Any, meta: dict[str, Any], *, generator: Any,
                device: str) -> Any:
