@@ -206,7 +206,8 @@ def test_doctor_names_the_wayland_path(wl_env: SwaySession, data_dir: Path) -> N
     wl_env.foot("doctor — wldoc", "doctor", app_id="lvdoc")
     settings = load_settings(data_dir)
     d = check_display(settings)
-    assert d.ok and "capture: wayland via wlr-screencopy (grim)" in d.detail, d.detail
+    assert d.ok and "capture: wayland via wlr-screencopy (own Wayland connection" in d.detail, \
+        d.detail
     assert "sway IPC" in d.detail
     c = check_capture(settings)
     assert c.ok and c.detail.startswith("wayland via wlr-screencopy") and "1280×720" in c.detail

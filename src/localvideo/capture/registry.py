@@ -181,7 +181,8 @@ def plan_linux(backend: str = "auto", state_dir: Path | None = None) -> dict[str
         hypr = bool(os.environ.get("HYPRLAND_INSTANCE_SIGNATURE"))
         windows = ("sway IPC" if sway else "hyprctl activewindow" if hypr
                    else "none found (display mode, title unknown)")
-        out.update(path=f"wlr-screencopy (grim) + active window from {windows}",
+        out.update(path=f"wlr-screencopy (own Wayland connection, grim as fallback) + active "
+                        f"window from {windows}",
                    why=f"WAYLAND_DISPLAY={wayland} is set and grim is installed")
         return out
     missing_debs = [p for p in ("gst-launch-1.0",) if not shutil.which(p)]
@@ -197,7 +198,9 @@ def plan_linux(backend: str = "auto", state_dir: Path | None = None) -> dict[str
                        "plugin)")
     if pip:
         install.append(pip)
-    token = (state_dir / "state" / "portal-screencast.token") if state_dir else None
+    from .portal import TOKEN_NAME
+
+    token = (state_dir / "state" / TOKEN_NAME) if state_dir else None
     out.update(path="xdg-desktop-portal ScreenCast → PipeWire",
                why=(f"{desktop} offers no wlr-screencopy" if big else "grim is not installed") +
                "; the portal names no window, so whole monitors are recorded with the title "
