@@ -92,3 +92,13 @@ def test_backend_uses_it_with_scale_and_can_fall_back(wl: SwaySession,
             assert g is not None and np.array_equal(g.pixels[..., :3], ref[..., :3])
     finally:
         wl.swaymsg("output HEADLESS-1 scale 1")
+
+
+def test_a_display_that_is_not_there(wl: SwaySession) -> None:
+    from localvideo.errors import UsageError
+
+    with pytest.raises(UsageError, match="display 2 does not exist: this Wayland session has 1"):
+        open_backend("display", "2")
+    with open_backend("display", "all") as b:     # the whole layout, through grim
+        f = b.grab()
+        assert f is not None and f.size == (1280, 720)

@@ -317,8 +317,13 @@ def open_wayland(mode: str = "active-window", display: str = "1",
                 raise NoDisplayError(f"{exc.message}; the xdg-desktop-portal path failed too: "
                                      f"{portal_exc.message}", exc.hint) from portal_exc
         native = _open_native() if windows is not None else None
-        return WaylandBackend(mode, display, grim=grim, windows=windows, windows_via=via,
-                              native=native)
+        try:
+            return WaylandBackend(mode, display, grim=grim, windows=windows, windows_via=via,
+                                  native=native)
+        except BaseException:
+            if native is not None:
+                native.close()
+            raise
     except BaseException:
         if windows is not None:
             windows.close()
