@@ -242,20 +242,26 @@ def cli(args: list[str]) -> Any:
 def test_cli_batch_in_process_records_every_clip(tiny_model: Callable[[str], Path],
                                                  data_dir: Path, tmp_path: Path) -> None:
     s = tiny_size("ltx")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model("ltx"), broken)
+    (broken / "scheduler" / "scheduler_config.json").unlink()
     jobs = write_jobs(tmp_path / "jobs.jsonl", [{"prompt": "a red fox", "seed": 4},
+                                                {"model_path": "broken"},
                                                 {"seed": 5, "steps": 1}])
     res = cli(["generate", "a default prompt", "--batch", str(jobs), "--model-path",
                str(tiny_model("ltx")), "--frames", str(s["frames"]), "--height",
                str(s["height"]), "--width", str(s["width"]), "--steps", "2", "--fps", "8",
                "--data-dir", str(data_dir), "--json"])
-    assert res.exit_code == 0, res.output
+    # A failed job fails the command, after the others ran and the report was printed.
+    assert res.exit_code == 1, res.output
     report = json.loads(res.stdout)
-    assert report["runner"] == "in-process" and report["done"] == 2
-    ids = [j["clip"]["clip_id"] for j in report["jobs"]]
+    assert report["runner"] == "in-process" and (report["done"], report["failed"]) == (2, 1)
+    assert report["jobs"][1]["status"] == "failed" and report["jobs"][1]["attempts"] == 2
+    ids = [j["clip"]["clip_id"] for j in report["jobs"] if j["clip"]]
     clips = json.loads(cli(["clips", "--json", "--data-dir", str(data_dir)]).stdout)
     assert [(c["id"], c["prompt"], c["seed"], c["params"]["steps"]) for c in clips] == [
         (ids[0], "a red fox", 4, 2), (ids[1], "a default prompt", 5, 1)]
-    assert [c["batch"]["line"] for c in clips] == [1, 2]
+    assert [c["batch"]["line"] for c in clips] == [1, 3]
     assert all(c["batch"]["jobs"] == str(jobs) and c["batch"]["attempt"] == 1 for c in clips)
 
 
