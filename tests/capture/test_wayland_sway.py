@@ -76,12 +76,9 @@ def heartbeat(data: Path) -> dict[str, Any]:
 
 
 def record(sway: SwaySession, tmp_path: Path, *, display: bool, extra: tuple[str, ...] = (),
-           seconds: int = 4, backend: str | None = None
-           ) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
+           seconds: int = 4) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
     data = tmp_path / "D"
     env = {**sway.env(display=display), "LOCALVIDEO_HOME": str(tmp_path / "unused")}
-    if backend:
-        env["LOCALVIDEO_RECORD_BACKEND"] = backend    # what `--backend` sets
     r = lv("record", "--duration", str(seconds), "--data-dir", str(data), "--json", *extra,
            env=env)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -109,7 +106,7 @@ def test_auto_takes_wayland_even_with_xwayland_display(sway: SwaySession,
     sway.foot("ledger — wlboth", "quokka 5521 native", app_id="lvledger")
     # The X11 path on sway's Xwayland sees no native window: nothing to encode (the bug).
     x11, x11_chunks, _ = record(sway, tmp_path / "x11", display=True,
-                                extra=(), seconds=2, backend="x11")
+                                extra=("--backend", "x11"), seconds=2)
     assert x11["frames_encoded"] == 0 and not x11_chunks, x11
     health = heartbeat(tmp_path / "x11" / "D")["health"]
     assert health["backend"] == "x11" and "native Wayland windows are missing" in health["why"]

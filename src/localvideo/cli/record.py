@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
             help="active-window (default) or display.")] = None,
         display: Annotated[str | None, typer.Option(
             help="Display mode: monitor number from 1, or 'all'.")] = None,
+        backend: Annotated[str | None, typer.Option(
+            help="Linux capture: auto (Wayland when WAYLAND_DISPLAY is set, else X11), "
+                 "x11 or wayland.")] = None,
         fps: Annotated[float | None, typer.Option(help="Frames per second (default 2).")] = None,
         chunk_seconds: Annotated[float | None, typer.Option(
             help="Seconds per chunk file (default 60).")] = None,
@@ -68,7 +71,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Record the screen into change-aware fragmented-MP4 chunks until stopped."""
         overrides = {"record": {
-            "mode": mode, "display": display, "fps": fps, "chunk_seconds": chunk_seconds,
+            "mode": mode, "display": display, "backend": backend, "fps": fps,
+            "chunk_seconds": chunk_seconds,
             "codec": codec, "quality": quality,
             "max_bytes": parse_size(max_bytes, what="--max-bytes") if max_bytes else None,
             "max_age": parse_duration(max_age, what="--max-age") if max_age else None,
