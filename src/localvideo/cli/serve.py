@@ -1,4 +1,4 @@
-"""CLI commands for the serve area: observe, serve, token, mcp, act, actions, doctor, service."""
+"""CLI commands for the serve area: observe, serve, mcp, act, actions, doctor, service."""
 
 from __future__ import annotations
 
@@ -163,25 +163,20 @@ def register(app: typer.Typer) -> None:
         finally:
             svc.close()
 
-    @app.command()
-    def token(data_dir: DataDir = None,
-              url: Annotated[bool, typer.Option("--url", help="Print the UI address with "
-                                                               "the token.")] = False,
-              rotate: Annotated[bool, typer.Option(
-                  "--rotate", help="Make a new token; the old one stops working at once.")
-              ] = False) -> None:
-        """Print the API token (created on first use; LOCALVIDEO_API_TOKEN overrides)."""
-        svc = open_service(data_dir)
-        t = svc.token.rotate() if rotate else svc.token.get()
-        s = svc.settings.serve
-        print(ui_url(s.host, s.port, t) if url else t)
-
     @app.command("mcp")
-    def mcp_cmd(data_dir: DataDir = None) -> None:
+    def mcp_cmd(data_dir: DataDir = None,
+                since: Annotated[str | None, typer.Option(
+                    help="Only let the agent read from this moment on (14:00, 2h, today).")
+                ] = None,
+                until: Annotated[str | None, typer.Option(
+                    help="Only let the agent read up to this moment.")] = None,
+                app_names: Annotated[list[str] | None, typer.Option(
+                    "--app", help="Only these apps (repeat --app); ask and observations, "
+                                  "which span every app, are then refused.")] = None) -> None:
         """Run the MCP server on stdio (for Claude Desktop, Claude Code, any MCP client)."""
         from ..mcp_server import run_stdio
 
-        run_stdio(data_dir)
+        run_stdio(data_dir, since=since, until=until, apps=app_names or [])
 
     @app.command()
     def act(observation_id: Annotated[int, typer.Argument(help="Observation id "

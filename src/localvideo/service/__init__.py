@@ -25,6 +25,7 @@ from .jobs import JobsArea
 from .keys import KeysArea
 from .models import ServeInfo, Status, When
 from .prefs import PrefsArea
+from .privacy import PrivacyArea
 from .record import RecordArea
 from .synth import SynthArea
 from .token import TokenArea
@@ -43,6 +44,7 @@ class Service:
     prefs: PrefsArea
     doctor: DoctorArea
     autostart: AutostartArea
+    privacy: PrivacyArea
 
     def __init__(self, settings: Settings) -> None:
         self.ctx = Context(settings)
@@ -56,6 +58,7 @@ class Service:
         self.prefs = PrefsArea(self.ctx)
         self.doctor = DoctorArea(self.ctx, self.synth)
         self.autostart = AutostartArea(self.ctx)
+        self.privacy = PrivacyArea(self.ctx, self.token)
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None,

@@ -19,7 +19,7 @@ from ..store import frames as frames_db
 from ..store import observations as obs_db
 from ..store import retention
 from ..store.recovery import recover
-from ..units import parse_duration
+from ..units import format_ts, parse_duration
 from .context import Context, confine, maybe_moment, moment
 from .models import (
     AppFrames,
@@ -121,8 +121,9 @@ class RecordArea:
     def chunks(self, since: When | None = None, until: When | None = None,
                limit: int | None = None) -> list[LocalChunk]:
         """Chunks overlapping [since, until], newest last (the newest ``limit`` of them)."""
-        if limit is not None and limit < 1:
-            raise UsageError(f"--limit must be at least 1 (got {limit})")
+        if limit is not None and not 1 <= limit <= 2**63 - 1:
+            raise UsageError(f"--limit must be a whole number from 1 (got {limit})",
+                             "e.g. --limit 20")
         db = self._ctx.db
         rows = frames_db.list_chunks(db, maybe_moment(since, "--since"),
                                      maybe_moment(until, "--until"), limit)
@@ -247,8 +248,10 @@ class RecordArea:
         """Remove every chunk overlapping [start, end] with its frames, text and observations."""
         lo_ts, hi_ts = moment(start, "start"), moment(end, "end")
         if hi_ts < lo_ts:
-            raise UsageError(f"the range ends ({hi_ts}) before it starts ({lo_ts})",
-                             "swap --since and --until")
+            raise UsageError(f"the range is reversed: it starts at {format_ts(lo_ts)} and "
+                             f"ends earlier, at {format_ts(hi_ts)} (ages count back from now: "
+                             "2h is later than 3h)", "swap --since and --until, e.g. "
+                             "--since 3h --until 2h")
         db = self._ctx.db
         rows = frames_db.chunks_overlapping(db, lo_ts, hi_ts)
         live = [r for r in rows if r.state == "recording"]

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiskFullError, StoreError
+from ..errors import DiskFullError, StoreError, UsageError
 from . import layout
 from .schema import MIGRATIONS
 
@@ -74,13 +74,16 @@ class Database:
             raise
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
+        try:
+            return self.conn.execute(sql, params)
+        except OverflowError as exc:
+            raise _too_large(exc) from None
 
     def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-        return self.conn.execute(sql, params).fetchall()
+        return self.execute(sql, params).fetchall()
 
     def one(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, params).fetchone()
+        return self.execute(sql, params).fetchone()
 
     # -- migrations ----------------------------------------------------------------------
     def migrate(self) -> list[str]:
@@ -140,6 +143,13 @@ def put_kv(conn: Conn, key: str, value_json: str) -> None:
 
 def delete_kv(conn: Conn, key: str) -> None:
     conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+
+def _too_large(exc: OverflowError) -> UsageError:
+    # An id or count past SQLite's 64-bit integers (40 digits in a URL or an argument) names
+    # nothing that exists: the caller's mistake, not a broken index.
+    return UsageError(f"a number is too large for the index ({exc})",
+                      f"ids and counts go up to {2**63 - 1}")
 
 
 def _split_sql(script: str) -> list[str]:
