@@ -10,6 +10,8 @@ Claude Code: ``claude mcp add localvideo -- localvideo mcp``.
 from __future__ import annotations
 
 import functools
+import json
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -18,9 +20,22 @@ import anyio
 from mcp.server.mcpserver import Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from .errors import LocalVideoError
+from .errors import LocalVideoError, LockedError, ScopeError
 from .service import Service
-from .service.models import Answer, AskQuestion, Clip, GenerateParams, Observation, Segment
+from .service.models import (
+    Answer,
+    AskQuestion,
+    Clip,
+    GenerateParams,
+    Observation,
+    Picture,
+    SearchHit,
+    Segment,
+)
+from .service.privacy import Client, Limits
+
+_ACTION = {"search_screen": "search", "get_timeline": "timeline", "get_frame": "frame",
+           "list_observations": "observation", "ask": "answer"}
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -51,10 +66,43 @@ async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
-def build_server(svc: Service) -> MCPServer[Any]:
-    """The tools, thin over the service: it parses the times and confines the paths."""
-    server: MCPServer[Any] = MCPServer("localvideo", instructions=INSTRUCTIONS,
+def build_server(svc: Service, limits: Limits | None = None,
+                 session: str | None = None) -> MCPServer[Any]:
+    """The tools, thin over the service: it parses the times and confines the paths.
+
+    Every read is refused while the history is locked and appended to the audit log as
+    ``mcp:<session>``; ``limits`` keeps the server to a time range and/or apps."""
+    lim = limits or Limits()
+    client = Client(f"mcp:{session or uuid.uuid4().hex[:12]}", lim.describe(), "mcp")
+    instructions = INSTRUCTIONS + (f" This server may only read: {lim.describe()}."
+                                   if lim.limited else "")
+    server: MCPServer[Any] = MCPServer("localvideo", instructions=instructions,
                                        version="0.1.0")
+
+    async def read(tool: str, args: dict[str, Any], fn: Callable[[], T]) -> T:
+        """Lock check, the call, and one audit row however it ends."""
+        target = tool + " " + json.dumps({k: v for k, v in args.items() if v is not None},
+                                         default=str, ensure_ascii=False)
+
+        def run() -> T:
+            code = 200
+            try:
+                svc.privacy.check_unlocked()
+                return fn()
+            except LocalVideoError as exc:
+                code = 423 if isinstance(exc, LockedError) else (
+                    403 if isinstance(exc, ScopeError) else 400)
+                raise
+            finally:
+                svc.privacy.record_read(client, _ACTION[tool], target, code)
+
+        return await _call(run)
+
+    def no_limits(what: str) -> None:
+        if lim.limited:
+            raise ScopeError(f"{what} draws on the whole history, and this MCP server may only "
+                             f"read {lim.describe()}", "use search_screen, get_timeline and "
+                             "get_frame, which keep to the limits")
 
     @server.tool()
     @_tool_errors
@@ -64,8 +112,16 @@ def build_server(svc: Service) -> MCPServer[Any]:
 
         Returns hits with ts (unix seconds), app, window title and a text snippet; pass a
         hit's ts to get_frame to see it."""
-        hits = await _call(svc.analyze.search, query, app=app, since=since, until=until,
-                           limit=limit)
+        def go() -> list[SearchHit]:
+            lim.check_app(app)
+            lo, hi = svc.privacy.window(lim, since, until)
+            apps: list[str | None] = [app] if app else [*lim.apps] or [None]
+            found = [h for a in apps
+                     for h in svc.analyze.search(query, app=a, since=lo, until=hi, limit=limit)]
+            return [h for h in found if lim.app_allowed(h.app) and lim.in_range(h.ts)][:limit]
+
+        hits = await read("search_screen", {"query": query, "app": app, "since": since,
+                                            "until": until, "limit": limit}, go)
         # What an agent needs, no more: the chunk's file path stays out of the context.
         return [h.model_dump(include={"ts", "app", "title", "snippet", "chunk_id", "offset"})
                 for h in hits]
@@ -77,14 +133,27 @@ def build_server(svc: Service) -> MCPServer[Any]:
         """Which apps and windows the user had in front, when and for how long.
 
         ``since`` defaults to the start of today."""
-        return await _call(svc.analyze.timeline, since=since, until=until)
+        def go() -> list[Segment]:
+            lo, hi = svc.privacy.window(lim, since, until)
+            return [s for s in svc.analyze.timeline(since=lo, until=hi)
+                    if lim.app_allowed(s.app)]
+
+        return await read("get_timeline", {"since": since, "until": until}, go)
 
     @server.tool()
     @_tool_errors
     async def get_frame(at: str, crop: bool = False, max_side: int = 1600) -> Image:
         """The user's screen at a moment, as an image (nearest recorded frame at or before
         ``at``). ``crop`` keeps only the active window."""
-        pic = await _call(svc.record.frame_bytes, at, fmt="png", crop=crop, max_side=max_side)
+        def go() -> Picture:
+            if lim.limited:
+                info = svc.record.frame_info(at)
+                lim.check_moment(info.ts, info.app)
+                return svc.record.frame_bytes(info.ts, fmt="png", crop=crop,
+                                              max_side=max_side)
+            return svc.record.frame_bytes(at, fmt="png", crop=crop, max_side=max_side)
+
+        pic = await read("get_frame", {"at": at, "crop": crop, "max_side": max_side}, go)
         return Image(data=pic.data, format="png")
 
     @server.tool()
@@ -93,7 +162,15 @@ def build_server(svc: Service) -> MCPServer[Any]:
                                 status: str | None = None) -> list[Observation]:
         """Summaries of what the user did, each with activities and, when found, a suggested
         task (task.verdict == TASK_FOUND)."""
-        return await _call(svc.analyze.observations, since=since, limit=limit, status=status)
+        def go() -> list[Observation]:
+            if lim.apps:
+                no_limits("list_observations")
+            lo, hi = svc.privacy.window(lim, since, None)
+            return [o for o in svc.analyze.observations(since=lo, limit=limit, status=status)
+                    if lim.in_range(o.start_ts) and lim.in_range(o.end_ts)]
+
+        return await read("list_observations", {"since": since, "limit": limit,
+                                                "status": status}, go)
 
     @server.tool()
     @_tool_errors
@@ -103,7 +180,11 @@ def build_server(svc: Service) -> MCPServer[Any]:
         The question may name times ("what was I doing at 14:00?", "yesterday afternoon",
         "in the last 20 minutes"); `times` in the result says which spans were looked at.
         """
-        return await _call(svc.analyze.ask, AskQuestion.of(question=question, since=since))
+        def go() -> Answer:
+            no_limits("ask")
+            return svc.analyze.ask(AskQuestion.of(question=question, since=since))
+
+        return await read("ask", {"question": question, "since": since}, go)
 
     @server.tool()
     @_tool_errors
@@ -138,9 +219,11 @@ def build_server(svc: Service) -> MCPServer[Any]:
     return server
 
 
-def run_stdio(data_dir: str | Path | None = None) -> None:
+def run_stdio(data_dir: str | Path | None = None, since: str | None = None,
+              until: str | None = None, apps: list[str] | None = None) -> None:
     svc = Service.open(data_dir)
     try:
-        build_server(svc).run("stdio")
+        limits = svc.privacy.limits(since, until, apps or [])
+        build_server(svc, limits).run("stdio")
     finally:
         svc.close()

@@ -18,13 +18,15 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
@@ -51,16 +53,23 @@ from ..service.models import (
     Segment,
     Status,
 )
+from ..service.privacy import AuditEntry, Client, LockState, action_for, gated
 
 log = logging.getLogger("localvideo.web")
 
 COOKIE = "localvideo_token"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 STATIC_DIR = Path(__file__).parent / "static"
+# Ids and counts bound where they enter: SQLite integers stop at 2**63 - 1, and a bigger one
+# (40 digits in a URL) would otherwise reach the query and fail as a 500.
+MAX_ID = 2**63 - 1
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 # Most specific first: the first class in the exception's MRO that is listed wins.
 STATUS_BY_ERROR: dict[type[errors.LocalVideoError], int] = {
     errors.NotFoundError: 404,
+    errors.LockedError: 423,
+    errors.ScopeError: 403,
     errors.ModelNotFoundError: 404,
     errors.UsageError: 400,
     errors.ConfigError: 409,
@@ -145,8 +154,12 @@ def create_app(svc: Service, *, extra_hosts: set[str] | None = None) -> FastAPI:
         if request.url.path == "/health":
             return await call_next(request)
         query_token = request.query_params.get("token")
+        path = request.url.path
+        # The browser UI signs in with the cookie; API clients send the bearer header.
+        bearer = request.headers.get("authorization", "").lower().startswith("bearer ")
+        channel = "api" if bearer else "ui"
         if query_token is not None:
-            if not svc.token.check(query_token):
+            if await run_in_threadpool(svc.privacy.authenticate, query_token, channel) is None:
                 return _unauthorized(request, "the token in the URL is wrong")
             # Swap the URL token for a cookie so it leaves the address bar and history.
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
@@ -155,7 +168,9 @@ def create_app(svc: Service, *, extra_hosts: set[str] | None = None) -> FastAPI:
             resp.set_cookie(COOKIE, query_token, httponly=True, samesite="strict",
                             path="/", max_age=400 * 86400)
             return resp
-        if not svc.token.check(_request_token(request)):
+        client = await run_in_threadpool(svc.privacy.authenticate, _request_token(request),
+                                         channel)
+        if client is None:
             return _unauthorized(request, "missing or wrong API token")
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = request.headers.get("origin")
@@ -163,7 +178,34 @@ def create_app(svc: Service, *, extra_hosts: set[str] | None = None) -> FastAPI:
                 return JSONResponse(error_body("ForbiddenOrigin",
                                                f"cross-origin request from {origin} refused"),
                                     status_code=403)
-        return await call_next(request)
+        # Scope, lock and audit (service/privacy.py): a read of the history is refused while
+        # locked and appended to the audit log with who asked and how it ended.
+        read = gated(path)
+        target = path + (f"?{request.url.query}" if request.url.query else "")
+        try:
+            svc.privacy.check_scope(client, request.method, path)
+            if read:
+                await run_in_threadpool(svc.privacy.check_unlocked)
+        except (errors.ScopeError, errors.LockedError) as exc:
+            code = status_for(exc)
+            if read:
+                await run_in_threadpool(_audit, client, path, target, code)
+            if _wants_html(request):
+                from .ui import error_page
+
+                return error_page(request, code, exc.message, exc.hint)
+            return JSONResponse(exc.to_dict(), status_code=code)
+        response = await call_next(request)
+        if read:
+            await run_in_threadpool(_audit, client, path, target, response.status_code)
+        return response
+
+    def _audit(client: Client, path: str, target: str, code: int) -> None:
+        try:
+            svc.privacy.record_read(client, action_for(path), target, code)
+        except errors.LocalVideoError as exc:
+            # A full disk must not take the API down with it; the failure is logged.
+            log.error("audit log not written for %s %s: %s", client.name, target, exc)
 
     def _unauthorized(request: Request, why: str) -> Response:
         hint = ("run `localvideo token` and send it as 'Authorization: Bearer <token>', or "
@@ -239,11 +281,11 @@ def _api_router(svc: Service) -> APIRouter:
 
     @r.get("/chunks", tags=["record"])
     def chunks(since: str | None = None, until: str | None = None,
-               limit: int | None = Query(default=None, ge=1)) -> Sequence[Chunk]:
+               limit: int | None = Query(default=None, ge=1, le=1_000_000)) -> Sequence[Chunk]:
         return svc.record.chunks(since=since, until=until, limit=limit)
 
     @r.get("/chunks/{chunk_id}/media", tags=["record"], response_class=FileResponse)
-    def chunk_media(chunk_id: int) -> FileResponse:
+    def chunk_media(chunk_id: Id) -> FileResponse:
         """The chunk as H.264 MP4 a browser can play (HEVC chunks are transcoded once)."""
         path, mime = svc.record.chunk_media(chunk_id)
         return media(path, mime)
@@ -286,11 +328,11 @@ def _api_router(svc: Service) -> APIRouter:
         return svc.analyze.observations(since=since, limit=limit, status=status)
 
     @r.get("/observations/{obs_id}", tags=["analyze"])
-    def observation(obs_id: int) -> Observation:
+    def observation(obs_id: Id) -> Observation:
         return svc.analyze.observation(obs_id)
 
     @r.post("/observations/{obs_id}/act", tags=["analyze"], status_code=202)
-    def act(obs_id: int) -> Action:
+    def act(obs_id: Id) -> Action:
         """Hand the suggested task to the configured agent command (runs in the background)."""
         return svc.act.run(obs_id, background=True)
 
@@ -299,7 +341,7 @@ def _api_router(svc: Service) -> APIRouter:
         return svc.act.list(limit)
 
     @r.get("/actions/{action_id}", tags=["analyze"])
-    def action(action_id: int) -> Action:
+    def action(action_id: Id) -> Action:
         return svc.act.get(action_id)
 
     @r.post("/ask", tags=["analyze"])
@@ -307,15 +349,15 @@ def _api_router(svc: Service) -> APIRouter:
         return svc.analyze.ask(body)
 
     @r.get("/clips", tags=["synth"])
-    def clips(limit: int | None = Query(default=None, ge=1)) -> Sequence[Clip]:
+    def clips(limit: int | None = Query(default=None, ge=1, le=1_000_000)) -> Sequence[Clip]:
         return svc.synth.clips(limit=limit)
 
     @r.get("/clips/{clip_id}", tags=["synth"])
-    def clip(clip_id: int) -> Clip:
+    def clip(clip_id: Id) -> Clip:
         return svc.synth.clip(clip_id)
 
     @r.get("/clips/{clip_id}/media", tags=["synth"], response_class=FileResponse)
-    def clip_media(clip_id: int) -> FileResponse:
+    def clip_media(clip_id: Id) -> FileResponse:
         return media(svc.synth.clip_media(clip_id), "video/mp4")
 
     @r.get("/models", tags=["synth"])
@@ -340,8 +382,24 @@ def _api_router(svc: Service) -> APIRouter:
         return svc.jobs.list(limit)
 
     @r.get("/jobs/{job_id}", tags=["synth"])
-    def job(job_id: int) -> Job:
+    def job(job_id: Id) -> Job:
         return svc.jobs.get(job_id)
+
+    @r.get("/audit", tags=["privacy"])
+    def audit(since: str | None = None, until: str | None = None, client: str | None = None,
+              limit: int = Query(default=100, ge=1, le=10_000)) -> list[AuditEntry]:
+        """Who read the history through the API, the UI and MCP, newest first."""
+        return svc.privacy.audit(since=since, until=until, client=client, limit=limit)
+
+    @r.get("/lock", tags=["privacy"])
+    def lock_state() -> LockState:
+        return svc.privacy.lock_state()
+
+    @r.post("/lock", tags=["privacy"])
+    def lock() -> LockState:
+        """Lock the history: reads through the API, UI and MCP are refused (423) until
+        `localvideo unlock` at the owner's terminal; there is no unlock route."""
+        return svc.privacy.lock("api")
 
     @r.get("/settings", tags=["settings"])
     def get_settings() -> RecordPrefs:

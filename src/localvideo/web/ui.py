@@ -250,6 +250,12 @@ def ui_router(svc: Service) -> APIRouter:
         return render(request, "settings.html", "settings", s=svc.prefs.get(),
                       config_path=str(svc.settings.config_path))
 
+    @r.get("/audit", response_class=HTMLResponse)
+    def audit(request: Request) -> Response:
+        entries, err = _safe(svc.privacy.audit, limit=300)
+        return render(request, "audit.html", "audit", entries=entries or [], error=err,
+                      lock=svc.privacy.lock_state(), tokens=svc.privacy.tokens())
+
     @r.get("/docs", response_class=HTMLResponse)
     def api_docs(request: Request) -> Response:
         spec = request.app.openapi()
