@@ -269,7 +269,7 @@ def register(app: typer.Typer) -> None:
                                  "run --plan with one job's parameters")
             _run_batch(svc, BatchRequest.of(
                 jobs=batch, ray=ray, workers=workers, prompt=prompt, model=model,
-                model_path=str(model_path) if model_path else None, image=image, frames=frames, height=height,
+                model_path=model_path, image=image, frames=frames, height=height,
                 width=width, fps=fps, steps=steps, guidance=guidance, seed=seed,
                 negative=negative, max_vram=max_vram, device=device, out=out,
                 backend=backend, cache=cache, compile=compile, attention=attention),
