@@ -101,11 +101,6 @@ class RecordSettings(_Section):
     display: str = Field(
         default="1",
         description="a monitor number from 1, or all")
-    # auto: Wayland whenever WAYLAND_DISPLAY is set (a DISPLAY there is XWayland, blind to
-    # native windows), else X11; see capture/registry.py.
-    backend: Literal["auto", "x11", "wayland"] = Field(
-        default="auto",
-        description="auto (Wayland on a Wayland session, else X11), x11 or wayland")
     fps: float = Field(
         default=2.0, gt=0, le=60,
         description="a number of frames per second above 0 and at most 60")
@@ -141,6 +136,11 @@ class RecordSettings(_Section):
     excluded_action: Literal["blank", "skip"] = Field(
         default="blank",
         description="blank (a flat grey frame, the time kept) or skip (nothing encoded)")
+    # auto: Wayland whenever WAYLAND_DISPLAY is set (a DISPLAY there is XWayland, blind to
+    # native windows), else X11; see capture/registry.py.
+    backend: Literal["auto", "x11", "wayland"] = Field(
+        default="auto",
+        description="auto (Wayland on a Wayland session, else X11), x11 or wayland")
 
     @field_validator("display", mode="before")
     @classmethod
