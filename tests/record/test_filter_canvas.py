@@ -79,10 +79,14 @@ def test_filter_withholds_title_and_encodes_blank_once() -> None:
 
 def test_canvas_size_caps_long_side_and_keeps_even() -> None:
     assert canvas_size(1920, 1080, 1920) == (1920, 1080)
-    assert canvas_size(3840, 2160, 1920) == (1920, 1080)
-    assert canvas_size(2560, 1440, 1920) == (1920, 1080)
+    assert canvas_size(3840, 2160, 1920, scale=2.0) == (1920, 1080)   # 4K at 200 %
+    assert canvas_size(3840, 2160, 1920, scale=1.5) == (2560, 1440)   # 4K at 150 %
+    assert canvas_size(3024, 1964, 1920, scale=2.0) == (1920, 1246)   # Retina MacBook
+    # 100 %: the cap would shrink text below its point size; the canvas is the display.
+    assert canvas_size(2560, 1440, 1920) == (2560, 1440)
+    assert canvas_size(3840, 2160, 1920) == (3840, 2160)
     assert canvas_size(1001, 777, 1920) == (1000, 776)
-    w, h = canvas_size(1080, 2400, 1920)       # portrait: the cap applies to the height
+    w, h = canvas_size(1080, 2400, 1920, 2.0)  # portrait: the cap applies to the height
     assert h == 1920 and w % 2 == 0 and abs(w / h - 1080 / 2400) < 0.01
 
 
@@ -109,15 +113,18 @@ def test_window_drawn_at_native_scale_with_padding() -> None:
     assert c.y[90, 150] == PAD_YUV[0]                                 # old red area cleared
 
 
-def test_window_larger_than_canvas_is_cropped_not_scaled() -> None:
+def test_window_larger_than_canvas_is_scaled_whole_not_cropped() -> None:
+    # Issue 9: a maximized window on a monitor wider than the canvas (or a Retina window)
+    # lost everything right of the cap. Now it is scaled down uniformly and kept whole.
     c = Canvas(320, 240)
-    px = solid(500, 400)
-    px[:, 250:, :3] = 0                        # right half black, beyond the canvas
+    px = solid(640, 400)
+    px[:, 320:, :3] = 0                        # right half black: beyond the canvas at 1:1
     r = c.draw(frame(px))
-    assert r.as_tuple() == (0, 0, 320, 240)
+    assert r.as_tuple() == (0, 0, 320, 200)    # scaled by 1/2, aspect kept
     rgb = _decoded_rgb(c)
-    assert rgb[:, :240].min() > 200            # left part white at native scale
-    assert rgb[:, 260:].max() < 40             # x >= 250 black: pixels kept 1:1
+    assert rgb[:200, :150].min() > 200        # left half white
+    assert rgb[:200, 170:320].max() < 40       # right half black: still in the picture
+    assert abs(int(rgb[220, 100, 0]) - int(rgb[220, 100, 2])) < 10   # padding below
 
 
 def test_display_mode_fits_uniformly() -> None:

@@ -52,11 +52,11 @@ def test_window_resize_never_stretches_and_rect_is_indexed(
     svc = make_service()
     big = solid(601, 401, (0, 0, 255))
     small = solid(200, 100, (255, 0, 0))
-    huge = solid(1500, 900, (0, 255, 0))       # larger than the 1280×720 canvas: cropped
+    huge = solid(1500, 900, (0, 255, 0))       # larger than the 1280×720 canvas: scaled
     run_scripted(svc, [Step(big), Step(small), Step(huge)])
     rows = _rows(svc)
     assert [(r["x"], r["y"], r["w"], r["h"]) for r in rows] == [
-        (0, 0, 601, 401), (0, 0, 200, 100), (0, 0, 1280, 720)]
+        (0, 0, 601, 401), (0, 0, 200, 100), (0, 0, 1200, 720)]
     (chunk,) = plain.chunks(svc)
     assert (chunk["width"], chunk["height"]) == (1280, 720)
     img = np.asarray(svc.record.frame_image(rows[1]["ts"]))

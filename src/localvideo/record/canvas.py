@@ -3,16 +3,24 @@
 A chunk's video has one size, but the active window changes size and position all the time.
 The canvas keeps the chunk's size fixed (the display size, capped on the long side, even
 dimensions for yuv420p) and draws the window at native pixel scale at the top-left corner;
-the rest is a neutral padding. A window larger than the canvas is cropped, and the rectangle
-actually drawn is what the index stores, so a reader knows what part of the window it sees.
+the rest is a neutral padding. A window (or display) larger than the canvas is scaled down
+uniformly to fit, never cropped, and the rectangle actually drawn is what the index stores.
 
-The canvas is kept in yuv420p planes and only the window's pixels are converted from BGRA:
-FIELD-NOTES measured the conversion as the fixed per-frame cost (~12.7 ms for a 1080p frame,
-~1.6 ms for a 800×600 window), so converting only what changed position matters.
+How large a canvas: the display's size in pixels, capped on the long side by ``canvas_max``
+(1920) — but never so far that text shrinks below the size it was designed to be read at,
+its point size (``scale`` pixels per point: 2 on Retina, 1.5 on a Windows display at 150 %,
+1 on a standard one). So only HiDPI pixels are ever scaled away: a Retina MacBook's 3024-px
+window is drawn at 1920 (text at 1.27× its point size), a 4K monitor at 200 % at 1920, at
+150 % at 2560, while a 2560-px or 3840-px monitor at 100 % gets a canvas its own size.
+Measured (tests/record/test_canvas_big_windows.py, 13-px DejaVu Sans UI text, tesseract): on
+the canvas alone all words read at 0.9×, one was lost at 0.85×, two at 0.75×, all at 0.5×;
+through the encoder at the default quality one was lost already at 0.9× ("lantern" read as
+"lantem"), none at 1×.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +34,20 @@ PAD_YUV = (40, 128, 128)
 BLANK_YUV = (128, 128, 128)
 
 
-def canvas_size(screen_w: int, screen_h: int, cap: int) -> tuple[int, int]:
-    """The display size, scaled down uniformly so the long side is at most ``cap``, even dims."""
+# The smallest size text may be drawn at, as a fraction of its point size (what the UI was
+# designed to be read at): after encoding, tesseract lost words on 13-px UI text at 0.9×.
+LEGIBLE = 1.0
+
+
+def canvas_size(screen_w: int, screen_h: int, cap: int,
+                scale: float = 1.0) -> tuple[int, int]:
+    """The display size (pixels), scaled down uniformly so the long side is at most ``cap``
+    — or only as far as keeps text at LEGIBLE × its point size (``scale`` = the display's
+    pixels per point; 1 when the backend cannot tell) — with even dimensions."""
     w, h = max(2, int(screen_w)), max(2, int(screen_h))
     long_side = max(w, h)
+    if cap > 0:
+        cap = max(cap, math.ceil(long_side * min(1.0, LEGIBLE / max(float(scale or 1.0), 0.1))))
     if cap > 0 and long_side > cap:
         w = round(w * cap / long_side)
         h = round(h * cap / long_side)
@@ -79,11 +97,13 @@ class Canvas:
     def layout(self, frame: Frame, fit: bool = False) -> tuple[Rect, int, int]:
         """Where ``frame`` goes: the drawn rect, and the source size to take from it.
 
-        ``fit`` (display mode) scales a too-large display down uniformly instead of cropping,
-        so a whole screen stays whole; a window (``fit=False``) is never scaled, only cropped.
+        A frame larger than the canvas is scaled down uniformly, window or display (``fit``
+        is kept for callers; cropping a window lost whatever was right of or below the cap:
+        a maximized window on a monitor wider than the canvas, a Retina window). A frame that
+        fits is drawn 1:1, never enlarged.
         """
         fw, fh = frame.size
-        if fit and (fw > self.width or fh > self.height):
+        if fw > self.width or fh > self.height:
             s = min(self.width / fw, self.height / fh)
             w, h = max(1, int(fw * s)), max(1, int(fh * s))
             return Rect(0, 0, w, h), fw, fh

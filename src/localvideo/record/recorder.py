@@ -116,6 +116,9 @@ class Recorder:
         self._last_flush = 0.0
         self._last_disk_check = 0.0
         self._capture_errors = 0
+        # The display's pixels per point (Frame.extra["scale"]): how far the canvas may
+        # shrink a big window and keep its text legible (canvas.canvas_size).
+        self._scale = 1.0
         # Is the capture really seeing the screen? (capture/health.py; shown by status)
         self.health = CaptureHealth(backend.describe())
 
@@ -223,6 +226,7 @@ class Recorder:
 
     def _handle(self, frame: Frame) -> None:
         screen = (frame.screen_w or frame.size[0], frame.screen_h or frame.size[1])
+        self._scale = float(frame.extra.get("scale") or 1.0)  # type: ignore[arg-type]
         ch = self.chunk
         if ch is not None and (frame.ts - ch.start_ts >= self.rs.chunk_seconds
                                or screen != ch.screen):
@@ -311,7 +315,7 @@ class Recorder:
             path = base.with_name(f"{base.stem}_{n}.mp4")
             n += 1
         rel = path.relative_to(self.settings.data_dir).as_posix()
-        w, h = canvas_size(screen[0], screen[1], self.rs.canvas_max)
+        w, h = canvas_size(screen[0], screen[1], self.rs.canvas_max, self._scale)
         writer = open_writer(path, w, h, self.encoder, self.rs.quality, self.rs.fps)
         try:
             chunk_id = frames_db.open_chunk(
