@@ -308,6 +308,9 @@ def fitting_models(plan: PlanFn, models: ModelsFn, device: str,
     return out
 
 
+HOSTED_MODEL = "veo-3.0-fast-generate-001"
+
+
 def _synth_verdict(checks: dict[str, Check], plan: PlanFn | None = None,
                    models: ModelsFn | None = None) -> dict[str, Any]:
     gpu = checks["gpu"]
@@ -332,11 +335,22 @@ def _synth_verdict(checks: dict[str, Check], plan: PlanFn | None = None,
                              "offload": best["offload"], "device": kind},
                 "fits": fits,
                 "command": f"localvideo generate \"...\" --model {best['model']}"}
+    # No usable GPU: a hosted provider runs the model instead (the prompt, and an image if
+    # given, go to it — generate shows what and asks first). Veo's model name is from
+    # Google's Vertex AI model list; the other providers' names depend on the account.
     return {"suited": False,
-            "reason": "no usable GPU: open video models need one (CPU runs take hours)",
-            "settings": {"backend": "comfyui"}, "fits": [],
-            "command": "localvideo generate \"...\" --backend comfyui --comfy-url "
-                       "http://GPU-HOST:8188"}
+            "reason": "no usable GPU: open video models need one (CPU runs take hours); a "
+                      "hosted provider runs them instead (replicate, fal, veo, runway)",
+            "settings": {"backend": "veo", "model": HOSTED_MODEL,
+                         "alternatives": [
+                             "localvideo generate \"...\" --backend replicate --model OWNER/NAME",
+                             "localvideo generate \"...\" --backend fal --model fal-ai/ENDPOINT",
+                             "localvideo generate \"...\" --backend runway --model gen4.5",
+                             "localvideo generate \"...\" --backend comfyui --comfy-url "
+                             "http://GPU-HOST:8188   # a GPU machine of yours"]},
+            "fits": [],
+            "command": f"localvideo keys set veo && localvideo generate \"...\" --backend veo "
+                       f"--model {HOSTED_MODEL}"}
 
 
 def run_checks(settings: Settings, *, plan: PlanFn | None = None,

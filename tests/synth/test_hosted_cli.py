@@ -149,3 +149,24 @@ def png(tmp_path: Path) -> Path:
     path = tmp_path / "first.png"
     Image.fromarray(np.full((40, 56, 3), 120, dtype=np.uint8)).save(path)
     return path
+
+
+def test_doctors_hosted_command_runs_as_printed(data_dir: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine without a GPU the doctor's synth verdict is a hosted command; run it
+    (pointed at the loopback Vertex server) and get a clip."""
+    import shlex
+
+    from localvideo.doctor import Check, _synth_verdict
+
+    verdict = _synth_verdict({"gpu": Check("gpu", False, "no GPU found", data={"kind": "none"})})
+    keys_cmd, gen_cmd = verdict["command"].split(" && ")
+    assert shlex.split(keys_cmd) == ["localvideo", "keys", "set", "veo"]
+    args = [a.replace("...", "a paper boat on a pond") for a in shlex.split(gen_cmd)[1:]]
+    with VertexVeoServer() as server:
+        code, _, err = cli("keys", "set", "veo", server.key, "--data-dir", str(data_dir))
+        assert code == 0, err
+        code, _, err = cli(*args, "--base-url", server.url, "--yes",
+                           "--out", str(tmp_path / "boat.mp4"), "--data-dir", str(data_dir))
+        assert code == 0, err
+    assert (tmp_path / "boat.mp4").is_file()
