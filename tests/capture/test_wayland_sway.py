@@ -99,6 +99,9 @@ def test_record_native_window_with_only_wayland_display(sway: SwaySession,
     assert apps.get("lvnotes") == ["notes — wlwin"], apps
     seen = words(last_picture(data / chunks[-1]["path"]))
     assert {"zucchini", "8145"} <= seen, seen
+    health = heartbeat(data)["health"]
+    assert health["state"] == "ok" and health["backend"] == "wayland", health
+    assert "sway IPC" in health["path"] and "WAYLAND_DISPLAY" in health["why"]
 
 
 def test_auto_takes_wayland_even_with_xwayland_display(sway: SwaySession,
