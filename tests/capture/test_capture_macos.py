@@ -4,11 +4,19 @@ macOS cannot run here, so the frameworks are replaced by small fakes that behave
 documented APIs (window list front to back, completion handlers called on another thread,
 CGImages with padded rows). What is tested is our logic: permission path, window choice,
 pixel conversion, Retina scale, fallbacks and timeouts.
+
+Where the real API surprises, the fake does too (issue 9):
+- ``NSWorkspace.frontmostApplication()`` is cached: it keeps answering the app that was in
+  front at the first call until a run loop delivers AppKit's notifications.
+- ``CGDisplayPixelsWide/High`` answer in points; only the display mode knows the pixels.
+- Objective-C accessors return autoreleased objects, freed only when a pool drains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
 import threading
 import types
@@ -64,6 +72,37 @@ class FakeMac:
     cg_images: list[tuple[str, Any]] = field(default_factory=list)
     sck_configs: list[Any] = field(default_factory=list)
     sck_answers: bool = True
+    app_cache: tuple[int, str] | None = None   # AppKit's idea of the frontmost app
+    run_loop_ran: bool = False
+    pool_depth: int = 0
+    pools_drained: int = 0
+    leaked: int = 0                # objects autoreleased with no pool to drain them
+
+    def autoreleased(self) -> None:
+        if self.pool_depth == 0:
+            self.leaked += 1
+
+    def bring_to_front(self, pid: int, name: str) -> None:
+        """The user clicks another app: the window server reorders its list at once."""
+        mine = [w for w in self.windows if w["kCGWindowOwnerPID"] == pid]
+        self.windows = mine + [w for w in self.windows if w["kCGWindowOwnerPID"] != pid]
+        self.front_pid, self.front_name = pid, name
+
+    def objc(self) -> types.ModuleType:
+        o = types.ModuleType("objc")
+        mac = self
+
+        @contextlib.contextmanager
+        def autorelease_pool() -> Iterator[None]:
+            mac.pool_depth += 1
+            try:
+                yield
+            finally:
+                mac.pool_depth -= 1
+                mac.pools_drained += 1
+
+        o.autorelease_pool = autorelease_pool  # type: ignore[attr-defined]
+        return o
 
     def image_for(self, w_px: int, h_px: int) -> FakeImage:
         rng = np.random.default_rng(w_px * 1000 + h_px)
@@ -82,8 +121,14 @@ class FakeMac:
         q.CGRequestScreenCaptureAccess = request  # type: ignore[attr-defined]
         q.CGGetActiveDisplayList = lambda n, a, b: (0, tuple(mac.displays), len(mac.displays))  # type: ignore[attr-defined]
         q.CGDisplayBounds = lambda did: mac.displays[did]  # type: ignore[attr-defined]
-        q.CGDisplayPixelsWide = lambda did: int(mac.displays[did].w * mac.scale)  # type: ignore[attr-defined]
-        q.CGDisplayPixelsHigh = lambda did: int(mac.displays[did].h * mac.scale)  # type: ignore[attr-defined]
+        # Points, despite the name (the current mode's size in points on a Retina display).
+        q.CGDisplayPixelsWide = lambda did: int(mac.displays[did].w)  # type: ignore[attr-defined]
+        q.CGDisplayPixelsHigh = lambda did: int(mac.displays[did].h)  # type: ignore[attr-defined]
+        q.CGDisplayCopyDisplayMode = lambda did: did  # type: ignore[attr-defined]
+        q.CGDisplayModeGetWidth = lambda m: int(mac.displays[m].w)  # type: ignore[attr-defined]
+        q.CGDisplayModeGetHeight = lambda m: int(mac.displays[m].h)  # type: ignore[attr-defined]
+        q.CGDisplayModeGetPixelWidth = lambda m: int(mac.displays[m].w * mac.scale)  # type: ignore[attr-defined]
+        q.CGDisplayModeGetPixelHeight = lambda m: int(mac.displays[m].h * mac.scale)  # type: ignore[attr-defined]
         q.kCGWindowListOptionOnScreenOnly = 1  # type: ignore[attr-defined]
         q.kCGWindowListExcludeDesktopElements = 16  # type: ignore[attr-defined]
         q.kCGWindowListOptionIncludingWindow = 8  # type: ignore[attr-defined]
@@ -92,7 +137,12 @@ class FakeMac:
         q.kCGWindowImageDefault = 0  # type: ignore[attr-defined]
         q.CGRectNull = "null"  # type: ignore[attr-defined]
         q.CGRectInfinite = "inf"  # type: ignore[attr-defined]
-        q.CGWindowListCopyWindowInfo = lambda opts, wid: list(mac.windows)  # type: ignore[attr-defined]
+        def window_list(opts: int, wid: int) -> list[dict[str, Any]]:
+            # Front to back; with OnScreenOnly, windows on other Spaces or minimised are left out.
+            return [dict(w) for w in mac.windows
+                    if not opts & 1 or w.get("kCGWindowIsOnscreen", True)]
+
+        q.CGWindowListCopyWindowInfo = window_list  # type: ignore[attr-defined]
 
         def window_image(rect: Any, opts: int, wid: int, flags: int) -> FakeImage | None:
             mac.cg_images.append(("window", wid))
@@ -119,17 +169,33 @@ class FakeMac:
         mac = self
 
         class App:
+            def __init__(self, pid: int, name: str) -> None:
+                self.pid, self.name = pid, name
+
             def processIdentifier(self) -> int:  # noqa: N802 - Cocoa's name
-                return mac.front_pid
+                return self.pid
 
             def localizedName(self) -> str:  # noqa: N802
-                return mac.front_name
+                mac.autoreleased()
+                return self.name
 
         class Workspace:
             def frontmostApplication(self) -> App:  # noqa: N802
-                return App()
+                # Cached: refreshed only by notifications a run loop delivers.
+                if mac.app_cache is None or mac.run_loop_ran:
+                    mac.app_cache, mac.run_loop_ran = (mac.front_pid, mac.front_name), False
+                mac.autoreleased()
+                return App(*mac.app_cache)
 
-        a.NSWorkspace = types.SimpleNamespace(sharedWorkspace=Workspace)  # type: ignore[attr-defined]
+        shared = Workspace()
+
+        class RunLoop:
+            def runUntilDate_(self, date: Any) -> None:  # noqa: N802
+                mac.run_loop_ran = True
+
+        a.NSWorkspace = types.SimpleNamespace(sharedWorkspace=lambda: shared)  # type: ignore[attr-defined]
+        a.NSRunLoop = types.SimpleNamespace(currentRunLoop=RunLoop)  # type: ignore[attr-defined]
+        a.NSDate = types.SimpleNamespace(dateWithTimeIntervalSinceNow_=lambda s: s)  # type: ignore[attr-defined]
         return a
 
     def sck(self) -> types.ModuleType:
@@ -163,9 +229,11 @@ class FakeMac:
 
         class Content:
             def windows(self) -> list[SCWindow]:
+                mac.autoreleased()
                 return [SCWindow(i) for i in mac.windows]
 
             def displays(self) -> list[SCDisplay]:
+                mac.autoreleased()
                 return [SCDisplay(d) for d in mac.displays]
 
         class Shareable:
@@ -248,6 +316,7 @@ def mac() -> FakeMac:
 def _load(monkeypatch: pytest.MonkeyPatch, mac: FakeMac, with_sck: bool = True) -> Any:
     monkeypatch.setitem(sys.modules, "Quartz", mac.quartz())
     monkeypatch.setitem(sys.modules, "AppKit", mac.appkit())
+    monkeypatch.setitem(sys.modules, "objc", mac.objc())
     if with_sck:
         monkeypatch.setitem(sys.modules, "ScreenCaptureKit", mac.sck())
     else:
@@ -300,9 +369,11 @@ def test_grab_window_through_screencapturekit_at_retina_scale(
     b = m.MacOSBackend()
     f = b.grab()
     assert f is not None
+    # Pixels everywhere: the window list's 800×600 points at (100, 50) are 1600×1200 px.
     assert (f.app, f.title, f.x, f.y, f.w, f.h) == ("Safari", "localvideo — GitHub",
-                                                    100, 50, 800, 600)
+                                                    200, 100, 1600, 1200)
     assert f.pixels.shape == (1200, 1600, 4) and f.extra["scale"] == 2.0
+    assert f.extra["window_rect"] == (100, 50, 800, 600)        # the OS's own points
     assert np.array_equal(f.pixels, mac.image_for(1600, 1200).pixels)
     assert (f.screen_w, f.screen_h, f.display) == (2880, 1800, "1")
     cfg = mac.sck_configs[-1]
@@ -343,3 +414,79 @@ def test_no_answer_from_screencapturekit_times_out(monkeypatch: pytest.MonkeyPat
     b = m.MacOSBackend(timeout=0.2)
     with pytest.raises(CaptureError, match="did not answer"):
         b.grab()
+
+
+def test_active_window_follows_the_front_app_without_a_run_loop(
+        monkeypatch: pytest.MonkeyPatch, mac: FakeMac) -> None:
+    # Issue 9.1: the recorder runs no run loop, so NSWorkspace kept naming the app that was
+    # in front at start. The window list is read fresh by the window server every call.
+    m = _load(monkeypatch, mac)
+    b = m.MacOSBackend()
+    assert b.grab().app == "Safari"
+    mac.bring_to_front(99, "Terminal")
+    f = b.grab()
+    assert f is not None and (f.app, f.title) == ("Terminal", "Terminal")
+    assert f.extra["window_id"] == 5 and f.pixels.shape == (1800, 2880, 4)
+    mac.bring_to_front(42, "Safari")
+    assert b.active_window().title == "localvideo — GitHub"
+
+
+def test_front_window_skips_what_is_not_an_app_window(monkeypatch: pytest.MonkeyPatch,
+                                                      mac: FakeMac) -> None:
+    m = _load(monkeypatch, mac)
+    shield = _win(9, 0, 0, 0, 1440, 900, owner="Window Server")
+    gone = {**_win(8, 77, 0, 0, 500, 400, "Minimised", owner="Notes"),
+            "kCGWindowIsOnscreen": False}
+    clear = {**_win(7, 55, 0, 0, 500, 400, "Invisible", owner="Helper"), "kCGWindowAlpha": 0.0}
+    mac.windows = [shield, gone, clear, *mac.windows]
+    win = m.MacOSBackend().active_window()
+    assert (win.app, win.title, win.pid) == ("Safari", "localvideo — GitHub", 42)
+
+
+def test_retina_window_fits_the_canvas_whole(monkeypatch: pytest.MonkeyPatch,
+                                             mac: FakeMac) -> None:
+    # Issue 9.2: a 1500-pt window on a 1512×982-pt MacBook Pro (3024×1964 px) was captured
+    # at 3000 px while the canvas was sized from 1512 points: cropped to half. Now both are
+    # pixels and the canvas keeps the whole window.
+    from localvideo.record.canvas import Canvas, canvas_size
+
+    mac.displays = {69: Rect(0, 0, 1512, 982)}
+    mac.windows = [_win(3, 42, 6, 30, 1500, 940, "Wide", owner="Safari")]
+    m = _load(monkeypatch, mac)
+    f = m.MacOSBackend().grab()
+    assert f is not None and f.pixels.shape == (1880, 3000, 4)
+    assert (f.screen_w, f.screen_h) == (3024, 1964)
+    c = Canvas(*canvas_size(f.screen_w, f.screen_h, 1920, float(f.extra["scale"])))
+    rect, src_w, src_h = c.layout(f)
+    assert (src_w, src_h) == (3000, 1880)                      # all of it, none cropped
+    assert rect.w / 3000 == pytest.approx(rect.h / 1880, abs=0.002) and rect.w <= c.width
+
+
+def test_each_grab_drains_its_autorelease_pool(monkeypatch: pytest.MonkeyPatch,
+                                               mac: FakeMac) -> None:
+    # Issue 9.7: without a pool, every autoreleased object of every grab stayed alive.
+    m = _load(monkeypatch, mac)
+    b = m.MacOSBackend()
+    for _ in range(5):
+        assert b.grab() is not None
+    b2 = m.MacOSBackend(mode="display")
+    assert b2.grab() is not None
+    assert mac.leaked == 0 and mac.pools_drained >= 6 and mac.pool_depth == 0
+
+
+def test_permission_hint_names_python_under_launchd(monkeypatch: pytest.MonkeyPatch,
+                                                    mac: FakeMac) -> None:
+    # Issue 9.7: under launchd no terminal is involved: macOS asks for the Python binary.
+    mac.allowed = False
+    m = _load(monkeypatch, mac)
+    monkeypatch.setattr(os, "getppid", lambda: 1)
+    with pytest.raises(CaptureError) as err:
+        m.MacOSBackend()
+    hint = err.value.hint or ""
+    assert os.path.realpath(sys.executable) in hint and "terminal" not in hint
+    monkeypatch.setattr(os, "getppid", lambda: 4242)
+    monkeypatch.setenv("TERM_PROGRAM", "iTerm.app")
+    monkeypatch.delenv("XPC_SERVICE_NAME", raising=False)
+    with pytest.raises(CaptureError) as err:
+        m.MacOSBackend()
+    assert "switch on iTerm" in (err.value.hint or "")

@@ -3,23 +3,34 @@
 Unverified on real hardware: written against Apple's documented APIs and tested here only at
 the OS boundary (fake ``Quartz`` / ``AppKit`` / ``ScreenCaptureKit`` modules).
 
-- Which window: ``NSWorkspace.frontmostApplication`` names the app; the CoreGraphics window
-  list (front to back) gives its topmost normal-layer window, title and bounds (points).
+- Which window: the first on-screen normal-layer (0) window of the CoreGraphics window list,
+  which is ordered front to back, names the app (its owner), the title and the bounds
+  (points). Not ``NSWorkspace.frontmostApplication``: AppKit refreshes that value from
+  notifications delivered by a run loop, which the recorder has none of, so it stayed on
+  whatever app was in front at start.
+- Sizes: every rectangle a Frame carries (window, screen) is in pixels, like the image: the
+  window list and ``CGDisplayPixelsWide`` speak points (on Retina 1 point = 2 pixels), the
+  display mode says how many pixels a point is, and ``extra["scale"]`` keeps that ratio.
 - Pixels: ``SCScreenshotManager.captureImageWithFilter`` (macOS 14+) on a
   desktop-independent-window filter, so the window is captured even when covered; on older
   systems ``CGWindowListCreateImage``. Both hand back a BGRA ``CGImage``.
 - Permission: without Screen Recording access macOS returns wallpaper-only images and no
-  window titles, which would be recorded silently; check first and say where to grant it.
+  window titles, which would be recorded silently; check first and say where to grant it,
+  and to which program (the terminal, or the Python binary itself under launchd).
+- Memory: pyobjc hands back autoreleased Objective-C objects; only a pool drains them and
+  the recorder runs no run loop that would, so every grab runs in its own pool.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from typing import Any
 
 import numpy as np
+import objc
 import Quartz
-from AppKit import NSWorkspace
 
 from ..errors import CaptureError, UsageError
 from .base import CaptureBackend, Frame, WindowInfo, window_extra
@@ -36,16 +47,67 @@ _BYTE_ORDER_MASK = 0x7000           # kCGBitmapByteOrderMask
 _BYTE_ORDER_32_LITTLE = 0x2000      # kCGBitmapByteOrder32Little: BGRA in memory
 
 
+# $TERM_PROGRAM as terminals set it → the name System Settings lists.
+_TERMINALS = {"Apple_Terminal": "Terminal", "iTerm.app": "iTerm", "vscode": "Visual Studio Code",
+              "WezTerm": "WezTerm", "ghostty": "Ghostty", "Hyper": "Hyper"}
+
+
+def under_launchd() -> bool:
+    """Started by launchd (the autostart agent), not from a terminal: its parent is pid 1."""
+    return os.getppid() == 1 or "localvideo" in os.environ.get("XPC_SERVICE_NAME", "")
+
+
+def permission_holder() -> str:
+    """Who macOS asks Screen Recording for: the app that started this process — a terminal,
+    or, under launchd, the Python binary itself (the real file, not a venv's symlink)."""
+    if under_launchd():
+        return f"the Python program {os.path.realpath(sys.executable)} (add it with +)"
+    term = _TERMINALS.get(os.environ.get("TERM_PROGRAM", ""), "")
+    return f"{term or 'your terminal'} (or the app running localvideo)"
+
+
 def check_permission() -> None:
     """Raise CaptureError unless this process may record the screen."""
     if Quartz.CGPreflightScreenCaptureAccess():
         return
     # Shows the system prompt (once per app); the grant applies after a restart of the app.
     Quartz.CGRequestScreenCaptureAccess()
+    again = ("then restart the agent: `localvideo service uninstall` and "
+             "`localvideo service install`" if under_launchd()
+             else "quit and reopen it, then run `localvideo record` again")
     raise CaptureError(
         "macOS has not allowed this app to record the screen, so frames would be blank",
-        hint=f"open {SETTINGS_PATH}, switch on your terminal (or the app running localvideo), "
-             "quit and reopen it, then run `localvideo record` again")
+        hint=f"open {SETTINGS_PATH}, switch on {permission_holder()}, {again}")
+
+
+# Layer-0 windows that belong to no app the user is in (the cursor's and screen shields).
+_NOT_APPS = {"Window Server"}
+
+
+def _normal_window(info: Any) -> tuple[int, int, int, int] | None:
+    """Bounds (x, y, w, h, points) of a visible normal-layer window, else None."""
+    if int(info.get("kCGWindowLayer", 0)) != 0 or float(info.get("kCGWindowAlpha", 1)) == 0:
+        return None           # menus, tooltips, the menu bar extras, invisible helpers
+    b = info.get("kCGWindowBounds") or {}
+    w, h = int(b.get("Width", 0)), int(b.get("Height", 0))
+    if w < 1 or h < 1:
+        return None
+    return int(b.get("X", 0)), int(b.get("Y", 0)), w, h
+
+
+def frontmost_window(infos: list[Any]) -> WindowInfo | None:
+    """The window in front: the first on-screen normal window of a CGWindowList (front to
+    back). Its owner is the frontmost app — read fresh every call, unlike NSWorkspace's."""
+    for info in infos:
+        if str(info.get("kCGWindowOwnerName", "")) in _NOT_APPS:
+            continue
+        bounds = _normal_window(info)
+        if bounds is None:
+            continue
+        pid = int(info.get("kCGWindowOwnerPID", -1))
+        return front_window([info], pid, "")
+    return None
+
 
 
 def front_window(infos: list[Any], pid: int, app_name: str) -> WindowInfo | None:
@@ -53,17 +115,31 @@ def front_window(infos: list[Any], pid: int, app_name: str) -> WindowInfo | None
     for info in infos:
         if int(info.get("kCGWindowOwnerPID", -1)) != pid:
             continue
-        if int(info.get("kCGWindowLayer", 0)) != 0 or float(info.get("kCGWindowAlpha", 1)) == 0:
-            continue          # menus, tooltips, the menu bar extras, invisible helpers
-        b = info.get("kCGWindowBounds") or {}
-        w, h = int(b.get("Width", 0)), int(b.get("Height", 0))
-        if w < 1 or h < 1:
+        bounds = _normal_window(info)
+        if bounds is None:
             continue
+        x, y, w, h = bounds
         return WindowInfo(app=app_name or str(info.get("kCGWindowOwnerName", "")),
                           title=str(info.get("kCGWindowName") or ""),
-                          x=int(b.get("X", 0)), y=int(b.get("Y", 0)), w=w, h=h, pid=pid,
+                          x=x, y=y, w=w, h=h, pid=pid,
                           window_id=int(info["kCGWindowNumber"]))
     return None
+
+
+def display_pixels(did: int) -> tuple[int, int, float]:
+    """(width, height) of a display in pixels and its pixels per point.
+
+    ``CGDisplayPixelsWide/High`` answer in points despite the name (1512 × 982 on a 14-inch
+    MacBook Pro whose panel is 3024 × 1964); the current display mode has both.
+    """
+    mode = Quartz.CGDisplayCopyDisplayMode(did)
+    pt_w = int(Quartz.CGDisplayPixelsWide(did))
+    if mode is None:
+        return pt_w, int(Quartz.CGDisplayPixelsHigh(did)), 1.0
+    px_w, px_h = (int(Quartz.CGDisplayModeGetPixelWidth(mode)),
+                  int(Quartz.CGDisplayModeGetPixelHeight(mode)))
+    scale = px_w / max(1, int(Quartz.CGDisplayModeGetWidth(mode)) or pt_w)
+    return px_w, px_h, scale
 
 
 def cgimage_to_bgra(image: Any) -> np.ndarray:
@@ -127,14 +203,10 @@ class MacOSBackend(CaptureBackend):
     # -- window ----------------------------------------------------------------------------
 
     def active_window(self) -> WindowInfo | None:
-        app = NSWorkspace.sharedWorkspace().frontmostApplication()
-        if app is None:
-            return None
         opts = (Quartz.kCGWindowListOptionOnScreenOnly
                 | Quartz.kCGWindowListExcludeDesktopElements)
         infos = Quartz.CGWindowListCopyWindowInfo(opts, Quartz.kCGNullWindowID) or []
-        return front_window(list(infos), int(app.processIdentifier()),
-                            str(app.localizedName() or ""))
+        return frontmost_window(list(infos))
 
     def _display_of(self, win: WindowInfo) -> int:
         cx, cy = win.x + win.w / 2, win.y + win.h / 2
@@ -201,29 +273,36 @@ class MacOSBackend(CaptureBackend):
         return cgimage_to_bgra(image)
 
     def grab(self) -> Frame | None:
+        # Each grab drains what it autoreleased (images, window lists, SCK content): with
+        # no run loop, nothing else ever would, and memory grew over hours of recording.
+        with objc.autorelease_pool():
+            return self._grab()
+
+    def _grab(self) -> Frame | None:
         ts = self.now()
         win = self.active_window()
         extra = window_extra(win)
         if self.mode == "display":
             pixels = self._display_pixels()
-            idx = 1 if self.display == "all" else int(self.display)
-            did = self._displays[idx - 1]
+            h, w = pixels.shape[:2]
+            if self.display != "all":
+                extra["scale"] = display_pixels(self._displays[int(self.display) - 1])[2]
+            # The screen is the image itself: all displays at once have no one mode.
             return Frame(pixels=pixels, ts=ts, app=win.app if win else "",
-                         title=win.title if win else "", w=pixels.shape[1], h=pixels.shape[0],
-                         display=self.display,
-                         screen_w=int(Quartz.CGDisplayPixelsWide(did)),
-                         screen_h=int(Quartz.CGDisplayPixelsHigh(did)), extra=extra)
+                         title=win.title if win else "", w=w, h=h, display=self.display,
+                         screen_w=w, screen_h=h, extra=extra)
         if win is None:
             return None
         shot = self._window_pixels(win)
         if shot is None or shot.size == 0:
             return None
         idx = self._display_of(win)
-        did = self._displays[idx - 1]
-        # Rectangles stay in points (what the window list reports); the pixel scale says how
-        # they map onto the image.
-        extra["scale"] = shot.shape[1] / win.w
-        return Frame(pixels=shot, ts=ts, app=win.app, title=win.title, x=win.x, y=win.y,
-                     w=win.w, h=win.h, display=str(idx),
-                     screen_w=int(Quartz.CGDisplayPixelsWide(did)),
-                     screen_h=int(Quartz.CGDisplayPixelsHigh(did)), extra=extra)
+        screen_w, screen_h, display_scale = display_pixels(self._displays[idx - 1])
+        # Pixels for every size the recorder sees (the canvas is chosen from screen_w/h and
+        # the image is in pixels); window_rect in extra keeps the window list's points.
+        scale = shot.shape[1] / win.w
+        extra["scale"] = scale
+        return Frame(pixels=shot, ts=ts, app=win.app, title=win.title,
+                     x=round(win.x * display_scale), y=round(win.y * display_scale),
+                     w=shot.shape[1], h=shot.shape[0], display=str(idx),
+                     screen_w=screen_w, screen_h=screen_h, extra=extra)
