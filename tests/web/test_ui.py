@@ -218,3 +218,31 @@ def test_api_reference_page(page: Any, ui_server: LiveServer, tmp_path: Path) ->
     assert page.evaluate("location.hash") == "#tag-synth"
     assert page.locator("#tag-synth").is_visible()
     _shot(page, tmp_path, "api")
+
+
+def test_hosted_generate_shows_what_will_be_sent(page: Any, ui_server: LiveServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hosted backend: the first click shows what will be sent beside the button and queues
+    nothing; the second sends (here it fails on the missing key, before any network)."""
+    for env in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(env, raising=False)
+    page.goto(f"{ui_server.url}/clips")
+    before = len(ui_server.svc.jobs.list())
+    page.fill("textarea[name=prompt]", "a paper boat on a pond")
+    page.select_option("select[name=backend]", "veo")
+    page.fill("input[name=hosted_model]", "veo-3.0-fast-generate-001")
+    button = page.locator("#gen-form button[type=submit]")
+    button.click()
+    page.locator("#gen-preview").wait_for(state="visible")
+    text = page.locator("#gen-preview").text_content() or ""
+    assert "'a paper boat on a pond'" in text and "aiplatform.googleapis.com" in text
+    assert "$0.15 per second" in text
+    assert button.text_content() == "Send to veo"
+    assert len(ui_server.svc.jobs.list()) == before
+    button.click()
+    page.wait_for_function("document.querySelector('#gen-status').textContent"
+                           ".startsWith('Failed:')", timeout=20000)
+    job = ui_server.svc.jobs.list()[0]
+    assert job.params["backend"] == "veo" and job.params["yes"] is True
+    assert job.error and job.error["reason"] == "auth"
+    assert "localvideo keys set veo" in (job.error.get("hint") or "")

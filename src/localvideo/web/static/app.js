@@ -48,6 +48,15 @@ function onGenerate() {
   if (!form) return;
   const status = document.getElementById("gen-status");
   const bar = document.getElementById("gen-progress");
+  const preview = document.getElementById("gen-preview");
+  const btn = form.querySelector("button[type=submit]");
+  // A hosted backend sends the prompt to the provider: the first click shows what will be
+  // sent (and the published price) beside the button; a second click on the same request
+  // sends it. Changing anything asks again.
+  let shown = null;
+  form.addEventListener("input", () => {
+    if (shown !== null) { shown = null; preview.hidden = true; btn.textContent = "Generate"; }
+  });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = {};
@@ -55,14 +64,28 @@ function onGenerate() {
       if (v === "") continue;
       body[k] = ["frames", "width", "height", "steps", "seed"].includes(k) ? Number(v) : v;
     }
-    const btn = form.querySelector("button[type=submit]");
+    const hosted = ["replicate", "fal", "veo", "runway"].includes(body.backend);
+    if (hosted) { body.model = body.hosted_model; }
+    delete body.hosted_model;
+    if (hosted && shown !== JSON.stringify(body)) {
+      try {
+        const p = await api("POST", "/api/generate/preview", body);
+        preview.textContent = p.lines.join("\n"); preview.hidden = false;
+        btn.textContent = `Send to ${body.backend}`; shown = JSON.stringify(body);
+        status.textContent = "Nothing sent yet.";
+      } catch (e) { status.textContent = e.message; }
+      return;
+    }
+    if (hosted) body.yes = true;
     btn.disabled = true; bar.hidden = false; bar.value = 0;
     try {
       let job = await api("POST", "/api/generate", body);
       while (job.state === "queued" || job.state === "running") {
         const p = job.progress || {};
         if (p.steps) { bar.max = p.steps; bar.value = p.step || 0; }
+        if (p.phase === "hosted" && p.progress != null) { bar.max = 1; bar.value = p.progress; }
         status.textContent = job.state === "queued" ? "Queued…" :
+          p.phase === "hosted" ? `${p.provider} ${p.state}${p.request_id ? ` (${p.request_id})` : ""}` :
           (p.phase ? `${p.phase}${p.steps ? ` — step ${p.step || 0}/${p.steps}` : ""}` : "Running…");
         await new Promise((r) => setTimeout(r, 700));
         job = await api("GET", `/api/jobs/${job.id}`);
