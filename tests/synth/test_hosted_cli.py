@@ -170,3 +170,34 @@ def test_doctors_hosted_command_runs_as_printed(data_dir: Path, tmp_path: Path,
                            "--out", str(tmp_path / "boat.mp4"), "--data-dir", str(data_dir))
         assert code == 0, err
     assert (tmp_path / "boat.mp4").is_file()
+
+
+def test_ctrl_c_cancels_the_prediction(data_dir: Path, tmp_path: Path) -> None:
+    """A real SIGINT to `localvideo generate --backend replicate` while the prediction runs:
+    the CLI cancels it on the server and exits 130."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    with ReplicateServer() as server:
+        env = {**os.environ, "REPLICATE_API_TOKEN": server.key, "LOCALVIDEO_HOME": str(data_dir)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "localvideo", "generate", "HANG until stopped", "--backend",
+             "replicate", "--model", "acme/tiny-video", "--base-url", server.url, "--yes",
+             "--out", str(tmp_path / "c.mp4")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            end = time.time() + 30
+            while not any(j.extra.get("phase") == "running" for j in server.jobs.values()):
+                assert proc.poll() is None and time.time() < end, proc.communicate()
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        (job_id,) = server.jobs
+        assert proc.returncode == 130, err
+        assert server.cancels == [job_id] and f"cancelled Replicate request {job_id}" in err
+    assert not (tmp_path / "c.mp4").exists()
