@@ -287,3 +287,24 @@ def test_cli_batch_usage_errors(extra: list[str], message: str, hint: str | None
     assert message in res.exception.message
     if hint:
         assert res.exception.hint and hint in res.exception.hint
+
+
+def test_a_ray_address_nobody_answers_fails_at_once() -> None:
+    import socket
+    import time
+
+    # A port that was free a moment ago: nothing listens there.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(UsageError) as ei:
+        run_batch([], ray=f"127.0.0.1:{port}", workers=1)
+    assert time.perf_counter() - t0 < 5
+    assert ei.value.message.startswith(f"no Ray cluster answers at 127.0.0.1:{port}")
+    assert ei.value.hint and f"ray start --head --port {port}" in ei.value.hint
+    with pytest.raises(UsageError, match="--ray 'banana' is not local, auto or HOST:PORT"):
+        run_batch([], ray="banana", workers=1)
+    import ray
+
+    assert not ray.is_initialized()

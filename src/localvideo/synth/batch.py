@@ -588,10 +588,26 @@ def require_ray() -> Any:
     return ray
 
 
+def _probe(address: str) -> None:
+    """Fail in a second, not after Ray's own minute of retries, when nothing listens there."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise UsageError(f"--ray {address!r} is not local, auto or HOST:PORT",
+                         "e.g. --ray 10.0.0.5:6379 (the address `ray start --head` printed)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+    except OSError as exc:
+        raise UsageError(f"no Ray cluster answers at {address} ({exc})",
+                         "start one there with `ray start --head --port "
+                         f"{port}`, or pass the address it printed") from exc
+
+
 def _connect(ray: Any, address: str) -> bool:
     """Join or start Ray; True when this call started it (and so shuts it down after)."""
     if ray.is_initialized():
         return False
+    if address not in ("local", "auto"):
+        _probe(address)
     kwargs: dict[str, Any] = {"log_to_driver": False}
     if address == "local":
         # A private single-machine instance: no dashboard (faster start, no open port).
