@@ -8,7 +8,8 @@ mapped at the boundary (``raise XError(...) from exc``) so front ends only catch
     ├── ConfigError                 unreadable or invalid config file / env var
     ├── DependencyError             a missing optional library or system program
     ├── CaptureError                the screen cannot be captured
-    │   └── NoDisplayError          no display server (no DISPLAY / Wayland-only)
+    │   ├── NoDisplayError          no display server (no DISPLAY / Wayland-only)
+    │   └── ScreenLockedError       the screen is locked: a state to record, not a failure
     ├── EncoderError                no working encoder / encoder failed
     ├── StoreError                  index or chunk files unreadable
     │   ├── DiskFullError           not enough free space to keep recording
@@ -72,6 +73,10 @@ class CaptureError(LocalVideoError):
 
 class NoDisplayError(CaptureError):
     pass
+
+
+class ScreenLockedError(CaptureError):
+    """The screen is locked (or on the secure desktop): the recorder notes it and waits."""
 
 
 class EncoderError(LocalVideoError):

@@ -3,22 +3,29 @@
 pywin32 cannot run here, so ``win32gui`` / ``win32process`` / ``win32api`` are small fakes
 that answer like the documented calls. The pixels still come from real mss, grabbing the
 test's real Xvfb screen, so rectangles and clipping are checked against real pixels.
+
+Where the real system surprises, the fake does too (issue 9):
+- a UWP app's foreground window belongs to ApplicationFrameHost.exe; the app's own process
+  owns a child ``Windows.UI.Core.CoreWindow`` (EnumChildWindows walks all descendants);
+- on the lock screen the input desktop is "Winlogon" and every GDI grab fails.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from lvdesktop import XDisplay
 
-from localvideo.errors import UsageError
+from localvideo.errors import CaptureError, UsageError
 
 pytestmark = pytest.mark.x11
 
@@ -40,14 +47,34 @@ class FakeWin:
     open_denied: bool = False
     class_name: str = "Chrome_WidgetWin_1"
     handles_closed: list[int] = field(default_factory=list)
+    # Child windows of the foreground window: (hwnd, pid, class name), all descendants.
+    children: list[tuple[int, int, str]] = field(default_factory=list)
+    exes: dict[int, str] = field(default_factory=dict)   # other processes: pid → exe path
+    locked: bool = False
 
     def modules(self) -> dict[str, types.ModuleType]:
         w = self
         gui, proc, api = (types.ModuleType(n) for n in ("win32gui", "win32process", "win32api"))
 
         def check(hwnd: int) -> None:
-            if w.closed or hwnd != w.hwnd:
+            if w.closed or (hwnd != w.hwnd and hwnd not in {c[0] for c in w.children}):
                 raise FakeWinError(1400, "GetWindowRect", "Invalid window handle.")
+
+        def thread_process(hwnd: int) -> tuple[int, int]:
+            check(hwnd)
+            pid = next((c[1] for c in w.children if c[0] == hwnd), w.pid)
+            return 77, pid
+
+        def class_name(hwnd: int) -> str:
+            check(hwnd)
+            return next((c[2] for c in w.children if c[0] == hwnd), w.class_name)
+
+        def enum_children(hwnd: int, callback: Any, extra: Any) -> None:
+            check(hwnd)
+            for child in w.children:
+                if not callback(child[0], extra):
+                    # pywin32: a callback that stops the walk makes EnumChildWindows raise.
+                    raise FakeWinError(0, "EnumChildWindows", "No error message is available")
 
         def rect(hwnd: int) -> tuple[int, int, int, int]:
             check(hwnd)
@@ -61,7 +88,9 @@ class FakeWin:
             assert access == 0x1000        # limited information is all we ask for
             if w.open_denied:
                 raise FakeWinError(5, "OpenProcess", "Access is denied.")
-            return 0x99 if pid == w.pid else 0
+            if pid == w.pid:
+                return 0x99
+            return 0x1000 + pid if pid in w.exes else 0
 
         gui.error = FakeWinError  # type: ignore[attr-defined]
         gui.GetForegroundWindow = lambda: w.hwnd  # type: ignore[attr-defined]
@@ -69,8 +98,9 @@ class FakeWin:
         gui.IsIconic = lambda h: w.iconic  # type: ignore[attr-defined]
         gui.GetWindowRect = rect  # type: ignore[attr-defined]
         gui.GetWindowText = text  # type: ignore[attr-defined]
-        gui.GetClassName = lambda h: w.class_name  # type: ignore[attr-defined]
-        proc.GetWindowThreadProcessId = lambda h: (77, w.pid)  # type: ignore[attr-defined]
+        gui.GetClassName = class_name  # type: ignore[attr-defined]
+        gui.EnumChildWindows = enum_children  # type: ignore[attr-defined]
+        proc.GetWindowThreadProcessId = thread_process  # type: ignore[attr-defined]
         api.error = FakeWinError  # type: ignore[attr-defined]
         api.OpenProcess = open_process  # type: ignore[attr-defined]
         api.CloseHandle = w.handles_closed.append  # type: ignore[attr-defined]
@@ -91,10 +121,31 @@ def _load(monkeypatch: pytest.MonkeyPatch, fake: FakeWin, exe_path: str = "",
         monkeypatch.setitem(sys.modules, name, mod)
     sys.modules.pop("localvideo.capture.windows", None)
     m = importlib.import_module("localvideo.capture.windows")
-    # The two ctypes calls (dwmapi, kernel32) are the rest of the OS boundary.
+    # The ctypes calls (dwmapi, kernel32, user32) are the rest of the OS boundary.
     monkeypatch.setattr(m, "dwm_frame_bounds", lambda hwnd: dwm)
-    monkeypatch.setattr(m, "process_image_path", lambda h: exe_path if h == 0x99 else "")
+    monkeypatch.setattr(
+        m, "process_image_path",
+        lambda h: exe_path if h == 0x99 else fake.exes.get(int(h) - 0x1000, ""))
+    monkeypatch.setattr(m, "input_desktop_name",
+                        lambda: "Winlogon" if fake.locked else "Default", raising=False)
     return m
+
+
+class LockableScreen:
+    """Real mss around the Xvfb screen, failing like GDI does while the screen is locked."""
+
+    def __init__(self, sct: Any, fake: FakeWin) -> None:
+        self.sct, self.fake, self.monitors = sct, fake, sct.monitors
+
+    def grab(self, region: dict[str, int]) -> Any:
+        if self.fake.locked:
+            from mss.exception import ScreenShotError
+
+            raise ScreenShotError("gdi32.GetDIBits() failed.")
+        return self.sct.grab(region)
+
+    def close(self) -> None:
+        self.sct.close()
 
 
 def _screen(desktop: XDisplay) -> np.ndarray:
@@ -198,3 +249,119 @@ def test_display_mode_and_bad_display(monkeypatch: pytest.MonkeyPatch,
     assert (f.app, f.title) == ("code", "Editor")
     with pytest.raises(UsageError, match="1 monitor"):
         m.WindowsBackend(mode="display", display="4")
+
+
+def _uwp_calculator() -> FakeWin:
+    # What Spy++ shows for Calculator on Windows 11: the frame and two of its children are
+    # ApplicationFrameHost's; the CoreWindow belongs to CalculatorApp.exe.
+    return FakeWin(rect=(200, 150, 520, 650), title="Calculator", pid=1200,
+                   class_name="ApplicationFrameWindow",
+                   children=[(0x21, 1200, "ApplicationFrameTitleBarWindow"),
+                             (0x22, 1200, "ApplicationFrameInputSinkWindow"),
+                             (0x23, 5150, "Windows.UI.Core.CoreWindow")],
+                   exes={5150: r"C:\Program Files\WindowsApps\Microsoft.WindowsCalculator_11."
+                               r"2307.4.0_x64__8wekyb3d8bbwe\CalculatorApp.exe"})
+
+
+def test_uwp_app_is_named_by_its_core_window(monkeypatch: pytest.MonkeyPatch,
+                                             desktop: XDisplay) -> None:
+    fake = _uwp_calculator()
+    m = _load(monkeypatch, fake, exe_path=r"C:\Windows\System32\ApplicationFrameHost.exe")
+    b = m.WindowsBackend()
+    try:
+        win = b.active_window()
+        assert win is not None and (win.app, win.title, win.pid) == (
+            "CalculatorApp", "Calculator", 5150)
+        assert win.window_id == 0x10                     # the frame: its rect is the window
+        # An exclusion by app name now matches it.
+        from localvideo.record.filter import Exclusion
+
+        assert Exclusion(["calculatorapp"], []).matches(win.app, win.title)
+        # Suspended / minimised: the CoreWindow leaves the frame; the host's name remains.
+        fake.children = fake.children[:2]
+        assert b.active_window().app == "ApplicationFrameHost"
+    finally:
+        b.close()
+
+
+def test_window_dpi_becomes_the_frame_scale(monkeypatch: pytest.MonkeyPatch,
+                                            desktop: XDisplay) -> None:
+    fake = FakeWin(rect=(10, 10, 610, 410), title="Doc")
+    m = _load(monkeypatch, fake, exe_path=r"C:\x\winword.exe")
+    monkeypatch.setattr(m, "window_dpi", lambda hwnd: 144 if hwnd == 0x10 else 0)
+    b = m.WindowsBackend()
+    try:
+        f = b.grab()
+    finally:
+        b.close()
+    assert f is not None and f.extra["scale"] == 1.5    # 150 %: the canvas keeps text legible
+
+
+def test_lock_screen_is_recorded_as_locked_not_a_failure(
+        monkeypatch: pytest.MonkeyPatch, desktop: XDisplay, data_dir: Path) -> None:
+    # Issue 9.7: on the lock screen every grab failed, and after 20 the recorder quit.
+    from localvideo.config import load_settings
+    from localvideo.record import recorder as rec_mod
+    from localvideo.record.lock import RecorderLock
+    from localvideo.service import Service
+
+    desktop.xterm("Win lock", "before the lock", geometry="50x12+100+100")
+    fake = FakeWin(rect=(90, 90, 700, 500), title="Notes - Notepad")
+    m = _load(monkeypatch, fake, exe_path=r"C:\Windows\notepad.exe")
+    monkeypatch.setattr(rec_mod, "LOCKED_RETRY", 0.0, raising=False)   # no waiting here
+    svc = Service(load_settings(data_dir, {"record": {"fps": 50.0}}))
+    b = m.WindowsBackend()
+    b._sct = LockableScreen(b._sct, fake)
+    stop = threading.Event()
+    calls = 0
+    grab = b.grab
+
+    def scripted() -> Any:
+        nonlocal calls
+        fake.locked = 3 <= calls < 33          # 30 locked grabs: more than the old limit
+        calls += 1
+        if calls >= 40:
+            stop.set()
+        return grab()
+
+    b.grab = scripted  # type: ignore[method-assign]
+    try:
+        with RecorderLock(data_dir):
+            rec = rec_mod.Recorder(svc.settings, svc.db, svc.device_id, b)
+            summary = rec.run(duration=30, stop=stop)
+        rows = [dict(r) for r in svc.db.query("SELECT * FROM frames ORDER BY ts")]
+        chunks = [dict(r) for r in svc.db.query("SELECT * FROM chunks ORDER BY start_ts")]
+        heartbeat = svc.db.get_kv("recorder")
+    finally:
+        b.close()
+        svc.close()
+    locked = [r for r in rows if r["title"] == "[screen locked]"]
+    assert len(locked) == 30 and all(r["chunk_id"] is None for r in locked)
+    assert summary["frames_encoded"] >= 2 and calls >= 40
+    # The chunk closed at the lock and a new one opened after it: no black video between.
+    assert len(chunks) == 2
+    assert chunks[0]["end_ts"] <= locked[0]["ts"] and chunks[1]["start_ts"] >= locked[-1]["ts"]
+    assert rows[-1]["title"] == "Notes - Notepad"
+    assert heartbeat is not None
+
+
+def test_a_failing_grab_off_the_lock_screen_is_still_an_error(
+        monkeypatch: pytest.MonkeyPatch, desktop: XDisplay) -> None:
+    fake = FakeWin(rect=(10, 10, 300, 200))
+    m = _load(monkeypatch, fake)
+    b = m.WindowsBackend()
+    monkeypatch.setattr(m, "input_desktop_name", lambda: "Default")
+    b._sct = LockableScreen(b._sct, fake)
+    fake.locked = True                         # GDI fails, but the desktop is not locked
+    try:
+        with pytest.raises(CaptureError) as err:
+            b.grab()
+        assert type(err.value) is CaptureError
+        monkeypatch.setattr(m, "input_desktop_name", lambda: "Winlogon")
+        fake.hwnd = 0                          # locked, no foreground window
+        from localvideo.errors import ScreenLockedError
+
+        with pytest.raises(ScreenLockedError):
+            b.grab()
+    finally:
+        b.close()

@@ -11,6 +11,8 @@ verdict (``Recorder.status()["health"]`` and the heartbeat row ``kv.recorder.hea
   ``stall_after`` seconds while recording — what the X11 path on a Wayland session does
   when a native window is in front.
 - ``failing``: grabs keep raising (the recorder stops after 20 in a row).
+- ``locked``: the backend says the screen is locked (Windows): nothing to see, nothing
+  expected, and the index says so; not a failure.
 - ``ok`` otherwise; ``starting`` until the first frame.
 
 A single colour is tested on a sparse grid first (~0.1 ms at 1080p) and on every pixel only
@@ -120,6 +122,14 @@ class CaptureHealth:
         now = time.time() if now is None else now
         self._visible = self._encoded = now
         self._blank_since, self._blank_frames = None, 0
+
+    def locked(self, now: float | None = None) -> None:
+        """The screen is locked: nothing is expected until it is unlocked."""
+        now = time.time() if now is None else now
+        self.idle(now)
+        self._failures = 0
+        self._set("locked", "the screen is locked: nothing is recorded until it is unlocked",
+                  now)
 
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "message": self.message, "since": self.since,

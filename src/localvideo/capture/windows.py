@@ -8,7 +8,14 @@ at the OS boundary (fake ``win32gui`` / ``win32process`` / ``win32api`` modules)
   which would record a strip of whatever is behind the window. It is the fallback only.
 - Coordinates are physical pixels because mss makes the process per-monitor DPI aware.
 - App name: the executable's name from ``QueryFullProcessImageNameW``, which needs only
-  PROCESS_QUERY_LIMITED_INFORMATION and so also works for most elevated processes.
+  PROCESS_QUERY_LIMITED_INFORMATION and so also works for most elevated processes. A UWP
+  app (Calculator, Settings, Photos...) is an ``ApplicationFrameWindow`` of
+  ApplicationFrameHost.exe; the app's own process owns its child ``CoreWindow``, so that
+  child's process names the app and exclusions match it.
+- Scale: ``GetDpiForWindow`` / 96 is the window's pixels per point (1.5 at 150 %), which
+  tells the canvas how far a big window may be scaled down and stay readable.
+- Lock screen: the input desktop becomes Winlogon and every BitBlt fails. That is a state,
+  not a failure: :class:`ScreenLockedError` tells the recorder to note it and wait.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import win32gui
 import win32process
 from mss.exception import ScreenShotError
 
-from ..errors import CaptureError, UsageError
+from ..errors import CaptureError, ScreenLockedError, UsageError
 from .base import (
     CaptureBackend,
     Frame,
@@ -37,6 +44,10 @@ from .registry import check_display, check_mode
 
 PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 DWMWA_EXTENDED_FRAME_BOUNDS = 9
+DESKTOP_READOBJECTS = 0x0001
+UOI_NAME = 2
+UWP_HOST = "applicationframehost"
+UWP_CORE_CLASS = "Windows.UI.Core.CoreWindow"
 
 
 class _RECT(ctypes.Structure):
@@ -67,6 +78,35 @@ def process_image_path(handle: Any) -> str:
     ok = kernel32.QueryFullProcessImageNameW(ctypes.c_void_p(int(handle)), 0, buf,
                                              ctypes.byref(size))
     return buf.value if ok else ""
+
+
+def window_dpi(hwnd: int) -> int:
+    """The window's DPI (96 = 100 %), or 0 where Windows cannot say (before 10 1607)."""
+    try:
+        user32 = ctypes.WinDLL("user32")  # type: ignore[attr-defined]
+        return int(user32.GetDpiForWindow(ctypes.c_void_p(hwnd)))
+    except (AttributeError, OSError):
+        return 0
+
+
+def input_desktop_name() -> str | None:
+    """The desktop that receives input: "Default" while the user works, "Winlogon" on the
+    lock screen (or "" when it cannot even be opened: the secure desktop). None off Windows."""
+    try:
+        user32 = ctypes.WinDLL("user32")  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+    desk = user32.OpenInputDesktop(0, False, DESKTOP_READOBJECTS)
+    if not desk:
+        return ""
+    try:
+        buf = ctypes.create_unicode_buffer(256)
+        needed = ctypes.c_ulong(0)
+        ok = user32.GetUserObjectInformationW(desk, UOI_NAME, buf, ctypes.sizeof(buf),
+                                              ctypes.byref(needed))
+        return buf.value if ok else ""
+    finally:
+        user32.CloseDesktop(desk)
 
 
 def app_name_from_path(path: str) -> str:
@@ -120,6 +160,29 @@ class WindowsBackend(CaptureBackend):
             self._names[pid] = name
         return name
 
+    def _uwp_app(self, hwnd: int, host_pid: int) -> tuple[int, int] | None:
+        """(pid, hwnd) of the app inside a UWP frame: the child CoreWindow whose process is
+        not the frame host's. None when the app is suspended or minimised (its CoreWindow
+        is then not a child of the frame)."""
+        found: list[tuple[int, int, bool]] = []
+
+        def visit(child: int, _: object) -> bool:
+            try:
+                _, pid = win32process.GetWindowThreadProcessId(child)
+                core = str(win32gui.GetClassName(child) or "") == UWP_CORE_CLASS
+            except win32gui.error:
+                return True
+            if int(pid) and int(pid) != host_pid:
+                found.append((int(pid), int(child), core))
+            return True     # pywin32 raises when a callback stops the enumeration early
+
+        try:
+            win32gui.EnumChildWindows(hwnd, visit, None)
+        except win32gui.error:
+            return None
+        found.sort(key=lambda f: not f[2])          # the CoreWindow first
+        return (found[0][0], found[0][1]) if found else None
+
     def active_window(self) -> WindowInfo | None:
         hwnd = int(win32gui.GetForegroundWindow() or 0)
         if not hwnd:
@@ -135,22 +198,47 @@ class WindowsBackend(CaptureBackend):
         left, top, right, bottom = (int(v) for v in bounds)
         if right - left < 1 or bottom - top < 1:
             return None
-        return WindowInfo(app=self._app(int(pid), hwnd), title=title, x=left, y=top,
-                          w=right - left, h=bottom - top, pid=int(pid), window_id=hwnd)
+        pid = int(pid)
+        app = self._app(pid, hwnd)
+        if app.casefold() == UWP_HOST:
+            inner = self._uwp_app(hwnd, pid)
+            if inner is not None:
+                pid = inner[0]
+                app = self._app(pid, inner[1])
+        return WindowInfo(app=app, title=title, x=left, y=top,
+                          w=right - left, h=bottom - top, pid=pid, window_id=hwnd)
+
+    def locked(self) -> bool:
+        """Whether the screen is locked (or the secure desktop is up)."""
+        name = input_desktop_name()
+        return name is not None and name.casefold() != "default"
+
+    def _check_locked(self) -> None:
+        if self.locked():
+            raise ScreenLockedError("the screen is locked",
+                                    hint="recording resumes by itself after sign-in")
 
     def _grab_region(self, left: int, top: int, width: int, height: int) -> np.ndarray:
         try:
             shot = self._sct.grab({"left": left, "top": top, "width": width, "height": height})
         except ScreenShotError as exc:
+            self._check_locked()
             raise CaptureError(f"cannot read the screen: {exc}",
-                               hint="the desktop may be locked; recording resumes after "
-                                    "sign-in if you run `localvideo record` again") from exc
+                               hint="if it keeps failing, run localvideo in the signed-in "
+                                    "desktop session") from exc
         return np.asarray(shot)
 
     def grab(self) -> Frame | None:
         ts = self.now()
         win = self.active_window()
+        if win is None:
+            self._check_locked()    # no foreground window: the lock screen, or a switch
         extra = window_extra(win)
+        # The window's own DPI; in display mode the foreground window may sit on another
+        # monitor, so the display keeps the default (never scaled below its pixels).
+        dpi = window_dpi(win.window_id) if win and win.window_id and self.mode != "display" else 0
+        if dpi > 0:
+            extra["scale"] = dpi / 96
         if self.mode == "display":
             mon = self._monitors[0 if self.display == "all" else int(self.display)]
             pixels = self._grab_region(mon["left"], mon["top"], mon["width"], mon["height"])

@@ -22,6 +22,8 @@ from ..capture.base import Frame
 from ..errors import ConfigError
 
 EXCLUDED_TITLE = "[excluded]"
+# The title of the index rows written while the screen is locked (no picture, no chunk).
+LOCKED_TITLE = "[screen locked]"
 
 
 class Exclusion:

@@ -28,14 +28,14 @@ from .. import media
 from ..capture.base import CaptureBackend, Frame
 from ..capture.health import CaptureHealth
 from ..config import Settings
-from ..errors import CaptureError, DiskFullError, EncoderError
+from ..errors import CaptureError, DiskFullError, EncoderError, ScreenLockedError
 from ..store import frames as frames_db
 from ..store import retention
 from ..store.db import Database, put_kv
 from ..store.layout import chunk_path
 from .canvas import Canvas, Rect, canvas_size
 from .encoder import Writer, open_writer, plan_encoders
-from .filter import ChangeTest, Exclusion, FrameFilter
+from .filter import LOCKED_TITLE, ChangeTest, Exclusion, FrameFilter
 
 log = logging.getLogger("localvideo.record")
 
@@ -43,8 +43,9 @@ FLUSH_EVERY = 1.0        # seconds between index commits
 STATUS_EVERY = 1.0       # seconds between on_status calls
 DISK_CHECK_EVERY = 2.0   # seconds between free-space checks
 RESUME_HEADROOM = 8_000_000  # free bytes needed to resume after a disk-full pause
-MAX_PENDING_ROWS = 100_000
-MAX_CAPTURE_ERRORS = 20    # consecutive failed grabs before the recorder gives up  # frames rows kept in memory while the index cannot be written
+MAX_PENDING_ROWS = 100_000  # frames rows kept in memory while the index cannot be written
+MAX_CAPTURE_ERRORS = 20    # consecutive failed grabs before the recorder gives up
+LOCKED_RETRY = 5.0         # seconds between grabs while the screen is locked
 
 
 def setup_logging(data_dir: Path) -> None:
@@ -116,6 +117,7 @@ class Recorder:
         self._last_flush = 0.0
         self._last_disk_check = 0.0
         self._capture_errors = 0
+        self._locked_until: float | None = None   # monotonic time of the next try while locked
         # The display's pixels per point (Frame.extra["scale"]): how far the canvas may
         # shrink a big window and keep its text legible (canvas.canvas_size).
         self._scale = 1.0
@@ -198,8 +200,13 @@ class Recorder:
         if not self._disk_ok():
             self.health.idle()
             return
+        if self._locked_until is not None and time.monotonic() < self._locked_until:
+            return
         try:
             frame = self.backend.grab()
+        except ScreenLockedError as exc:
+            self._screen_locked(str(exc))
+            return
         except CaptureError as exc:
             # A window closing mid-grab is a passing error; a capture that keeps failing is not.
             self._capture_errors += 1
@@ -210,6 +217,10 @@ class Recorder:
                 raise
             return
         self._capture_errors = 0
+        if self._locked_until is not None:
+            self._locked_until = None
+            self.stats.message = ""
+            log.info("screen unlocked: recording again")
         self.stats.frames_seen += 1
         self.health.seen(frame)
         if frame is None:
@@ -223,6 +234,20 @@ class Recorder:
                 self._disk_full(f"disk full while writing a chunk: {exc}")
             else:
                 raise
+
+    def _screen_locked(self, why: str) -> None:
+        """The screen is locked: a state, not a failure. The chunk ends where the picture
+        ended (no black video), the index gets a row saying so at each try, and the next
+        try waits LOCKED_RETRY seconds."""
+        if self._locked_until is None:
+            log.info("%s: nothing is recorded until it is unlocked", why)
+            self.stats.message = "screen locked: recording resumes when it is unlocked"
+            self._close_chunk()
+        self._capture_errors = 0
+        self._locked_until = time.monotonic() + LOCKED_RETRY
+        self.health.locked()
+        self._rows.append((None, time.time(), None, "", LOCKED_TITLE, 0, 0, 0, 0,
+                           self.backend.display, 0, 0))
 
     def _handle(self, frame: Frame) -> None:
         screen = (frame.screen_w or frame.size[0], frame.screen_h or frame.size[1])
