@@ -32,12 +32,51 @@ def chunks_json(data: Path, env: dict[str, str]) -> list[dict[str, Any]]:
     return json.loads(r.stdout)
 
 
+def working_strace(tmp_path: Path) -> str:
+    """strace, checked on a tiny run that opens one socket of each family.
+
+    The no-network proof is only as good as the tracer: a missing strace, or a ptrace the
+    kernel or container refuses, fails the test with the fix instead of skipping it
+    (scripts/setup.sh test installs strace)."""
+    strace = shutil.which("strace")
+    if not strace:
+        pytest.fail("strace is not installed, so `record` cannot be shown to open no network "
+                    "socket: run `bash scripts/setup.sh test` (or apt-get install strace)")
+    probe = tmp_path / "probe-trace.txt"
+    code = ("import socket\n"
+            "for f in (socket.AF_UNIX, socket.AF_INET):\n"
+            "    socket.socket(f).close()\n")
+    r = subprocess.run([strace, "-f", "-qq", "-e", "trace=socket", "-o", str(probe),
+                        sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    seen = set(re.findall(r"socket\((AF_\w+)", probe.read_text())) if probe.exists() else set()
+    if r.returncode != 0 or not {"AF_UNIX", "AF_INET"} <= seen:
+        pytest.fail("strace cannot trace here (ptrace refused?), so `record` cannot be shown to "
+                    "open no network socket: allow ptrace (sysctl kernel.yama.ptrace_scope=0, "
+                    f"or run the container with --cap-add SYS_PTRACE). strace said: "
+                    f"rc={r.returncode} {r.stderr.strip()[-400:]!r}, saw {sorted(seen)}")
+    return strace
+
+
+def test_no_strace_or_no_ptrace_fails_not_skips(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard above: without strace, or with a strace whose ptrace is refused (a fake that
+    answers like one in a container without CAP_SYS_PTRACE), the proof fails, naming the fix."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(pytest.fail.Exception, match="setup.sh test"):
+        working_strace(tmp_path)
+    fake = tmp_path / "strace"
+    fake.write_text("#!/bin/sh\necho 'strace: PTRACE_TRACEME: Operation not permitted' >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: str(fake))
+    with pytest.raises(pytest.fail.Exception, match="ptrace_scope.*Operation not permitted"):
+        working_strace(tmp_path)
+
+
 def test_record_25s_two_windows_no_network(desktop: Any, tmp_path: Path) -> None:
     """The issue's "done when", plus: a live chunk is readable while written, `frame --at`
     works, and the recorder opens no network socket (strace over the whole run)."""
-    strace = shutil.which("strace")
-    if not strace:
-        pytest.skip("strace is not installed (apt-get install strace): cannot trace sockets")
+    strace = working_strace(tmp_path)
     data = tmp_path / "D"
     env = {**desktop.env, "LOCALVIDEO_HOME": str(tmp_path / "unused")}
     wa = desktop.xterm("notes-window", "alpha notes", geometry="70x20+40+40", hold=False)
