@@ -135,13 +135,15 @@ def test_a_killed_actor_is_replaced_and_its_job_retried(ray_local: Any,
             killed.append(e["worker"]["pid"])
             os.kill(e["worker"]["pid"], signal.SIGKILL)
 
-    res = run_batch(items, WorkerConfig(), ray="local", workers=2, on_event=on_event)
+    # One actor (fewer start-ups to wait for): the retry must run on its replacement.
+    res = run_batch(items, WorkerConfig(), ray="local", workers=1, on_event=on_event)
     assert [j.status for j in res.jobs] == ["done", "done"]
     assert res.jobs[0].attempts == 2 and res.jobs[1].attempts == 1
     retry = next(e for e in events if e["event"] == "retry")
     assert retry["line"] == 1 and retry["error"]["type"] == "ActorDiedError"
     replaced = [e for e in events if e["event"] == "worker" and e.get("replaced")]
     assert len(replaced) == 1 and replaced[0]["pid"] != killed[0]
+    assert {j.worker["pid"] for j in res.jobs if j.worker} == {replaced[0]["pid"]}
     assert (tmp_path / "clip-0.mp4").is_file()
     assert json.loads((tmp_path / "clip-0.json").read_text())["seed"] == 21
 
