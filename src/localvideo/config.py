@@ -340,7 +340,15 @@ class Settings(_Sections):
 
 def resolve_data_dir(flag: str | Path | None = None) -> Path:
     raw = flag if flag not in (None, "") else os.environ.get("LOCALVIDEO_HOME")
-    path = Path(raw).expanduser() if raw else Path(platformdirs.user_data_dir("localvideo"))
+    if raw:
+        path = Path(raw).expanduser()
+    else:
+        # appauthor=False: on Windows the default author is the app name again, which made
+        # %LOCALAPPDATA%\localvideo\localvideo. A store already there is kept in use.
+        path = Path(platformdirs.user_data_dir("localvideo", appauthor=False))
+        nested = Path(platformdirs.user_data_dir("localvideo"))
+        if nested != path and (nested / "index.sqlite3").exists():
+            path = nested
     if path.exists() and not path.is_dir():
         raise UsageError(f"data dir {path} exists and is not a folder",
                          "pass --data-dir with a folder path (it is created when missing)")

@@ -490,3 +490,32 @@ def test_permission_hint_names_python_under_launchd(monkeypatch: pytest.MonkeyPa
     with pytest.raises(CaptureError) as err:
         m.MacOSBackend()
     assert "switch on iTerm" in (err.value.hint or "")
+
+
+def test_launchd_agent_finds_homebrew_programs(data_dir: Any, tmp_path: Any) -> None:
+    # Issue 9.7: launchd starts agents with PATH=/usr/bin:/bin:/usr/sbin:/sbin, where
+    # Homebrew's tesseract and ffmpeg are not. The agent now carries its own PATH.
+    import plistlib
+    import shutil
+
+    from localvideo.service import Service
+
+    svc = Service.open(data_dir)
+    try:
+        r = svc.autostart.install(home=tmp_path, system="Darwin",
+                                  python="/Users/me/.venv/bin/python3")
+        plist = plistlib.loads(open(r.path, "rb").read())
+    finally:
+        svc.close()
+    path = plist.get("EnvironmentVariables", {}).get("PATH", "")
+    dirs = path.split(":")
+    assert dirs[0] == "/Users/me/.venv/bin"                   # the venv's own programs
+    assert dirs.index("/opt/homebrew/bin") < dirs.index("/usr/bin")   # Apple Silicon
+    assert dirs.index("/usr/local/bin") < dirs.index("/usr/bin")      # Intel
+    # A program in one of those folders is found through that PATH (here: a stand-in in
+    # a folder taking Homebrew's place, since /opt/homebrew does not exist on Linux).
+    brew = tmp_path / "homebrew-bin"
+    brew.mkdir()
+    (brew / "lv-brew-probe").write_text("#!/bin/sh\n")
+    (brew / "lv-brew-probe").chmod(0o755)
+    assert shutil.which("lv-brew-probe", path=path.replace("/opt/homebrew/bin", str(brew)))

@@ -365,3 +365,25 @@ def test_a_failing_grab_off_the_lock_screen_is_still_an_error(
             b.grab()
     finally:
         b.close()
+
+
+def test_data_dir_on_windows_is_not_nested_twice(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    # Issue 9.7: platformdirs on Windows puts the app under an author folder, which
+    # defaults to the app name: %LOCALAPPDATA%\localvideo\localvideo. The real Windows
+    # class of platformdirs, reading the folder from the environment (its own fallback).
+    import platformdirs
+    import platformdirs.windows as pw
+
+    from localvideo.config import resolve_data_dir
+
+    local = tmp_path / "AppData" / "Local"
+    monkeypatch.setenv("LOCALAPPDATA", str(local))
+    monkeypatch.delenv("LOCALVIDEO_HOME", raising=False)
+    monkeypatch.setattr(pw, "_RESOLVE_WIN_FOLDER", pw.get_win_folder_from_env_vars)
+    monkeypatch.setattr(platformdirs, "PlatformDirs", pw.Windows)
+    assert resolve_data_dir() == (local / "localvideo").resolve()
+    # A store an older version made at the nested place stays in use (no history lost).
+    (local / "localvideo" / "localvideo").mkdir(parents=True)
+    (local / "localvideo" / "localvideo" / "index.sqlite3").write_bytes(b"")
+    assert resolve_data_dir() == (local / "localvideo" / "localvideo").resolve()

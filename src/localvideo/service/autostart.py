@@ -17,6 +17,13 @@ SYSTEMD_UNIT = "localvideo.service"
 LAUNCHD_LABEL = "dev.localvideo.observe"
 
 
+def launchd_path(python: str) -> str:
+    """PATH for the launchd agent: the Python's own bin, Homebrew (both prefixes), system."""
+    dirs = [os.path.dirname(python), "/opt/homebrew/bin", "/opt/homebrew/sbin",
+            "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+    return ":".join(dict.fromkeys(d for d in dirs if d))
+
+
 def _unsupported(system: str) -> UsageError:
     return UsageError(f"autostart is not supported on {system} yet",
                       "start `localvideo observe` from your login items instead")
@@ -72,6 +79,10 @@ class AutostartArea:
                 "ProcessType": "Interactive",
                 "StandardOutPath": str(logs / "observe.out.log"),
                 "StandardErrorPath": str(logs / "observe.err.log"),
+                # launchd starts agents with PATH=/usr/bin:/bin:/usr/sbin:/sbin: without this,
+                # Homebrew's tesseract and ffmpeg (/opt/homebrew/bin on Apple Silicon,
+                # /usr/local/bin on Intel) are not found. The venv's bin comes first.
+                "EnvironmentVariables": {"PATH": launchd_path(python)},
             }
             return plistlib.dumps(plist).decode()
         raise _unsupported(system)
