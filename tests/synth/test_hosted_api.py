@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
 sys.path.insert(0, str(Path(__file__).parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
 
 from web_helpers import LiveServer  # noqa: E402
 
@@ -51,3 +52,28 @@ def test_mcp_refuses_without_yes(data_dir: Path) -> None:
 
     res = _session(data_dir, body)
     assert res.is_error and "confirm first" in res.content[0].text
+
+
+def test_a_hosted_clip_is_in_the_gallery(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hosted_servers import FalServer  # tests/synth is on the path (conftest rootdir)
+
+    from localvideo.service.models import GenerateRequest
+
+    svc = Service.open(data_dir)
+    with FalServer() as server:
+        monkeypatch.setenv("FAL_KEY", server.key)
+        clip = svc.synth.generate(GenerateRequest.of(
+            prompt="a lantern in fog", backend="fal", model="fal-ai/tiny-video",
+            base_url=server.url, yes=True))  # default out: in the store, so it is served
+    with LiveServer(svc) as live, live.client() as c:
+        rows = c.get("/api/clips").json()
+        assert [r["id"] for r in rows] == [clip.id] and rows[0]["hosted"]["request_id"]
+        assert "abs_path" not in rows[0]
+        media = c.get(f"/api/clips/{clip.id}/media")
+        assert media.status_code == 200 and media.content == Path(clip.abs_path).read_bytes()
+        page = c.get("/clips")
+        assert page.status_code == 200, page.text[:300]
+        assert "a lantern in fog" in page.text and "on fal" in page.text
+        assert "64×48 · 12 frames" in page.text and "None" not in page.text.split(
+            "a lantern in fog", 1)[1].split("</figcaption>", 1)[0]
+    svc.close()
