@@ -294,8 +294,15 @@ class HostedProvider(ABC):
         base = {"phase": "hosted", "provider": self.name, "model": model}
         t0 = time.perf_counter()
         emit({**base, "state": "submit", "host": self.host})
-        with self._mapped(model, None):
-            rid, handle = self._submit(client, model, req)
+        try:
+            with self._mapped(model, None):
+                rid, handle = self._submit(client, model, req)
+        except KeyboardInterrupt as exc:
+            # No id yet, so nothing to cancel: the request may or may not exist there.
+            raise HostedCancelled(
+                f"interrupted while submitting to {self.title}: the request may have been "
+                "created", "look for it on the provider's dashboard and cancel it there",
+                reason="canceled", provider=self.name) from exc
         timings["submit"] = time.perf_counter() - t0
         emit({**base, "state": "submitted", "request_id": rid})
 
