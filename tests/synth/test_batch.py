@@ -308,3 +308,25 @@ def test_a_ray_address_nobody_answers_fails_at_once() -> None:
     import ray
 
     assert not ray.is_initialized()
+
+
+def test_a_clip_the_driver_cannot_write_fails_alone_without_a_retry(
+        tiny_model: Callable[[str], Path], tmp_path: Path) -> None:
+    s = tiny_size("ltx")
+    jobs = parse_jobs('{"prompt": "a fox", "seed": 1}\n{"prompt": "a cat", "seed": 2}',
+                      base=tmp_path)
+    items = resolve_jobs(jobs, {"model_path": tiny_model("ltx"), **s, "steps": 1},
+                         models_dir=tmp_path / "models")
+    written: list[int] = []
+
+    def record(item: Any, result: dict[str, Any]) -> Any:
+        if item.line == 1:
+            raise OSError(28, "No space left on device")
+        written.append(len(result["mp4"]))
+        return {"line": item.line}
+
+    res = run_batch(items, WorkerConfig(device="cpu"), record=record)
+    assert [(j.status, j.attempts) for j in res.jobs] == [("failed", 1), ("done", 1)]
+    assert res.jobs[0].error == {"type": "OSError",
+                                 "message": "[Errno 28] No space left on device"}
+    assert written and written[0] > 1000 and res.jobs[1].clip == {"line": 2}

@@ -498,14 +498,16 @@ def _default_record(item: WorkItem, result: dict[str, Any]) -> Any:
 class _Driver:
     """The bookkeeping both runners share: outcomes, one retry, events, recording."""
 
-    def __init__(self, items: list[WorkItem], record: Record, on_event: Event | None,
-                 runner: str) -> None:
+    def __init__(self, items: list[WorkItem], record: Record, on_event: Event | None) -> None:
         self.items = items
         self.record = record
         self.emit = on_event or (lambda _e: None)
         self.outcomes = [JobOutcome(it.index, it.line, it.request.prompt, it.request.seed)
                          for it in items]
-        self.runner = runner
+        self._by_id = {id(it): o for it, o in zip(items, self.outcomes, strict=True)}
+
+    def outcome(self, item: WorkItem) -> JobOutcome:
+        return self._by_id[id(item)]
 
     def event(self, kind: str, item: WorkItem | None = None, **data: Any) -> None:
         e: dict[str, Any] = {"event": kind, "total": len(self.items)}
@@ -516,7 +518,7 @@ class _Driver:
 
     def finished(self, item: WorkItem, result: dict[str, Any]) -> bool:
         """Record a worker's answer; True when the job should run again."""
-        o = self.outcomes[item.index]
+        o = self.outcome(item)
         o.attempts += 1
         o.worker = result.get("worker")
         o.seconds += float(result.get("seconds") or 0.0)
@@ -524,9 +526,12 @@ class _Driver:
             result["attempt"] = o.attempts
             try:
                 o.clip = self.record(item, result)
-            except LocalVideoError as exc:
-                # The worker's part worked; writing it here did not: retrying will not help.
-                o.status, o.error = "failed", exc.to_dict()
+            except (LocalVideoError, OSError) as exc:
+                # The worker's part worked; writing it here did not (a full disk, a bad
+                # out path): running it again would not help.
+                o.status = "failed"
+                o.error = (exc.to_dict() if isinstance(exc, LocalVideoError)
+                           else {"type": type(exc).__name__, "message": str(exc)})
                 self.event("failed", item, attempts=o.attempts, error=o.error)
                 return False
             o.status, o.error = "done", None
@@ -552,7 +557,7 @@ def run_in_process(items: list[WorkItem], config: WorkerConfig, *, record: Recor
                    on_event: Event | None = None) -> BatchResult:
     """One worker in this process, the jobs one after another (step progress included)."""
     started = time.perf_counter()
-    drv = _Driver(items, record, on_event, "in-process")
+    drv = _Driver(items, record, on_event)
     worker = BatchWorker(config)
     info = worker.info()
     drv.event("batch", runner="in-process", workers=[info])
@@ -563,7 +568,7 @@ def run_in_process(items: list[WorkItem], config: WorkerConfig, *, record: Recor
 
             while True:
                 drv.event("start", item, worker=info,
-                          attempt=drv.outcomes[item.index].attempts + 1)
+                          attempt=drv.outcome(item).attempts + 1)
                 result = worker.run(item, on_progress=progress)
                 if not drv.finished(item, result):
                     break
@@ -654,7 +659,7 @@ def run_on_ray(items: list[WorkItem], config: WorkerConfig, *, address: str = "l
     as it frees up, preferring one for the pipeline it already holds."""
     ray = require_ray()
     started = time.perf_counter()
-    drv = _Driver(items, record, on_event, "ray")
+    drv = _Driver(items, record, on_event)
     own = _connect(ray, address)
     actors: list[Any] = []
     try:
@@ -697,7 +702,7 @@ def run_on_ray(items: list[WorkItem], config: WorkerConfig, *, address: str = "l
                     held[slot] = pick.key
                     actor, info = slots[slot]
                     drv.event("start", pick, worker=info,
-                              attempt=drv.outcomes[pick.index].attempts + 1)
+                              attempt=drv.outcome(pick).attempts + 1)
                     running[actor.run.remote(pick)] = (slot, pick)
                 # A short wait, so a Ctrl-C reaches this loop promptly.
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
