@@ -50,3 +50,16 @@ def test_header_only_chunk_is_removed_not_damaged(
     assert svc.db.one("SELECT count(*) FROM frames")[0] == 0
     log = (data_dir / "logs" / "recorder.log").read_text()
     assert "died before its first fragment" in log
+
+
+def test_a_recording_row_whose_file_never_appeared_is_removed(
+        make_service: Callable[..., Service], data_dir: Path) -> None:
+    # Killed between the chunk's row and its file (seen in bench/chaos.py's kill runs).
+    svc = make_service()
+    run_scripted(svc, [Step(glyph(solid(200, 120), i * 5, 9)) for i in range(3)])
+    (row,) = svc.db.query("SELECT id, path FROM chunks")
+    (data_dir / row["path"]).unlink()
+    svc.db.execute("UPDATE chunks SET state = 'recording' WHERE id = ?", (row["id"],))
+    done = svc.record.recover()
+    assert [e["path"] for e in done["empty"]] == [row["path"]] and not done["damaged"]
+    assert svc.db.query("SELECT id FROM chunks") == []

@@ -56,7 +56,8 @@ def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
         for row in db.query("SELECT id, path, start_ts, end_ts FROM chunks WHERE state = 'recording'"):
             path = data_dir / row["path"]
             p = probe_chunk(path) if path.exists() else Probe(0, None, 0, 0, None, "file missing")
-            if _header_only(p):
+            if _header_only(p) or not path.exists():
+                # Killed before the first fragment, or before the file was even created.
                 _drop_empty(db, path, row["id"], row["path"])
                 done["empty"].append({"id": row["id"], "path": row["path"]})
                 continue
@@ -117,8 +118,8 @@ def _drop_empty(db: Database, path: Path, chunk_id: int | None, rel: str) -> Non
             # Frames seen while nothing was flushed have no picture to show; they go with it.
             conn.execute("DELETE FROM chunks WHERE id = ?", (chunk_id,))
     path.unlink(missing_ok=True)
-    log.warning("removed %s: the recorder died before its first fragment (header only, "
-                "nothing recorded)", rel)
+    log.warning("removed %s: the recorder died before its first fragment (nothing "
+                "recorded in it)", rel)
 
 
 def _recent() -> float:
