@@ -44,7 +44,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 extras=""
 case "$want" in
-  test) extras="[test,synth,hosted,ray]" ;;
+  test) extras="[test,synth,hosted,ray,encrypt]" ;;
   synth) extras="[synth]" ;;
 esac
 if [ -n "$extras" ] && ! .venv/bin/python -c "import torch" 2>/dev/null; then

@@ -267,6 +267,10 @@ class SynthSettings(_Section):
     models_dir: str | None = Field(
         default=None,
         description="a folder path (empty: <data-dir>/models)")
+    hosted_poll: float = Field(
+        default=2.0, ge=0.01, le=60,
+        description="seconds between status checks of a hosted job (replicate, fal, veo, "
+                    "runway)")
 
     @field_validator("models_dir", mode="before")
     @classmethod

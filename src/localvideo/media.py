@@ -32,6 +32,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image
 
+from . import crypto
 from .errors import EncoderError, MediaError, NotFoundError
 
 log = logging.getLogger("localvideo.media")
@@ -147,9 +148,15 @@ class Decoded:
         return im.crop(box) if box else im
 
 
+def _source(path: Path) -> Any:
+    """What PyAV opens for ``path``: the path, or a sealed chunk's plaintext in memory
+    (encryption at rest; see crypto.py)."""
+    return crypto.plain_source(Path(path))
+
+
 def _open_read(path: Path) -> Any:
     try:
-        return av.open(str(path), mode="r")
+        return av.open(_source(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise MediaError(f"cannot open {path}: {exc}",
                          "the file may be damaged or still being written") from exc
@@ -201,7 +208,7 @@ def scan_decodable(path: Path) -> Decodable:
     codec: str | None = None
     error: str | None = None
     try:
-        with av.open(str(path)) as container:
+        with av.open(_source(path)) as container:
             if not container.streams.video:
                 return Decodable(0, None, 0, 0, None, "no video stream")
             stream = container.streams.video[0]
@@ -216,7 +223,7 @@ def scan_decodable(path: Path) -> Decodable:
             except (av.FFmpegError, OSError, ValueError) as exc:
                 # A torn last fragment: everything before it still counts.
                 error = str(exc)
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except (av.FFmpegError, OSError, ValueError, MediaError) as exc:
         error = str(exc)
     return Decodable(frames, last, width, height, codec, error)
 
@@ -247,8 +254,8 @@ def _open_video(path: Path) -> tuple[Any, Any, float] | None:
     """The container, its video stream and its time base in seconds; None when the file
     cannot be opened (yet) or holds no video stream."""
     try:
-        container = av.open(str(path), mode="r")
-    except (av.FFmpegError, OSError):
+        container = av.open(_source(path), mode="r")
+    except (av.FFmpegError, OSError, MediaError):
         return None
     if not container.streams.video:
         container.close()

@@ -59,6 +59,7 @@ def test_a_hosted_clip_is_in_the_gallery(data_dir: Path, monkeypatch: pytest.Mon
 
     from localvideo.service.models import GenerateRequest
 
+    monkeypatch.setenv("LOCALVIDEO_SYNTH_HOSTED_POLL", "0.05")
     svc = Service.open(data_dir)
     with FalServer() as server:
         monkeypatch.setenv("FAL_KEY", server.key)

@@ -44,6 +44,8 @@ ENVS = ("REPLICATE_API_TOKEN", "FAL_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY",
 def _no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for env in ENVS:
         monkeypatch.delenv(env, raising=False)
+    # The providers' own pace (2 s between status checks) is a test's wait: poll fast.
+    monkeypatch.setenv("LOCALVIDEO_SYNTH_HOSTED_POLL", "0.05")
 
 
 @pytest.fixture(params=list(CASES))
@@ -181,7 +183,8 @@ def test_ctrl_c_cancels_the_prediction(data_dir: Path, tmp_path: Path) -> None:
     import time
 
     with ReplicateServer() as server:
-        env = {**os.environ, "REPLICATE_API_TOKEN": server.key, "LOCALVIDEO_HOME": str(data_dir)}
+        env = {**os.environ, "REPLICATE_API_TOKEN": server.key, "LOCALVIDEO_HOME": str(data_dir),
+               "LOCALVIDEO_SYNTH_HOSTED_POLL": "0.05"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "localvideo", "generate", "HANG until stopped", "--backend",
              "replicate", "--model", "acme/tiny-video", "--base-url", server.url, "--yes",

@@ -24,11 +24,11 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from .. import media
+from .. import crypto, media
 from ..errors import EncoderError, LocalVideoError, UsageError
 
 if TYPE_CHECKING:
@@ -156,13 +156,17 @@ class ChunkWriter(ChunkFile):
     """One fragmented MP4 file being written by one PyAV encoder."""
 
     def __init__(self, path: Path, width: int, height: int, encoder: str, quality: int,
-                 fps_hint: float = 2.0) -> None:
+                 fps_hint: float = 2.0, seal: crypto.Sealer | None = None) -> None:
         super().__init__(path, width, height, encoder, CODEC_OF.get(encoder, encoder))
         options = encoder_options(encoder, quality)  # an unknown name fails before any file
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # Encryption at rest: the muxer writes into a file that seals each write (a
+            # fragment) as it comes; only the store's public key is needed here.
+            self._sealed = crypto.SealedWriter(path, seal) if seal is not None else None
+            target: Any = self._sealed if self._sealed is not None else path
             self._out = media.VideoOutput(
-                path, "mp4", {"movflags": MOVFLAGS, "flush_packets": "1",
+                target, "mp4", {"movflags": MOVFLAGS, "flush_packets": "1",
                               "video_track_timescale": "1000"})
         except (media.FFmpegError, OSError) as exc:
             if media.is_disk_full(exc):
@@ -205,6 +209,9 @@ class ChunkWriter(ChunkFile):
                 self._out.close()
             except (media.FFmpegError, OSError) as exc:
                 log.error("closing %s failed: %s", self.path, exc)
+            finally:
+                if self._sealed is not None:
+                    self._sealed.close()
 
     def _abandon(self) -> None:
         self._closed = True
@@ -212,6 +219,8 @@ class ChunkWriter(ChunkFile):
             self._out.close()
         except (media.FFmpegError, OSError):
             pass
+        if self._sealed is not None:
+            self._sealed.close()
         self.path.unlink(missing_ok=True)
 
 
@@ -219,15 +228,20 @@ Writer = Union[ChunkWriter, "CliChunkWriter"]
 
 
 def open_writer(path: Path, width: int, height: int, encoder: str, quality: int,
-                fps_hint: float = 2.0) -> Writer:
-    """A chunk writer for ``encoder``; ``cli:<name>`` runs <name> in an ffmpeg process."""
+                fps_hint: float = 2.0, seal: crypto.Sealer | None = None) -> Writer:
+    """A chunk writer for ``encoder``; ``cli:<name>`` runs <name> in an ffmpeg process.
+    ``seal``: the store is encrypted, chunks are sealed as they are written."""
     if encoder.startswith("cli:"):
+        if seal is not None:
+            # ffmpeg would write the plaintext file itself.
+            raise EncoderError(f"{encoder} writes its own files, which encryption at rest "
+                               "cannot seal", "the recorder uses an in-process encoder")
         from .ffmpeg_cli import CliChunkWriter
 
         base = encoder[4:]
         return CliChunkWriter(path, width, height, base, CODEC_OF.get(base, base),
                               encoder_options(base, quality), MOVFLAGS)
-    return ChunkWriter(path, width, height, encoder, quality, fps_hint)
+    return ChunkWriter(path, width, height, encoder, quality, fps_hint, seal)
 
 
 # -- probing ------------------------------------------------------------------------------

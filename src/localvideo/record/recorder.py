@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import media
+from .. import crypto, media
 from ..capture.base import CaptureBackend, Frame
 from ..capture.health import CaptureHealth
 from ..config import Settings
@@ -341,7 +341,9 @@ class Recorder:
             n += 1
         rel = path.relative_to(self.settings.data_dir).as_posix()
         w, h = canvas_size(screen[0], screen[1], self.rs.canvas_max, self._scale)
-        writer = open_writer(path, w, h, self.encoder, self.rs.quality, self.rs.fps)
+        # Encryption at rest: sealed to the store's public key as it is written (crypto.py).
+        seal = crypto.sealer_for(self.settings.data_dir)
+        writer = open_writer(path, w, h, self.encoder, self.rs.quality, self.rs.fps, seal)
         try:
             chunk_id = frames_db.open_chunk(
                 self.db, path=rel, device_id=self.device_id, start_ts=ts, codec=writer.codec,

@@ -21,6 +21,7 @@ from .analyze import AnalyzeArea
 from .autostart import AutostartArea
 from .context import Context, moment
 from .doctor import DoctorArea
+from .encryption import EncryptionArea, EncryptionUnlocker, ExportArea
 from .jobs import JobsArea
 from .keys import KeysArea
 from .models import ServeInfo, Status, When
@@ -45,6 +46,8 @@ class Service:
     doctor: DoctorArea
     autostart: AutostartArea
     privacy: PrivacyArea
+    encryption: EncryptionArea
+    export: ExportArea
 
     def __init__(self, settings: Settings) -> None:
         self.ctx = Context(settings)
@@ -59,6 +62,10 @@ class Service:
         self.doctor = DoctorArea(self.ctx, self.synth)
         self.autostart = AutostartArea(self.ctx)
         self.privacy = PrivacyArea(self.ctx, self.token)
+        self.encryption = EncryptionArea(self.ctx)
+        self.export = ExportArea(self.ctx, self.record)
+        # An encrypted store's `unlock` takes its passphrase (or its keyring entry).
+        self.privacy.unlocker = EncryptionUnlocker(self.ctx)
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None,

@@ -655,3 +655,32 @@ class PrefsUpdate(Request):
     excluded_action: Literal["blank", "skip"] | None = None
     max_bytes: str | int | None = Field(default=None, description='"20GB" or bytes')
     max_age: str | float | None = Field(default=None, description='"30d" or seconds')
+
+
+# -- encryption at rest (service/encryption.py) -----------------------------------------------
+
+class EncryptionStatus(Model):
+    enabled: bool
+    source: Literal["keyring", "passphrase"] | None = Field(
+        default=None, description="where the key comes from")
+    key_id: str | None = None
+    keyring: str | None = Field(default=None, description="the OS keyring backend, if any")
+    index_encrypted: bool
+    chunks_sealed: int
+    chunks_plain: int
+
+
+class EncryptionChange(Model):
+    """What ``encrypt enable|disable`` migrated; every count checked before the swap."""
+
+    enabled: bool
+    source: str | None
+    rows: dict[str, int] = Field(description="rows per table of the index, before = after")
+    chunks: int = Field(description="chunk and cache files sealed (enable) or opened (disable)")
+    seconds: float
+
+
+class Exported(Model):
+    out: str
+    files: list[str]
+    bytes: int

@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from .. import media
+from .. import crypto, media
 from ..errors import LocalVideoError, NotFoundError, StoreError, UsageError
 from ..record.lock import RecorderLock, running_pid
 from ..store import frames as frames_db
@@ -171,6 +171,10 @@ class RecordArea:
             old.unlink(missing_ok=True)  # an earlier transcode of a chunk that was still growing
         try:
             media.transcode_h264(path, out)
+            # Encryption at rest: the cached copy is sealed like the chunk it comes from.
+            seal = crypto.sealer_for(self._data_dir)
+            if seal is not None:
+                crypto.seal_file(out, seal)
         except (LocalVideoError, OSError) as exc:
             raise StoreError(f"cannot transcode chunk {chunk_id} to H.264: {exc}",
                              "see <data-dir>/logs/recorder.log; the original file is untouched"

@@ -359,6 +359,7 @@ class SynthArea:
 
         provider = get_provider(backend, base_url=gen.base_url,
                                 key_store=KeyStore(self.settings.data_dir),
+                                poll_interval=self.settings.synth.hosted_poll,
                                 **({"timeout": gen.timeout} if gen.timeout else {}))
         if not gen.model:
             raise UsageError(f"--backend {backend} needs --model", provider.model_hint)

@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .. import crypto
 from ..errors import DiskFullError, StoreError, UsageError
-from . import layout
+from . import cipher, layout
 from .schema import MIGRATIONS
 
 log = logging.getLogger("localvideo.store")
@@ -38,12 +39,18 @@ class Database:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            # Encryption at rest: SQLCipher with the store's key (asked for, or a
+            # LockedError, when this process has not unlocked it yet); else plain SQLite.
+            key = crypto.index_key(self.path)
             try:
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                       check_same_thread=False)
+                if key is not None:
+                    conn = cipher.connect(self.path, key)
+                else:
+                    conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                           check_same_thread=False)
+                    conn.row_factory = sqlite3.Row
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open index {self.path}: {exc}") from exc
-            conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -68,7 +75,7 @@ class Database:
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
+            if isinstance(exc, cipher.OPERATIONAL_ERRORS) and "full" in str(exc).lower():
                 raise DiskFullError(f"disk full while writing the index: {exc}",
                                     "free some space; recording resumes by itself") from exc
             raise
@@ -101,7 +108,7 @@ class Database:
                     conn.execute(stmt)
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
                 conn.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except cipher.ERRORS as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise StoreError(f"migration {name} failed on {self.path}: {exc}") from exc

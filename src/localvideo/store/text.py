@@ -4,13 +4,13 @@ analysis stands in each chunk (``analysis_progress``), so a restart neither repe
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import StoreError
+from .cipher import OPERATIONAL_ERRORS
 from .db import Conn
 
 SEARCH_FAILED_HINT = "run `localvideo analyze` again; it rebuilds missing text"
@@ -221,7 +221,7 @@ def search(db: Conn, match: str, *, app: str | None = None, since: float | None 
     params.append(limit)
     try:
         rows = db.execute(" ".join(sql), params).fetchall()
-    except sqlite3.OperationalError as exc:
+    except OPERATIONAL_ERRORS as exc:
         # The caller's expression is valid syntax; this is a damaged index, not user input.
         raise StoreError(f"search failed: {exc}", SEARCH_FAILED_HINT) from exc
     return [SearchHit(*r) for r in rows]

@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import errors
 from ..service import Service
 from ..service.context import OutsideStoreError
+from ..service.encryption import sealed_body
 from ..service.models import (
     Action,
     Answer,
@@ -255,8 +256,12 @@ def create_app(svc: Service, *, extra_hosts: set[str] | None = None) -> FastAPI:
     return app
 
 
-def media(path: Path, media_type: str) -> FileResponse:
-    """A file the service has already confined to the store (see service.context.confine)."""
+def media(path: Path, media_type: str) -> Response:
+    """A file the service has already confined to the store (see service.context.confine);
+    a sealed one (encryption at rest) is sent from memory, never decrypted to disk."""
+    body = sealed_body(path)
+    if body is not None:
+        return Response(body, media_type=media_type)
     return FileResponse(path, media_type=media_type)
 
 
@@ -285,7 +290,7 @@ def _api_router(svc: Service) -> APIRouter:
         return svc.record.chunks(since=since, until=until, limit=limit)
 
     @r.get("/chunks/{chunk_id}/media", tags=["record"], response_class=FileResponse)
-    def chunk_media(chunk_id: Id) -> FileResponse:
+    def chunk_media(chunk_id: Id) -> Response:
         """The chunk as H.264 MP4 a browser can play (HEVC chunks are transcoded once)."""
         path, mime = svc.record.chunk_media(chunk_id)
         return media(path, mime)
@@ -357,7 +362,7 @@ def _api_router(svc: Service) -> APIRouter:
         return svc.synth.clip(clip_id)
 
     @r.get("/clips/{clip_id}/media", tags=["synth"], response_class=FileResponse)
-    def clip_media(clip_id: Id) -> FileResponse:
+    def clip_media(clip_id: Id) -> Response:
         return media(svc.synth.clip_media(clip_id), "video/mp4")
 
     @r.get("/models", tags=["synth"])

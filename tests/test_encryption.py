@@ -1,0 +1,255 @@
+"""Encryption at rest end to end under the real Xvfb desktop: a real xterm shows a word, the
+real recorder records it (plain, then encrypted after `encrypt enable` migrated the store),
+the real OCR indexes it; then the whole data dir is scanned for the word, every chunk is
+handed to PyAV, and search, playback through a real `localvideo serve`, `frame`, `export`
+and `encrypt disable` are checked to work."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+import pytest
+from netutil import free_port
+
+pytestmark = pytest.mark.x11
+
+PASS = "correct horse battery staple"
+WORD = "QUOKKAVAULT"          # shown inside the window only, never in a title
+
+
+def lv(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "localvideo", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def ok(*args: str, env: dict[str, str], timeout: float = 120) -> str:
+    r = lv(*args, env=env, timeout=timeout)
+    assert r.returncode == 0, f"{args}: {r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def record(data: Path, env: dict[str, str], seconds: int) -> None:
+    ok("record", "--duration", str(seconds), "--chunk-seconds", "4", "--data-dir", str(data),
+       env=env, timeout=seconds + 60)
+
+
+def said(r: subprocess.CompletedProcess[str]) -> str:
+    """stderr with rich's line wrapping undone."""
+    return " ".join(r.stderr.split())
+
+
+def scan(root: Path, needles: list[bytes]) -> list[str]:
+    """Every file under ``root`` that holds any of ``needles`` (raw bytes)."""
+    hits = []
+    for p in root.rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            hits += [f"{p.relative_to(root)}: {n!r}" for n in needles if n in data]
+    return hits
+
+
+def plain_counts(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                            "AND name NOT LIKE 'sqlite_%'")]
+        return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+    finally:
+        conn.close()
+
+
+def decodes(data: bytes | str) -> int:
+    with av.open(io.BytesIO(data) if isinstance(data, bytes) else data) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def test_encrypted_store_end_to_end(desktop: Any, tmp_path: Path) -> None:
+    data = tmp_path / "D"
+    base = {**desktop.env, "LOCALVIDEO_HOME": str(tmp_path / "unused"),
+            "LOCALVIDEO_ANALYZE_REASONER": "offline"}
+    base.pop("LOCALVIDEO_PASSPHRASE", None)
+    env = {**base, "LOCALVIDEO_PASSPHRASE": PASS}
+    needles = [WORD.encode(), WORD.lower().encode(), WORD.encode("utf-16-le")]
+    desktop.xterm("enc-window", f"the vault word is {WORD} and more text {WORD}",
+                  geometry="60x10+60+60", font_size=20)
+
+    # 1. A plain store first: recorded and read, the word in its index.
+    record(data, base, 6)
+    ok("analyze", "--data-dir", str(data), env=base)
+    before = plain_counts(data / "index.sqlite3")
+    assert before["frames"] > 0 and before["chunks"] > 0
+    assert scan(data, needles), "the plain store should hold the word (the scan's control)"
+
+    # 2. Enable: the index is migrated, every chunk sealed, nothing lost.
+    change = json.loads(ok("encrypt", "enable", "--json", "--data-dir", str(data), env=env))
+    assert change["enabled"] and change["source"] == "passphrase"
+    assert change["rows"] == before
+    assert change["chunks"] == before["chunks"]
+    st = json.loads(ok("encrypt", "status", "--json", "--data-dir", str(data), env=env))
+    assert st["enabled"] and st["index_encrypted"] and st["chunks_plain"] == 0
+
+    # 3. Record and read more with encryption on (the chunks sealed as they are written).
+    enabled_at = time.time()
+    record(data, env, 6)
+    ok("analyze", "--data-dir", str(data), env=env)
+    chunks = json.loads(ok("chunks", "--json", "--data-dir", str(data), env=env))
+    assert len(chunks) > before["chunks"]
+    assert all(c["state"] == "closed" and c["frames"] > 0 for c in chunks), chunks
+
+    # 4. The data dir holds the word nowhere, and no chunk file decodes.
+    assert scan(data, needles) == []
+    for c in chunks:
+        with pytest.raises(av.error.InvalidDataError):
+            decodes(c["abs_path"])
+
+    # 5. Search finds it (FTS5 inside SQLCipher), by its words and by its meaning
+    #    (sqlite-vec loaded into SQLCipher's connection).
+    hits = json.loads(ok("search", WORD, "--json", "--mode", "keyword", "--data-dir", str(data),
+                         env=env))
+    assert any(h["ts"] > enabled_at for h in hits), hits   # read from sealed chunks
+    ok("analyze", "--reindex", "--data-dir", str(data), env=env, timeout=300)
+    sem = json.loads(ok("search", "vault word", "--json", "--mode", "semantic", "--data-dir",
+                        str(data), env=env))
+    assert sem, "semantic search found nothing in the encrypted index"
+
+    # 6. Playback through a real server (it decrypts in memory), and a frame by time.
+    port = free_port()
+    token = ok("token", "--data-dir", str(data), env=env).strip()
+    srv = subprocess.Popen([sys.executable, "-m", "localvideo", "serve", "--port", str(port),
+                            "--data-dir", str(data)], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                              headers={"Authorization": f"Bearer {token}"}, timeout=20)
+        deadline = time.time() + 30
+        while True:
+            try:
+                r = client.get(f"/api/chunks/{chunks[-1]['id']}/media")
+                break
+            except httpx.HTTPError:
+                assert time.time() < deadline and srv.poll() is None, srv.stderr
+                time.sleep(0.3)
+        assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+        assert decodes(r.content) == chunks[-1]["frames"]
+        pic = client.get("/api/frame", params={"at": str(chunks[-1]["start_ts"] + 1)})
+        assert pic.status_code == 200 and pic.content[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        srv.terminate()
+        srv.wait(10)
+
+    # 7. Export writes plain MP4s of every chunk in the range.
+    out = tmp_path / "export"
+    exp = json.loads(ok("export", "--since", str(chunks[0]["start_ts"] - 1), "--until",
+                        str(time.time() + 60), "--out",
+                        str(out), "--json", "--data-dir", str(data), env=env))
+    assert len(exp["files"]) == len(chunks)
+    got = sorted(decodes(f) for f in exp["files"])
+    assert got == sorted(c["frames"] for c in chunks)
+
+    # 8. Without the passphrase, or with a wrong one: a clear refusal, nothing opened.
+    r = lv("chunks", "--data-dir", str(data), env=base)
+    assert r.returncode != 0 and "encrypted and no passphrase" in said(r), r.stderr
+    assert "LOCALVIDEO_PASSPHRASE" in said(r)
+    r = lv("chunks", "--data-dir", str(data), env={**base, "LOCALVIDEO_PASSPHRASE": "nope nope"})
+    assert r.returncode != 0 and "wrong passphrase" in said(r), r.stderr
+
+    # 9. Disable: back to a plain store with every row and chunk, the key forgotten.
+    enc_rows = json.loads(ok("encrypt", "disable", "--json", "--data-dir", str(data), env=env))
+    assert not enc_rows["enabled"] and enc_rows["chunks"] == len(chunks)
+    assert plain_counts(data / "index.sqlite3") == enc_rows["rows"]
+    assert enc_rows["rows"]["frames"] > before["frames"]
+    assert not (data / "encryption.json").exists()
+    for c in chunks:
+        assert decodes(c["abs_path"]) == c["frames"]
+    assert scan(data, needles), "the word is back in the plain index"
+    plain = json.loads(ok("search", WORD, "--json", "--mode", "keyword", "--data-dir",
+                          str(data), env=base))
+    assert len(plain) == len(hits)
+
+
+def test_killed_writer_loses_at_most_the_last_fragment(tmp_path: Path) -> None:
+    """A sealed chunk writer killed with SIGKILL: what it had written decodes, less at most
+    the last frame's fragment; a wrong key is refused by name."""
+    child = f"""
+import os, signal, numpy as np
+from pathlib import Path
+from localvideo import crypto, media
+from localvideo.record.encoder import ChunkWriter
+keys = crypto.derive(bytes(range(32)))
+w = ChunkWriter(Path({str(tmp_path / 'c.mp4')!r}), 640, 360, "libx264", 28,
+                seal=crypto.Sealer(keys.public, keys.key_id))
+rng = np.random.default_rng(1)
+for i in range(12):
+    px = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    w.write(media.frame_from_ndarray(px).reformat(format="yuv420p"), i * 500)
+print("wrote", w.frames, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == -9 and "wrote 12" in r.stdout, r.stderr
+    from localvideo import crypto
+    from localvideo.errors import LockedError
+
+    keys = crypto.derive(bytes(range(32)))
+    raw = (tmp_path / "c.mp4").read_bytes()
+    plain, final = crypto.unseal_bytes(raw, tmp_path / "c.mp4", keys=keys)
+    assert not final                       # no final record: it was cut short
+    n = 0
+    try:
+        with av.open(io.BytesIO(plain)) as c:
+            for _ in c.decode(video=0):
+                n += 1
+    except av.error.FFmpegError:
+        pass
+    assert n >= 11, n
+    with pytest.raises(av.error.InvalidDataError):
+        decodes(str(tmp_path / "c.mp4"))
+    other = crypto.derive(bytes(32))
+    with pytest.raises(LockedError, match="another key"):
+        crypto.unseal_bytes(raw, tmp_path / "c.mp4", keys=other)
+    # A flipped byte inside a record is found, not decoded into garbage.
+    bad = bytearray(raw)
+    bad[200] ^= 1
+    from localvideo.errors import MediaError
+
+    with pytest.raises(MediaError, match="tampered"):
+        crypto.unseal_bytes(bytes(bad), tmp_path / "c.mp4", keys=keys)
+
+
+def test_enable_refuses_without_a_key_source_or_while_recording(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LOCALVIDEO_PASSPHRASE"}
+    data = tmp_path / "D"
+    ok("chunks", "--data-dir", str(data), env=env)
+    r = lv("encrypt", "enable", "--data-dir", str(data), env=env)
+    assert r.returncode == 2 and "no passphrase given and no OS keyring" in said(r), r.stderr
+    r = lv("encrypt", "enable", "--data-dir", str(data),
+           env={**env, "LOCALVIDEO_PASSPHRASE": "short"})
+    assert r.returncode == 2 and "too short" in said(r), r.stderr
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from localvideo.record.lock import RecorderLock; "
+         f"held = RecorderLock(Path({str(data)!r})); held.acquire(); print('held', flush=True); "
+         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        r = lv("encrypt", "enable", "--data-dir", str(data),
+               env={**env, "LOCALVIDEO_PASSPHRASE": PASS})
+        assert r.returncode == 2 and "recorder is already running" in said(r), r.stderr
+        assert "stop it before changing the encryption" in said(r)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (data / "encryption.json").exists()
+    r = lv("encrypt", "status", "--data-dir", str(data), env=env)
+    assert r.returncode == 0 and "not encrypted" in r.stdout
