@@ -331,6 +331,9 @@ _ACTIONS: tuple[tuple[str, str], ...] = (
     ("/api/ask", "answer"), ("/api/clips", "clip"), ("/api/actions", "action"),
     ("/api/jobs", "job"), ("/api/audit", "audit"), ("/api/settings", "settings"),
     ("/api/models", "models"),
+    # The UI's pages, by what they show.
+    ("/search", "search"), ("/moment", "frame"), ("/observations", "observation"),
+    ("/clips", "clip"), ("/audit", "audit"), ("/settings", "settings"),
 )
 
 # Never audited nor gated by the lock: liveness, the app's own files, the lock's own state.
@@ -341,6 +344,8 @@ def action_for(path: str) -> str:
     for prefix, action in _ACTIONS:
         if path == prefix or path.startswith(prefix + "/"):
             return action
+    if path == "/":
+        return "timeline"                # today's page: the day's timeline and observations
     return "api" if path.startswith("/api/") else "page"
 
 
