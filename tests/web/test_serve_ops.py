@@ -157,6 +157,7 @@ def test_systemd_unit_is_written_and_removed(data_dir: Path, tmp_path: Path) -> 
     text = unit.read_text()
     assert f"ExecStart=/opt/py/bin/python3 -m localvideo observe --data-dir {data_dir}" in text
     assert "KillSignal=SIGINT" in text and "Restart=on-failure" in text
+    assert "UMask=0077" in text          # owner-only files (docs/privacy.md)
     assert "WantedBy=graphical-session.target" in text
     assert r.enable_command.endswith("systemctl --user enable --now localvideo.service")
     # What `systemctl --user enable` would create; uninstall must remove it too.

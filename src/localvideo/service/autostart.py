@@ -62,6 +62,8 @@ class AutostartArea:
                 f"ExecStart={exec_start}\n"
                 "Restart=on-failure\n"
                 "RestartSec=10\n"
+                # Owner-only files even before our own umask is set (docs/privacy.md).
+                "UMask=0077\n"
                 # observe forwards SIGINT to its children and waits for chunks to close.
                 "KillSignal=SIGINT\n"
                 "TimeoutStopSec=30\n\n"
