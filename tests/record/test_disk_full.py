@@ -16,6 +16,7 @@ import pytest
 from record_helpers import Step, decode_all, run_scripted, solid
 
 from localvideo.config import load_settings
+from localvideo.record.encoder import plan_encoders
 from localvideo.service import Service
 
 
@@ -44,6 +45,9 @@ def _service(data: Path, **record: object) -> Service:
 def test_low_space_pauses_and_resumes_when_space_returns(small_disk: Path) -> None:
     data = small_disk / "lv"
     svc = _service(data, min_free_bytes=6_000_000)
+    # Probe the encoders first (once per data dir; a hardware encoder failing in process is
+    # also tried through the ffmpeg program): the timing below is about the disk only.
+    plan_encoders(data, svc.settings.record.codec)
     filler = small_disk / "filler"
     with open(filler, "wb") as f:
         f.write(b"\0" * 8_000_000)                    # leaves ~4 MB: below the minimum

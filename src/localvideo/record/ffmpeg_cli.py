@@ -13,6 +13,7 @@ sent to /dev/null.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import subprocess
@@ -41,13 +42,23 @@ def ffmpeg_path() -> str:
     return path
 
 
+@functools.cache
+def _cli_encoders(ffmpeg: str) -> frozenset[str]:
+    """The encoder names the ffmpeg program at ``ffmpeg`` lists (asked once per process: the
+    probe asks about every hardware encoder that failed in process)."""
+    try:
+        out = subprocess.run([ffmpeg, "-hide_banner", "-encoders"], capture_output=True,
+                             text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(line.split()[1] for line in out.splitlines() if len(line.split()) > 1)
+
+
 def cli_has_encoder(name: str) -> bool:
     try:
-        out = subprocess.run([ffmpeg_path(), "-hide_banner", "-encoders"], capture_output=True,
-                             text=True, timeout=20).stdout
-    except (DependencyError, OSError, subprocess.SubprocessError):
+        return name in _cli_encoders(ffmpeg_path())
+    except DependencyError:
         return False
-    return any(line.split()[1:2] == [name] for line in out.splitlines() if line.strip())
 
 
 class CliChunkWriter(ChunkFile):
