@@ -9,18 +9,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import pytest
 from lvdesktop import XDisplay
+from typer.testing import CliRunner
 from Xlib import X
 from Xlib import display as xdisplay
 
 from localvideo.capture.base import Frame
 from localvideo.capture.health import CaptureHealth, one_colour
 from localvideo.capture.x11 import X11Backend
+from localvideo.cli import app as cli_app
 from localvideo.config import load_settings
 from localvideo.record.lock import RecorderLock
 from localvideo.record.recorder import Recorder, setup_logging
+from localvideo.service import Service
 from localvideo.store.db import Database
 
 
@@ -79,17 +83,37 @@ def test_blind_x11_capture_is_reported_within_10s(desktop: XDisplay, cover: Cove
     stop = threading.Event()
     t0 = time.monotonic()
     uncovered: list[float] = []
+    # What another process sees meanwhile: the service's status and `localvideo status`.
+    svc = Service.open(data_dir, recover=False)
+    served: list[str] = []
+    printed: list[str] = []
 
     def on_status(s: dict[str, Any]) -> None:
         now = time.monotonic() - t0
         seen.append((now, s["health"]))
-        if s["health"]["state"] == "blank" and not uncovered:
+        if s["health"]["state"] == "blank" and not served:
+            health = svc.status().recorder.health
+            if health is None or health.state != "blank":
+                return                      # the heartbeat is written once a second
+            served.append(health.message)
+            printed.append(CliRunner().invoke(cli_app, ["status", "--data-dir",
+                                                        str(data_dir)]).output)
+        if s["health"]["state"] == "blank" and served and not uncovered:
+            time.sleep(1.2)                 # a few more blank grabs, after the verdict
             cover.hide()                    # the screen comes back: so must the verdict
             uncovered.append(now)
         elif uncovered and s["health"]["state"] == "ok":
             stop.set()
 
-    summary = run_recorder(data_dir, 25, on_status, stop)
+    try:
+        summary = run_recorder(data_dir, 25, on_status, stop)
+        assert served and "visible-term" in served[0], served
+        assert "capture blank" in printed[0] and "visible-term" in printed[0], printed
+        assert "(x11 via" in printed[0], printed
+        blank_rows = svc.db.query("SELECT chunk_id, pts, title FROM frames WHERE state = 'blank'")
+        timeline = svc.analyze.timeline()
+    finally:
+        svc.close()
     blank = [(t, h) for t, h in seen if h["state"] == "blank"]
     assert blank, f"never reported blank: {seen}"
     t, h = blank[0]
@@ -98,7 +122,19 @@ def test_blind_x11_capture_is_reported_within_10s(desktop: XDisplay, cover: Cove
     # Once the cover is gone the real picture is seen again, and health says so.
     assert stop.is_set(), f"health never came back to ok after the cover went: {seen[-3:]}"
     assert summary["health"]["state"] == "ok"
-    assert summary["frames_encoded"] >= 2      # black, then the terminal
+    # The black stretch is in the index as such, with no picture; only the terminal was
+    # encoded, in a chunk that starts when the cover went.
+    assert len(blank_rows) >= 4, blank_rows
+    assert all(r[0] is None and r[1] is None and r[2] == "[screen blank]" for r in blank_rows)
+    assert any(seg.title == "[screen blank]" for seg in timeline), timeline
+    assert summary["frames_encoded"] >= 1
+    pictures = 0
+    for chunk in summary["chunks"]:
+        with av.open(str(data_dir / chunk)) as c:
+            for f in c.decode(video=0):
+                pictures += 1
+                assert f.to_ndarray(format="gray").std() > 1, "a blank frame was encoded"
+    assert pictures >= 1
     # The heartbeat row carries the verdict for `localvideo status` in another process.
     db = Database(load_settings(data_dir).db_path)
     try:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from web_helpers import WORD, LiveServer, Recorded
 
@@ -162,6 +163,41 @@ def test_pause_and_resume_button(page: Any, ui_server: LiveServer) -> None:
     page.click("#pause-btn")
     page.wait_for_function(f"(t => t !== null && !t.includes('Paused'))({REC_STATE})")
     assert ui_server.svc.db.get_kv("paused") is False
+
+
+def test_capture_health_banner(page: Any, ui_server: LiveServer) -> None:
+    """A running recorder whose capture sees one colour while a window is on screen: every
+    page says so in a banner; a healthy or stopped recorder shows none."""
+    from localvideo.capture.base import Frame
+    from localvideo.capture.health import CaptureHealth
+    from localvideo.record.lock import RecorderLock
+
+    assert page.locator("#capture-health").count() == 0
+    # The verdict the recorder would put in its heartbeat, from real blank frames.
+    health = CaptureHealth({"backend": "x11", "path": "xshm", "why": "--backend x11 on a "
+                            "Wayland session"}, blank_after=1)
+    black = np.zeros((60, 80, 4), np.uint8)
+    for t in range(3):
+        health.seen(Frame(pixels=black, ts=t, app="foot", title="notes.txt"), now=1000 + t)
+    assert health.state == "blank"
+    db = ui_server.svc.db
+    beat = db.get_kv("recorder", {}) or {}
+    with RecorderLock(ui_server.svc.settings.data_dir):
+        db.set_kv("recorder", {**beat, "pid": os.getpid(), "health": health.status()})
+        try:
+            page.goto(f"{ui_server.url}/search")
+            banner = page.locator("#capture-health")
+            assert banner.is_visible()
+            text = banner.inner_text()
+            assert "Capture blank" in text and "notes.txt" in text, text
+            assert "--backend wayland" in text and "x11 via xshm" in text, text
+            db.set_kv("recorder", {**beat, "pid": os.getpid(),
+                                   "health": {**health.status(), "state": "ok",
+                                              "message": ""}})
+            page.reload()
+            assert page.locator("#capture-health").count() == 0
+        finally:
+            db.set_kv("recorder", beat)
 
 
 def test_settings_page_saves_exclusions(page: Any, ui_server: LiveServer) -> None:

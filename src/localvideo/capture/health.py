@@ -81,6 +81,9 @@ class CaptureHealth:
         self._started: float | None = None
         self._failures = 0
         self.checked_ms = 0.0
+        # The last grab was one colour with a window known on screen: the recorder keeps no
+        # picture of it (the index says "blank" instead).
+        self.frame_blank = False
 
     # -- what the recorder reports ---------------------------------------------------------
     def seen(self, frame: Frame | None, now: float | None = None) -> None:
@@ -105,6 +108,7 @@ class CaptureHealth:
                 self._visible = now
         else:
             self._blank_since, self._blank_frames = None, 0
+        self.frame_blank = blank
         self._judge(now, frame, blank)
 
     def encoded(self, now: float | None = None) -> None:

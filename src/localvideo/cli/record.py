@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..service.models import RecordProgress
+from ..service.models import CaptureHealthState, RecordProgress
 from ..units import format_bytes, format_ts, parse_duration, parse_size
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
 
@@ -36,7 +36,20 @@ def _status_line(s: RecordProgress) -> Text:
         line.append(f" · excluded {s.frames_excluded}", style="magenta")
     chunk = (s.chunk or "-").rsplit("/", 1)[-1]
     line.append(f"  {chunk} {format_bytes(s.bytes or 0)}  [{s.encoder}]", style="dim")
+    if s.health is not None and s.health.state not in ("ok", "starting"):
+        line.append("\n")
+        line.append_text(health_text(s.health))
     return line
+
+
+def health_text(h: CaptureHealthState) -> Text:
+    """The capture health when it is not ok: one line, yellow (locked) or red."""
+    style = "bold yellow" if h.state == "locked" else "bold red"
+    text = Text()
+    text.append(f"capture {h.state}", style=style)
+    if h.message:
+        text.append(f": {h.message}")
+    return text
 
 
 def register(app: typer.Typer) -> None:
@@ -153,6 +166,16 @@ def register(app: typer.Typer) -> None:
         console.print(f"recorder: {state}")
         if rec.chunk:
             console.print(f"  chunk: {rec.chunk}  encoder: {rec.encoder}")
+        if rec.health is not None:
+            h = rec.health
+            via = f" ({h.backend} via {h.path})" if h.path else f" ({h.backend})" if h.backend \
+                else ""
+            if h.state in ("ok", "starting"):
+                console.print(f"  capture: {h.state}{via}", highlight=False, soft_wrap=True)
+            else:
+                line = health_text(h)
+                line.append(via, style="dim")
+                console.print(Text("  ").append_text(line), soft_wrap=True)
         if rec.last_error:
             console.print(f"  last error: {rec.last_error}", style="yellow")
         t = st.totals

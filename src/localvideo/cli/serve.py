@@ -7,6 +7,7 @@ import platform
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,9 +15,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import NoDisplayError
+from ..errors import LocalVideoError, NoDisplayError
+from ..service import Service
+from ..service.models import CaptureHealthState
 from ..units import format_ts, parse_duration
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
+from .record import health_text
 
 Host = Annotated[str | None, typer.Option(
     help="Address to bind (default 127.0.0.1; anything else exposes your screen history).")]
@@ -29,7 +33,8 @@ def ui_url(host: str, port: int, token: str | None = None) -> str:
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
 
 
-def _status_text(snapshot: list[dict[str, Any]], url: str) -> Text:
+def _status_text(snapshot: list[dict[str, Any]], url: str,
+                 health: CaptureHealthState | None = None) -> Text:
     line = Text()
     marks = {"running": ("●", "green"), "restarting": ("↻", "yellow"),
              "stopping": ("■", "yellow"), "stopped": ("■", "red")}
@@ -46,7 +51,32 @@ def _status_text(snapshot: list[dict[str, Any]], url: str) -> Text:
         if p["restarts"]:
             line.append(f" ({p['restarts']}×)", style="yellow")
     line.append(f"   {url}", style="cyan")
+    if health is not None and health.state not in ("ok", "starting"):
+        line.append("\n")
+        line.append_text(health_text(health))
     return line
+
+
+class _HealthWatch:
+    """The recorder's capture health from its heartbeat, read at most every 2 s."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._at = 0.0
+        self._health: CaptureHealthState | None = None
+
+    def __call__(self) -> CaptureHealthState | None:
+        if time.monotonic() - self._at >= 2.0:
+            self._at = time.monotonic()
+            try:
+                svc = Service.open(self.data_dir, recover=False)
+                try:
+                    self._health = svc.record.health()
+                finally:
+                    svc.close()
+            except LocalVideoError:
+                self._health = None   # the index is busy or locked: say nothing rather than crash
+        return self._health
 
 
 def register(app: typer.Typer) -> None:
@@ -98,6 +128,7 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         url = ui_url(settings.serve.host, settings.serve.port)
+        health = _HealthWatch(settings.data_dir)
 
         def event(msg: str) -> None:
             console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {msg}", highlight=False, soft_wrap=True)
@@ -123,7 +154,8 @@ def register(app: typer.Typer) -> None:
                 with Live(_status_text([], url), console=console, refresh_per_second=2,
                           transient=True) as live:
                     sup.run(stop, seconds,
-                            tick=lambda: live.update(_status_text(sup.snapshot(), url)))
+                            tick=lambda: live.update(_status_text(sup.snapshot(), url,
+                                                                  health())))
             else:
                 last = [0.0]
 
@@ -131,8 +163,8 @@ def register(app: typer.Typer) -> None:
                     # No terminal (a log, a test): a status line every 10 s instead of live.
                     if time.monotonic() - last[0] >= 10:
                         last[0] = time.monotonic()
-                        console.print(_status_text(sup.snapshot(), url), highlight=False,
-                                      soft_wrap=True)
+                        console.print(_status_text(sup.snapshot(), url, health()),
+                                      highlight=False, soft_wrap=True)
 
                 sup.run(stop, seconds, tick=tick)
         finally:

@@ -32,6 +32,7 @@ from ..errors import CaptureError, DiskFullError, EncoderError, ScreenLockedErro
 from ..store import frames as frames_db
 from ..store import retention
 from ..store.db import Database, put_kv
+from ..store.frames import SCREEN_TITLES
 from ..store.layout import chunk_path
 from .canvas import Canvas, Rect, canvas_size
 from .encoder import Writer, open_writer, plan_encoders
@@ -118,6 +119,7 @@ class Recorder:
         self._last_disk_check = 0.0
         self._capture_errors = 0
         self._locked_until: float | None = None   # monotonic time of the next try while locked
+        self._blank = False   # the last grab was one colour with a window on screen
         # The display's pixels per point (Frame.extra["scale"]): how far the canvas may
         # shrink a big window and keep its text legible (canvas.canvas_size).
         self._scale = 1.0
@@ -225,6 +227,11 @@ class Recorder:
         self.health.seen(frame)
         if frame is None:
             return
+        if (self.health.state == "blank" and self.health.frame_blank
+                and not self.filter.exclusion.matches(frame.app, frame.title)):
+            self._screen_blank(frame)
+            return
+        self._blank = False
         try:
             self._handle(frame)
         except DiskFullError as exc:
@@ -247,7 +254,23 @@ class Recorder:
         self._locked_until = time.monotonic() + LOCKED_RETRY
         self.health.locked()
         self._rows.append((None, time.time(), None, "", LOCKED_TITLE, 0, 0, 0, 0,
-                           self.backend.display, 0, 0))
+                           self.backend.display, 0, 0, "locked"))
+
+    def _screen_blank(self, frame: Frame) -> None:
+        """Health says blank: one colour for seconds while a window is known to be on screen
+        (capture/health.py) — a blind capture, a screen saver, a lock screen the backend
+        cannot name. Not encoded (a black video shows nothing and costs bytes and OCR); the
+        chunk ends where the picture did, as for a locked screen, and the index says
+        "blank" for each moment. (The few seconds before the verdict are one encoded frame:
+        a single one-colour window is no reason to stop recording.)"""
+        if not self._blank:
+            self._blank = True
+            log.info("one-colour frames with %s on screen: not encoded, indexed as blank",
+                     frame.app or frame.title or "a window")
+            self._close_chunk()
+        self.stats.app, self.stats.title = frame.app, SCREEN_TITLES["blank"]
+        self._rows.append((None, frame.ts, None, frame.app, SCREEN_TITLES["blank"], 0, 0, 0, 0,
+                           frame.display, 0, 0, "blank"))
 
     def _handle(self, frame: Frame) -> None:
         screen = (frame.screen_w or frame.size[0], frame.screen_h or frame.size[1])

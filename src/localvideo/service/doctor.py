@@ -11,6 +11,7 @@ from typing import Any
 from ..doctor import run_checks
 from .context import Context
 from .models import DoctorReport, GenerateRequest
+from .record import recorder_health
 from .synth import SynthArea
 
 
@@ -28,5 +29,24 @@ class DoctorArea:
         def models() -> list[dict[str, Any]]:
             return [m.model_dump() for m in self._synth.models()]
 
-        return DoctorReport.model_validate(run_checks(self._ctx.settings, plan=plan,
-                                                      models=models))
+        report = run_checks(self._ctx.settings, plan=plan, models=models)
+        report["checks"].append(self._recording())
+        return DoctorReport.model_validate(report)
+
+    def _recording(self) -> dict[str, Any]:
+        """What a running recorder sees right now: the doctor's own grab above can succeed
+        while the recorder's capture is blind (a native Wayland window on the X11 path)."""
+        pid, health = recorder_health(self._ctx)
+        if pid is None:
+            return {"name": "recording", "ok": True, "detail": "no recorder running",
+                    "fix": None, "data": None}
+        if health is None:
+            return {"name": "recording", "ok": True,
+                    "detail": f"recorder running (pid {pid}), no capture health reported yet",
+                    "fix": None, "data": None}
+        via = f"{health.backend} via {health.path}" if health.path else health.backend
+        ok = health.state in ("ok", "starting", "locked")
+        detail = f"recorder running (pid {pid}): capture {health.state}" + \
+            (f" ({via})" if via else "") + (f": {health.message}" if health.message else "")
+        return {"name": "recording", "ok": ok, "detail": detail, "fix": None,
+                "data": health.model_dump()}

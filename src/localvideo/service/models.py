@@ -134,6 +134,20 @@ class Picture(Model):
     media_type: str = Field(description="image/png or image/jpeg")
 
 
+class CaptureHealthState(Model):
+    """Is the capture really seeing the screen? (capture/health.py)"""
+
+    state: Literal["starting", "ok", "blank", "stalled", "failing", "locked"] = Field(
+        description="blank: one colour while a window is on screen; stalled: nothing "
+                    "visible and nothing encoded for a minute; failing: grabs keep raising; "
+                    "locked: the screen is locked (recorded in the index as such)")
+    message: str = Field(default="", description="what is wrong and the likely fix")
+    since: float | None = Field(default=None, description="unix seconds the state began")
+    backend: str = Field(default="", description="x11 | wayland | macos | windows")
+    path: str = Field(default="", description="how pixels are read (xshm, portal, ...)")
+    why: str = Field(default="", description="why this backend and path were chosen")
+
+
 class RecordProgress(Model):
     """What a running recorder reports about once a second."""
 
@@ -151,6 +165,7 @@ class RecordProgress(Model):
     disk_paused: bool
     message: str | None = None
     last_error: str | None = None
+    health: CaptureHealthState | None = None
 
 
 class RecordSummary(RecordProgress):
@@ -204,6 +219,8 @@ class RecorderState(Model):
     disk_paused: bool
     message: str | None
     last_error: str | None
+    health: CaptureHealthState | None = Field(
+        default=None, description="the running recorder's capture health (from its heartbeat)")
 
 
 class Totals(Model):
@@ -285,6 +302,11 @@ class SearchHit(Model):
     offset: float | None = Field(description="seconds into the chunk")
 
 
+# The titles the recorder gives the index rows of a screen it kept no picture of
+# (store.frames.SCREEN_TITLES): a timeline span with one of them is that screen state.
+_SCREEN_OF_TITLE = {"[screen blank]": "blank", "[screen locked]": "locked"}
+
+
 class Segment(Model):
     """Time in front of one app and window."""
 
@@ -295,6 +317,13 @@ class Segment(Model):
     duration: float
     frames: int
     excluded: bool | int = False
+    screen: Literal["blank", "locked"] | None = Field(
+        default=None, description="no picture was kept: the screen was one colour while a "
+                                  "window was on it (blank) or locked")
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.screen is None and self.title in _SCREEN_OF_TITLE:
+            self.screen = _SCREEN_OF_TITLE[self.title]  # type: ignore[assignment]
 
 
 class Task(Model):

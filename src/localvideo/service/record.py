@@ -23,6 +23,7 @@ from ..units import format_ts, parse_duration
 from .context import Context, confine, maybe_moment, moment
 from .models import (
     AppFrames,
+    CaptureHealthState,
     Deleted,
     FrameInfo,
     LocalChunk,
@@ -42,6 +43,19 @@ log = logging.getLogger("localvideo.record")
 _NO_FRAMES_HINT = "record something first: `localvideo record --duration 30`"
 _FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
             "jpg": ("JPEG", "image/jpeg")}
+
+
+def live_health(beat: dict[str, Any], pid: int | None) -> CaptureHealthState | None:
+    """The capture health a running recorder put in its heartbeat (``kv.recorder``).
+    Only a live recorder's verdict means anything: a dead one's last word may say "ok"."""
+    health = beat.get("health") if pid else None
+    return CaptureHealthState.model_validate(health) if isinstance(health, dict) else None
+
+
+def recorder_health(ctx: Context) -> tuple[int | None, CaptureHealthState | None]:
+    """The running recorder's pid and capture health (None, None when none runs)."""
+    pid = running_pid(ctx.settings.data_dir)
+    return pid, live_health(ctx.db.get_kv("recorder", {}) or {} if pid else {}, pid)
 
 
 class RecordArea:
@@ -106,6 +120,11 @@ class RecordArea:
                 log.error("recording stopped: %s", exc)
                 raise
         return RecordSummary.model_validate(summary)
+
+    def health(self) -> CaptureHealthState | None:
+        """The running recorder's capture health (from its heartbeat); None when no recorder
+        runs. Cheap: one pid check and one kv read, for status lines polling it."""
+        return recorder_health(self._ctx)[1]
 
     def pause(self) -> PauseState:
         """Stop capturing; persisted in the index, so a running recorder stops within one
@@ -240,7 +259,8 @@ class RecordArea:
                 chunk=beat.get("chunk") if pid else None, encoder=beat.get("encoder"),
                 disk_paused=bool(beat.get("disk_paused")) if pid else False,
                 message=beat.get("message") if pid else "",
-                last_error=beat.get("last_error")),
+                last_error=beat.get("last_error"),
+                health=live_health(beat, pid)),
             paused=bool(db.get_kv("paused", False)),
             disk_free=retention.disk_free(data_dir),
             min_free_bytes=self._ctx.settings.record.min_free_bytes,

@@ -69,11 +69,17 @@ class ChunkTotals(NamedTuple):
     last_ts: float | None
 
 
-# The recorder's frame row, in the column order of FRAME_COLUMNS.
-FrameInsert = tuple[int | None, float, float | None, str | None, str | None, int | None,
-                    int | None, int | None, int | None, str | None, int, int]
+# The recorder's frame row, in the column order of FRAME_COLUMNS; the last one, the screen
+# state (None | "blank" | "locked", see schema 0110_frame_state), may be left off.
+FrameInsert = (tuple[int | None, float, float | None, str | None, str | None, int | None,
+                     int | None, int | None, int | None, str | None, int, int]
+               | tuple[int | None, float, float | None, str | None, str | None, int | None,
+                       int | None, int | None, int | None, str | None, int, int, str | None])
 FRAME_COLUMNS = ("chunk_id", "ts", "pts", "app", "title", "x", "y", "w", "h", "display",
-                 "changed", "excluded")
+                 "changed", "excluded", "state")
+# What the index says instead of a picture (frames.state) and the title its rows carry, so
+# the timeline shows the span as such.
+SCREEN_TITLES = {"blank": "[screen blank]", "locked": "[screen locked]"}
 _INSERT_FRAMES = (f"INSERT INTO frames({', '.join(FRAME_COLUMNS)}) "
                   f"VALUES ({','.join('?' * len(FRAME_COLUMNS))})")
 
@@ -112,7 +118,9 @@ def drop_chunk(db: Database, chunk_id: int) -> None:
 
 
 def insert_frames(conn: sqlite3.Connection, rows: Iterable[FrameInsert]) -> None:
-    conn.executemany(_INSERT_FRAMES, rows)
+    n = len(FRAME_COLUMNS)
+    conn.executemany(_INSERT_FRAMES, (r if len(r) == n else (*r, None) for r in rows))
+
 
 
 def update_chunk_progress(conn: Conn, chunk_id: int, *, end_ts: float, frames: int,

@@ -273,4 +273,14 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0110_frame_state",
+        """
+        -- What the screen showed when there was no picture to keep (record/recorder.py):
+        -- NULL: a picture (encoded or unchanged); 'blank': one colour while a window was on
+        -- screen (a blind capture, a screen saver), not encoded; 'locked': the backend said
+        -- the screen is locked. Such rows point at no chunk.
+        ALTER TABLE frames ADD COLUMN state TEXT;
+        """,
+    ),
 ]
