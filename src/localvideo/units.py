@@ -164,6 +164,11 @@ STOP_WORDS = frozenset("""a an and are as at be been but by can could did do doe
 from had has have how i i'm in into is it its me my of on or so that the then there this to up
 was were what when where which while who why with you your about after before during we us
 our they them their""".split())
+# Words that ask for an overview, not for something on screen ("what did I work on?",
+# "summarize my morning"): a question of only these, stop words and times is answered from the
+# timeline and screen text of its span (the last hour when it names none).
+OVERVIEW_WORDS = frozenset("""summarize summarise summary recap overview work worked
+working happen happened happening busy spend spent time""".split())
 # A number with a time unit ("3pm", "14h30", "20min"); a bare number is not one: invoice
 # numbers and error codes are what people search for.
 _TIME_TOKEN = re.compile(r"^\d+(?:am|pm|h|hr|hrs|min|mins)$|^\d+h\d+$", re.I)

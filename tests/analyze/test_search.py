@@ -76,14 +76,21 @@ def test_exclusion_and_or(indexed: Service) -> None:
 
 
 def test_window_titles_are_searchable_without_text(indexed: Service) -> None:
-    hits = plain.search(indexed, "mozilla")
+    hits = plain.search(indexed, "mozilla", mode="keyword")
     assert hits and all(h["app"] == "firefox" for h in hits)
+    # The default (hybrid, the screen text being embedded) puts those word matches first.
+    hybrid = plain.search(indexed, "mozilla")
+    assert hybrid[0]["app"] == "firefox" and hybrid[0]["matched"] in ("words", "both")
 
 
 def test_excluded_windows_are_never_read_or_indexed(indexed: Service) -> None:
-    assert plain.search(indexed, "hunter2") == []
-    assert plain.search(indexed, "vault") == []
-    assert plain.search(indexed, "passwords") == []
+    for mode in ("keyword", "semantic", "hybrid"):
+        # By words nothing; by meaning only the nearest of what was read, never the window.
+        for q in ("hunter2", "vault", "passwords", "secret vault entry"):
+            hits = plain.search(indexed, q, mode=mode)
+            assert all(h["app"] != "keepassxc" for h in hits), (mode, q)
+            if mode == "keyword":
+                assert hits == []
 
 
 def test_filters_app_since_until_limit(indexed: Service, recorded: ChunkWriter) -> None:

@@ -341,9 +341,19 @@ def reindex(db: Database, embedder: Embedder, *, force: bool = False,
 
 # -- searching -------------------------------------------------------------------------------
 
-def resolve_mode(db: Database, mode: str | None) -> str:
-    """keyword | semantic | hybrid; None or 'auto' → hybrid when vectors exist, else keyword."""
+# "a phrase", a OR b, -word, NOT a, pre*: a query written for the keyword index.
+_KEYWORD_SYNTAX = re.compile(r'"|(?:^|\s)(?:OR|NOT|AND)(?:\s|$)|(?:^|\s)-\w|\w\*')
+
+
+def resolve_mode(db: Database, mode: str | None, query: str = "") -> str:
+    """keyword | semantic | hybrid; None or 'auto' → hybrid when vectors exist, else keyword.
+
+    A query that uses the keyword syntax (quotes, OR, -word, pre*) asks for words: auto
+    gives keyword there, since meaning cannot honour an exclusion or a phrase.
+    """
     if mode in (None, "", "auto"):
+        if _KEYWORD_SYNTAX.search(query):
+            return "keyword"
         return "hybrid" if vectors.has_vectors(db) else "keyword"
     if mode not in MODES:
         raise UsageError(f"unknown search mode {mode!r}", "use keyword, semantic or hybrid")
@@ -359,22 +369,26 @@ def _offset(pts: float | None, ts: float, start: float | None) -> float | None:
 
 def search(db: Database, query: str, *, mode: str | None = None, app: str | None = None,
            since: float | None = None, until: float | None = None, limit: int = 50,
-           models_dir: Path | None = None, min_score: float = MIN_SCORE) -> list[dict[str, Any]]:
+           models_dir: Path | None = None, min_score: float = MIN_SCORE,
+           words: str | None = None) -> list[dict[str, Any]]:
     """Search screen text by words, meaning or both; each hit says why it ``matched``.
 
     keyword: the FTS5 search as before (newest first). semantic: nearest blocks by cosine.
     hybrid: reciprocal-rank fusion of BM25 over the newest matches and the semantic ranking.
+    ``words`` replaces ``query`` as the keyword side's search (``ask`` passes its search
+    words joined by OR; the meaning side embeds the whole question).
     """
     from . import index
 
     if limit <= 0:
         raise UsageError(f"--limit must be positive (got {limit})", "e.g. --limit 20")
-    mode = resolve_mode(db, mode)
+    mode = resolve_mode(db, mode, query)
     if mode == "keyword":
         return [{**h, "matched": "words"} for h in index.search(
-            db, query, app=app, since=since, until=until, limit=limit)]
-    if not query or not query.strip():
-        raise UsageError("the search is empty", index.SEARCH_HINT)
+            db, words or query, app=app, since=since, until=until, limit=limit)]
+    # The same words rule in every mode: a search with nothing to look for (empty, only
+    # excluded words, only operators) is a usage error, not a list of nearest neighbours.
+    expr = index.match_expression(words or query)
     model = vectors.active_model(db)
     assert model is not None       # resolve_mode checked there are vectors
     embedder = get_embedder(model.name, models_dir)
@@ -384,36 +398,30 @@ def search(db: Database, query: str, *, mode: str | None = None, app: str | None
                           min_score=min_score)
     sem_by = {r.frame_id: r for r in sem}
     kw: list[tuple[int, float]] = []
-    expr = None
     if mode == "hybrid":
-        try:
-            expr = index.match_expression(query)
-        except UsageError:
-            expr = None         # no searchable words (e.g. only excluded ones): meaning only
-        if expr is not None:
-            kw = vectors.keyword_ranked(db, expr, app=app, since=since, until=until)
+        kw = vectors.keyword_ranked(db, expr, app=app, since=since, until=until)
         ranked = vectors.fuse([f for f, _s in kw], [r.frame_id for r in sem])[:limit]
     else:
         ranked = [(r.frame_id, r.score) for r in sem][:limit]
     kw_ids = {f for f, _s in kw}
     ids = [f for f, _s in ranked]
     rows = vectors.hit_rows(db, ids)
-    snips = vectors.snippets(db, expr, [f for f in ids if f in kw_ids]) if expr else {}
+    snips = vectors.snippets(db, expr, [f for f in ids if f in kw_ids])
     out = []
     for fid, score in ranked:
         r = rows.get(fid)
         if r is None:
             continue
-        words, meaning = fid in kw_ids, fid in sem_by
+        by_words, meaning = fid in kw_ids, fid in sem_by
         hit: dict[str, Any] = {
             "frame_id": fid, "ts": r.ts, "app": r.app or "", "title": r.title or "",
             "chunk_id": r.chunk_id, "chunk_path": r.chunk_path,
             "offset": _offset(r.pts, r.ts, r.chunk_start_ts),
-            "matched": "both" if words and meaning else "words" if words else "meaning",
+            "matched": "both" if by_words and meaning else "words" if by_words else "meaning",
             "score": round(float(score), 4)}
         if meaning:
             hit["similarity"] = round(sem_by[fid].score, 4)
-        if words and snips.get(fid):
+        if by_words and snips.get(fid):
             hit["snippet"] = snips[fid]
         else:
             block = block_text(r.text, r.title or "", sem_by[fid].block) if meaning else ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,14 @@ from ..store import observations as obs_db
 from ..store import text as text_db
 from ..store.db import Database
 from ..store.layout import inside
-from ..units import STOP_WORDS, TimeWindow, is_time_word, question_times, strip_times
+from ..units import (
+    OVERVIEW_WORDS,
+    STOP_WORDS,
+    TimeWindow,
+    is_time_word,
+    question_times,
+    strip_times,
+)
 from . import context, index
 from .context import Scrub
 from .sampler import FrameRow, crop_box, images_at
@@ -239,10 +246,13 @@ def keywords(question: str) -> list[str]:
 
     words = [w.lower() for w in re.findall(r"\w+", strip_times(question))]
     return list(dict.fromkeys(w for w in words
-                              if len(w) > 2 and w not in STOP_WORDS and not is_time_word(w)))
+                              if len(w) > 2 and w not in STOP_WORDS and w not in OVERVIEW_WORDS
+                              and not is_time_word(w)))
 
 
 ASK_FRAMES_PER_WINDOW = 12   # key frames with text quoted from each time a question names
+ASK_RECENT = 3600.0          # "what was I doing?" with no time named: the last hour
+ASK_MEANING_HITS = 5         # moments found by meaning alone quoted to the reasoner
 ASK_SESSIONS = 60            # timeline lines in an ask request
 
 
@@ -266,9 +276,25 @@ def build_ask(settings: Settings, db: Database, question: str, since: float | No
     if windows and since is None and until is None:
         since, until = min(w.start for w in windows), max(w.end for w in windows)
     words = keywords(question)
+    if not words and not windows and since is None and until is None:
+        # "what was I doing?", "summarize": no word to look for and no time named; the last
+        # hour of activity (up to the last frame seen) is what is asked about.
+        last = frames_db.last_frame_ts(db)
+        end = min(time.time(), last) if last is not None else time.time()
+        windows = [TimeWindow(end - ASK_RECENT, end, "the last hour")]
+        since, until = windows[0].start, windows[0].end
     hits: list[dict[str, Any]] = []
     if words:
-        hits = index.search(db, " OR ".join(words), since=since, until=until, limit=20)
+        from . import embed
+
+        # By words and, once the screen text is embedded, by meaning: a question in other
+        # words than the screen still finds the moment.
+        hits = embed.search(db, question, words=" OR ".join(words), since=since, until=until,
+                            limit=20, models_dir=settings.models_dir)
+        # Every moment with the words; of those found by meaning alone only the nearest few
+        # (a nearest neighbour always exists, relevant or not).
+        meaning = [h for h in hits if h.get("matched") == "meaning"][:ASK_MEANING_HITS]
+        hits = [h for h in hits if h.get("matched") != "meaning" or h in meaning]
     ids = list(dict.fromkeys([h["frame_id"] for h in hits] + [
         i for w in windows for i in _frames_in(db, w.start, w.end, ASK_FRAMES_PER_WINDOW)]))
     rows = text_db.frame_texts(db, ids)
@@ -288,6 +314,9 @@ def build_ask(settings: Settings, db: Database, question: str, since: float | No
                                      until if until is not None else time.time() + 86400)
     scrub = Scrub()
     screen, left_out = context.screen_texts(rows, scrub)
+    # Say which lines the search found by meaning alone: no word of the question is on them.
+    why = {float(h["ts"]): str(h.get("matched", "")) for h in hits}
+    screen = [replace(s, matched=why.get(s.ts, "")) for s in screen]
     req = ReasonRequest(task="ask", system=ASK_SYSTEM, timeline=context.timeline(sess, scrub),
                         screen=screen, screen_left_out=left_out,
                         asked=[AskedTime(w.start, w.end, w.label) for w in windows],

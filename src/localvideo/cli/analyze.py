@@ -62,6 +62,37 @@ def _progress_line(state: dict[str, Any]) -> Text:
     return line
 
 
+def _reindex(svc: Any, stop: threading.Event, json_out: bool) -> None:
+    """`analyze --reindex`: embed the history with a progress bar; Ctrl-C stops cleanly."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    old = signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
+    quiet = json_out or not console.is_terminal
+    bar = None if quiet else Progress("[bold cyan]◆ embedding[/] {task.description}",
+                                      BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                      console=err_console, transient=True)
+    task = bar.add_task("key frames", total=None) if bar is not None else None
+    try:
+        with bar or contextlib.nullcontext():
+            def on_progress(ev: dict[str, Any]) -> None:
+                if bar is not None and task is not None and ev.get("event") == "embed":
+                    bar.update(task, completed=ev["done"], total=ev["total"],
+                               description=f"key frames ({ev['model']})")
+
+            result = svc.analyze.reindex(stop=stop, on_progress=on_progress)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if json_out:
+        print_json(result)
+        return
+    console.print(f"embedded {result.frames} key frame(s) with {result.model}: "
+                  f"{result.blocks} text block(s), {result.vectors} new vector(s)"
+                  + (f"; {result.dropped_vectors} old vector(s) replaced"
+                     if result.dropped_vectors else "")
+                  + ("" if result.finished else " (stopped: run it again to finish; the "
+                     "previous model is still the one searched)"), highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def analyze(
@@ -77,11 +108,18 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option(
             "--dry-run", help="Read and index locally; print what would be sent, send nothing.")
         ] = False,
+        reindex: Annotated[bool, typer.Option(
+            "--reindex", help="Embed every key frame read so far for search by meaning, with "
+                              "the configured analyze.embed_model (after a model change: "
+                              "replaces the old vectors); reads no new chunks.")] = False,
         json_out: JsonFlag = False,
     ) -> None:
         """Read the screen text of new chunks, index it, and write observations."""
         svc = open_service(data_dir)
         stop = threading.Event()
+        if reindex:
+            _reindex(svc, stop, json_out)
+            return
 
         def on_sigint(signum: int, frame: Any) -> None:
             if stop.is_set():
@@ -152,28 +190,36 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def search(
         query: Annotated[str, typer.Argument(
-            help='Words seen on screen or in a window title; "a phrase", a OR b, -word, pre*.')],
+            help='Words seen on screen or in a window title; "a phrase", a OR b, -word, pre*; '
+                 'or what it was about, in your own words.')],
         data_dir: DataDir = None,
         app_: Annotated[str | None, typer.Option("--app", help="Only this app (substring).")
                         ] = None,
         since: SinceOpt = None,
         until: UntilOpt = None,
         limit: Annotated[int, typer.Option(help="At most this many hits.")] = 50,
+        mode: Annotated[str | None, typer.Option(
+            "--mode", help="keyword (the words), semantic (the meaning) or hybrid (both; the "
+                           "default once `analyze` has embedded anything).")] = None,
         json_out: JsonFlag = False,
     ) -> None:
-        """Find the moments a word was on screen (then: localvideo frame --at TS)."""
+        """Find the moments something was on screen (then: localvideo frame --at TS)."""
         hits = open_service(data_dir).analyze.search(query, app=app_, since=since, until=until,
-                                                     limit=limit)
+                                                     limit=limit, mode=mode)
         if json_out:
             print_json(hits)
             return
         if not hits:
             console.print(f"no match for {query!r}")
             return
-        table = Table("time", "app", "window", "text", "chunk @ offset")
+        if all(h.matched == "meaning" for h in hits):
+            # Nearest neighbours always exist: say plainly that no screen had the words.
+            console.print(f"no match for {query!r} by its words; closest in meaning:",
+                          highlight=False, markup=False)
+        table = Table("time", "app", "window", "text", "matched", "chunk @ offset")
         for h in hits:
             table.add_row(format_ts(h.ts)[:19].replace("T", " "), Text(h.app),
-                          Text(_flat(h.title, 40)), _hit(h.snippet),
+                          Text(_flat(h.title, 40)), _hit(h.snippet), h.matched,
                           f"{h.chunk_id} @ {h.offset:.1f}s" if h.offset is not None
                           else str(h.chunk_id))
         console.print(table)

@@ -98,6 +98,7 @@ class ScreenText:
     app: str
     title: str
     lines: tuple[str, ...]
+    matched: str = ""           # "ask": why the search found it (words | meaning | both)
 
     @property
     def text(self) -> str:

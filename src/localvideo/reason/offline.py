@@ -21,7 +21,7 @@ import json
 import re
 from typing import Any
 
-from ..units import STOP_WORDS, is_time_word, strip_times
+from ..units import OVERVIEW_WORDS, STOP_WORDS, is_time_word, strip_times
 from .base import (
     Reasoner,
     ReasonRequest,
@@ -125,7 +125,8 @@ def _repeated_sequence(items: list[tuple[str, str]]) -> tuple[list[tuple[str, st
 
 def ask(req: ReasonRequest) -> dict[str, Any]:
     keywords = [w for w in _tokens(strip_times(req.question))
-                if w not in STOP_WORDS and len(w) > 1 and not is_time_word(w)]
+                if w not in STOP_WORDS and w not in OVERVIEW_WORDS and len(w) > 1
+                and not is_time_word(w)]
     if not keywords and req.asked:
         return _ask_when(req)
     if not keywords:
@@ -149,6 +150,15 @@ def ask(req: ReasonRequest) -> dict[str, Any]:
     if not scored and req.asked:
         # "what was I doing at 14:00?" with a word that is on no line: say what was there.
         return _ask_when(req)
+    near = [ln for ln in req.screen if ln.matched == "meaning"][:6]
+    if not scored and near:
+        # No line has the words, yet the search found moments by meaning (it quotes only its
+        # nearest few): show them rather than say nothing matched.
+        lines = "\n".join(f"- {screen_line(ln, dated)}" for ln in near)
+        return {"answer": f"No line on screen has the words {', '.join(keywords)}; the "
+                          f"closest in meaning, {len(near)} moment"
+                          f"{'s' if len(near) != 1 else ''}:\n{lines}",
+                "timestamps": list(dict.fromkeys(ln.ts for ln in near))}
     if not scored:
         return {"answer": "Nothing on screen in the searched time matches "
                           f"{', '.join(keywords)}.", "timestamps": []}

@@ -26,6 +26,7 @@ from .models import (
     AskQuestion,
     AskRequest,
     Observation,
+    ReindexSummary,
     SearchHit,
     Segment,
     TimeSpan,
@@ -162,15 +163,37 @@ class AnalyzeArea:
 
     # -- reading back ---------------------------------------------------------------------
     def search(self, query: str, app: str | None = None, since: When | None = None,
-               until: When | None = None, limit: int = 50) -> list[SearchHit]:
-        """Moments a word was on screen (FTS5 over OCR text, app and window title)."""
-        from ..analyze import index
+               until: When | None = None, limit: int = 50,
+               mode: str | None = None) -> list[SearchHit]:
+        """Moments something was on screen: by its words (FTS5 over OCR text, app and window
+        title), its meaning (embeddings) or both fused; ``mode`` keyword | semantic | hybrid,
+        default hybrid once `analyze` has embedded anything, else keyword."""
+        from ..analyze import embed
 
         if limit < 1:
             raise UsageError(f"--limit must be at least 1 (got {limit})")
-        hits = index.search(self._ctx.db, query, app=app, since=maybe_moment(since, "--since"),
-                            until=maybe_moment(until, "--until"), limit=limit)
+        hits = embed.search(self._ctx.db, query, mode=mode, app=app,
+                            since=maybe_moment(since, "--since"),
+                            until=maybe_moment(until, "--until"), limit=limit,
+                            models_dir=self._ctx.settings.models_dir)
         return [SearchHit.model_validate(h) for h in hits]
+
+    def reindex(self, *, force: bool = False, stop: threading.Event | None = None,
+                on_progress: Progress | None = None) -> ReindexSummary:
+        """Embed every key frame read so far with the configured model (``analyze.embed_model``)
+        and make it the one searched; after a model change the old vectors are replaced.
+
+        ``force`` re-embeds what this model already embedded. Holds the analysis lock, so it
+        never runs beside `analyze`."""
+        from ..analyze import embed
+        from ..analyze.lock import AnalyzeLock
+
+        settings = self._ctx.settings
+        emb = embed.get_embedder(settings.analyze.embed_model, settings.models_dir)
+        with AnalyzeLock(settings.data_dir):
+            res = embed.reindex(self._ctx.db, emb, force=force, on_progress=on_progress,
+                                stop=stop)
+        return ReindexSummary.model_validate(res)
 
     def timeline(self, since: When | None = None, until: When | None = None) -> list[Segment]:
         """Time per app and window, merged across short interruptions."""

@@ -280,6 +280,7 @@ class AnalyzeSummary(Model):
     ocr_ms: float
     ocr_ms_per_keyframe: float | None
     titles: int
+    embedded: int = Field(default=0, description="key frames embedded for search by meaning")
     errors: list[str]
     reasoner: str
     model: str | None
@@ -296,10 +297,27 @@ class SearchHit(Model):
     ts: float
     app: str
     title: str
-    snippet: str = Field(description="matches marked as [word]")
+    snippet: str = Field(description="matches marked as [word]; a match by meaning shows the "
+                                     "text block that matched")
+    matched: Literal["words", "meaning", "both"] = Field(
+        default="words", description="why it matched: its words, its meaning, or both")
+    similarity: float | None = Field(default=None,
+                                     description="cosine similarity of the block that matched")
     chunk_id: int | None
     chunk_path: str | None
     offset: float | None = Field(description="seconds into the chunk")
+
+
+class ReindexSummary(Model):
+    """What ``analyze --reindex`` did: the model now searched and the vectors it made."""
+
+    model: str
+    frames: int = Field(description="key frames embedded")
+    blocks: int = Field(description="text blocks they hold")
+    vectors: int = Field(description="new vectors (a block seen before is linked, not redone)")
+    finished: bool = Field(description="false when stopped early; the old model stays active")
+    dropped_vectors: int = Field(description="vectors of the previous model deleted")
+    stats: dict[str, Any]
 
 
 # The titles the recorder gives the index rows of a screen it kept no picture of
@@ -356,7 +374,9 @@ class AskQuestion(Request):
     """A question about the screen history (what the REST API accepts)."""
 
     noun: ClassVar[str] = "ask"
-    question: str = Field(min_length=1)
+    # Bounded: a question is a sentence or a paragraph, and a 6 MB one tied a server up for
+    # seconds (bench/chaos.py).
+    question: str = Field(min_length=1, max_length=20_000)
     since: When | None = None
     until: When | None = None
 

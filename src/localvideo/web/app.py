@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -318,8 +318,13 @@ def _api_router(svc: Service) -> APIRouter:
     @r.get("/search", tags=["analyze"])
     def search(q: str = Query(min_length=1), app: str | None = None, since: str | None = None,
                until: str | None = None, limit: int = Query(default=50, ge=1, le=500),
+               mode: Literal["keyword", "semantic", "hybrid"] | None = Query(
+                   default=None, description="keyword, semantic or hybrid (default: hybrid "
+                                             "once anything is embedded, else keyword)"),
                ) -> list[SearchHit]:
-        return svc.analyze.search(q, app=app, since=since, until=until, limit=limit)
+        """Moments something was on screen, by its words, its meaning or both; each hit's
+        ``matched`` says which."""
+        return svc.analyze.search(q, app=app, since=since, until=until, limit=limit, mode=mode)
 
     @r.get("/timeline", tags=["analyze"])
     def timeline(since: str | None = None, until: str | None = None) -> list[Segment]:

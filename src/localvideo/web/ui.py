@@ -205,10 +205,12 @@ def ui_router(svc: Service) -> APIRouter:
                       observations_error=obs_err)
 
     @r.get("/search", response_class=HTMLResponse)
-    def search(request: Request, q: str = "", app: str | None = None) -> Response:
-        hits, err = (_safe(svc.analyze.search, q, app=app or None, limit=60) if q.strip()
-                     else ([], None))
-        return render(request, "search.html", "search", q=q, hits=hits or [], error=err)
+    def search(request: Request, q: str = "", app: str | None = None,
+               mode: str = "") -> Response:
+        hits, err = (_safe(svc.analyze.search, q, app=app or None, limit=60,
+                           mode=mode or None) if q.strip() else ([], None))
+        return render(request, "search.html", "search", q=q, hits=hits or [], error=err,
+                      mode=mode)
 
     @r.get("/moment", response_class=HTMLResponse)
     def moment(request: Request, at: str = Query(...)) -> Response:
