@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -21,6 +23,20 @@ def test_only_media_imports_pyav() -> None:
             if any(n == "av" or n.startswith("av.") for n in names):
                 offenders.append(f"{path.relative_to(src)}:{node.lineno}")
     assert not offenders, f"import av outside media.py: {offenders}"
+
+
+def test_cli_start_up_loads_no_heavy_module() -> None:
+    """Every command (``localvideo --help``, ``status``, ``search``) imports the CLI and the
+    whole service: PyAV and numpy (about half a second), torch, diffusers, Ray, FastAPI and
+    the MCP SDK are imported where they are used, so only the commands that need them pay."""
+    heavy = ("av", "numpy", "torch", "diffusers", "ray", "fastapi", "uvicorn", "mcp",
+             "anthropic", "openai", "playwright")
+    code = ("import sys, localvideo.cli, localvideo.service\n"
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [], f"imported when the CLI starts: {r.stdout.split()}"
 
 
 # -- SQL lives in store/ ---------------------------------------------------------------------

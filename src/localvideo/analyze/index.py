@@ -202,3 +202,19 @@ def timeline_lines(items: list[Session]) -> list[str]:
     """The ``## Timeline`` lines of a reasoning request (format documented in reason/base.py)."""
     return [f"{hms(s.start_ts)}–{hms(s.end_ts)}  {s.app or 'unknown'} — {s.title} "
             f"({fmt_duration(s.duration)})" for s in items]
+
+
+def analysed_until(db: Database) -> tuple[float | None, bool]:
+    """The moment up to which every frame has been read, and whether nothing is left
+    (a query, here rather than in loop.py, so `status` need not load the decoder).
+
+    The second value is True when every chunk is done and none is being recorded, so the
+    last, partial observation window may be closed.
+    """
+    first_open = text_db.first_pending_chunk(db)
+    if first_open is None:
+        return frames_db.last_frame_ts(db), True
+    if first_open.last_pts is None:
+        return first_open.start_ts, False
+    last = frames_db.last_frame_ts(db, first_open.id, first_open.last_pts + 1e-4)
+    return (last if last is not None else first_open.start_ts), False

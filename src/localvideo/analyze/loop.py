@@ -24,7 +24,7 @@ from ..store import frames as frames_db
 from ..store import text as text_db
 from ..store.db import Database
 from ..store.layout import inside
-from . import index, ocr
+from . import embed, index, ocr
 from .sampler import (
     ChunkDecoder,
     FrameRow,
@@ -108,8 +108,6 @@ class ChunkReader:
         Embedding is optional: a model that cannot load leaves keyword search working and
         is reported once per run.
         """
-        from . import embed
-
         if self._embed_error is not None:
             return
         try:
@@ -325,21 +323,6 @@ class ChunkReader:
         text_db.save_progress(conn, cid, last_pts, done=done, frames=frames, keyframes=keyframes,
                               key_ts=state.key_ts, key_app=state.key_app,
                               key_title=state.key_title, key_thumb=state.thumb_bytes())
-
-
-def analysed_until(db: Database) -> tuple[float | None, bool]:
-    """The moment up to which every frame has been read, and whether nothing is left.
-
-    The second value is True when every chunk is done and none is being recorded, so the
-    last, partial observation window may be closed.
-    """
-    first_open = text_db.first_pending_chunk(db)
-    if first_open is None:
-        return frames_db.last_frame_ts(db), True
-    if first_open.last_pts is None:
-        return first_open.start_ts, False
-    last = frames_db.last_frame_ts(db, first_open.id, first_open.last_pts + 1e-4)
-    return (last if last is not None else first_open.start_ts), False
 
 
 def chunk_file(settings: Settings, rel: str) -> Path:

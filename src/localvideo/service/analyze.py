@@ -11,7 +11,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..analyze import index
+from ..analyze.lock import AnalyzeLock
+from ..analyze.ocr import check_tesseract
 from ..errors import NotFoundError, UsageError
+from ..reason.base import Reasoner, ReasonRequest, describe_request, get_reasoner
 from ..store import frames as frames_db
 from ..store import observations as obs_db
 from ..store import text as text_db
@@ -38,6 +42,10 @@ Progress = Callable[[dict[str, Any]], None]
 MIN_WINDOW = 5.0
 STATUSES = ("pending", "done", "failed")
 
+# Imported where used, not above, because every CLI command imports this module:
+# analyze.observe and analyze.loop decode key frames (numpy and PyAV, about half of the CLI's
+# start-up) and analyze.embed loads numpy; only analyze, ask and search pay for them.
+
 
 class AnalyzeArea:
     def __init__(self, ctx: Context) -> None:
@@ -52,9 +60,6 @@ class AnalyzeArea:
         ``dry_run`` reads and indexes locally but sends nothing: the requests that would be
         sent are returned under ``requests`` (and passed to ``on_progress`` as events).
         """
-        from ..analyze.lock import AnalyzeLock
-        from ..analyze.ocr import check_tesseract
-
         req = req or AnalyzeRequest()
         settings = self._ctx.settings
         window = req.window if req.window is not None else settings.analyze.window
@@ -68,9 +73,8 @@ class AnalyzeArea:
 
     def _run(self, req: AnalyzeRequest, win: float, stop: threading.Event,
              on_progress: Progress | None) -> AnalyzeSummary:
-        from ..analyze import observe
-        from ..analyze.loop import ChunkReader, PassStats, analysed_until
-        from ..reason.base import get_reasoner
+        from ..analyze import observe  # numpy + PyAV: see the note at the top
+        from ..analyze.loop import ChunkReader, PassStats
 
         settings, db = self._ctx.settings, self._ctx.db
         emit = on_progress or (lambda _e: None)
@@ -87,7 +91,7 @@ class AnalyzeArea:
             total.add(reader.run_pass())
             if stop.is_set():
                 break
-            until, flush = analysed_until(db)
+            until, flush = index.analysed_until(db)
             if req.dry_run:
                 requests += self._dry_run(rsn, win, until, flush, emit, described)
             else:
@@ -110,11 +114,10 @@ class AnalyzeArea:
             summary["requests"] = requests
         return AnalyzeSummary.model_validate(summary)
 
-    def _dry_run(self, rsn: Any, win: float, until: float | None, flush: bool,
+    def _dry_run(self, rsn: Reasoner, win: float, until: float | None, flush: bool,
                  emit: Progress, described: set[tuple[float, float]]) -> list[dict[str, Any]]:
         """Describe the requests of pending and complete windows without storing anything."""
-        from ..analyze import observe
-        from ..reason.base import describe_request
+        from ..analyze import observe  # numpy + PyAV: see the note at the top
 
         settings, db = self._ctx.settings, self._ctx.db
         out: list[dict[str, Any]] = []
@@ -134,13 +137,11 @@ class AnalyzeArea:
     # -- status -----------------------------------------------------------------------------
     def status(self) -> AnalysisStatus:
         """Chunks analysed / pending, key frames read, lag, observations and endpoint errors."""
-        from ..analyze.loop import analysed_until
-
         db = self._ctx.db
         counts = text_db.analysis_counts(db)
         obs = obs_db.status_counts(db)
         latest = frames_db.last_frame_ts(db)
-        until, _ = analysed_until(db)
+        until, _ = index.analysed_until(db)
         lag = max(0.0, latest - until) if latest is not None and until is not None else 0.0
         err = db.get_kv(obs_db.ENDPOINT_ERROR_KEY)
         total = counts.chunks
@@ -197,8 +198,6 @@ class AnalyzeArea:
 
     def timeline(self, since: When | None = None, until: When | None = None) -> list[Segment]:
         """Time per app and window, merged across short interruptions."""
-        from ..analyze import index
-
         return [Segment.model_validate(s.to_dict())
                 for s in index.sessions(self._ctx.db, maybe_moment(since, "--since"),
                                         maybe_moment(until, "--until"))]
@@ -219,9 +218,9 @@ class AnalyzeArea:
                                 "list them with `localvideo observations`")
         return Observation.model_validate(row.to_dict())
 
-    def _ask(self, req: AskQuestion) -> tuple[Any, Any, list[dict[str, Any]], list[TimeSpan]]:
-        from ..analyze.observe import build_ask
-        from ..reason.base import get_reasoner
+    def _ask(self, req: AskQuestion
+             ) -> tuple[Reasoner, ReasonRequest, list[dict[str, Any]], list[TimeSpan]]:
+        from ..analyze.observe import build_ask  # numpy + PyAV: see the note at the top
 
         if not req.question.strip():
             raise UsageError("the question is empty",
@@ -252,7 +251,5 @@ class AnalyzeArea:
 
     def preview_ask(self, req: AskQuestion) -> AskPreview:
         """What :meth:`ask` would send (``ask --dry-run``); sends nothing."""
-        from ..reason.base import describe_request
-
         rsn, request, hits, times = self._ask(req)
         return AskPreview(request=describe_request(request, rsn), sources=hits, times=times)

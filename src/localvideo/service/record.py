@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from .. import crypto, media
+from .. import crypto
 from ..errors import LocalVideoError, NotFoundError, StoreError, UsageError
 from ..record.lock import RecorderLock, running_pid
 from ..store import frames as frames_db
@@ -39,6 +39,10 @@ from .models import (
 )
 
 log = logging.getLogger("localvideo.record")
+
+# Imported where used, not above, because every CLI command imports this module: media
+# (PyAV and numpy, about half of the CLI's start-up when imported here), the capture backends
+# and the recorder are paid for only by the commands that record or decode.
 
 _NO_FRAMES_HINT = "record something first: `localvideo record --duration 30`"
 _FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
@@ -84,7 +88,7 @@ class RecordArea:
         """Record until ``stop`` is set or ``duration`` (90, 30s, 5m) passes; blocks.
 
         ``on_status`` is called about once a second."""
-        from ..capture.base import open_backend
+        from ..capture.base import open_backend  # capture and PyAV: see the note at the top
         from ..record.recorder import Recorder, setup_logging
 
         seconds = (parse_duration(duration, what="--duration")
@@ -106,7 +110,7 @@ class RecordArea:
         with ExitStack() as stack:
             stack.enter_context(RecorderLock(data_dir))
             if virtual_display:
-                from ..capture.virtual import VirtualDisplay
+                from ..capture.virtual import VirtualDisplay  # python-xlib: X11 only
 
                 stack.enter_context(VirtualDisplay())
             backend = stack.enter_context(open_backend(
@@ -188,6 +192,8 @@ class RecordArea:
         cache.mkdir(parents=True, exist_ok=True)
         for old in cache.glob(f"chunk-{int(chunk_id)}-*.mp4"):
             old.unlink(missing_ok=True)  # an earlier transcode of a chunk that was still growing
+        from .. import media  # PyAV: see the note at the top
+
         try:
             media.transcode_h264(path, out)
             # Encryption at rest: the cached copy is sealed like the chunk it comes from.
@@ -222,6 +228,8 @@ class RecordArea:
             raise NotFoundError(
                 f"the frame at {info.ts} was not stored: the window was excluded for privacy",
                 "pick another time, or change [record] exclude_apps / exclude_titles")
+        from .. import media  # PyAV: see the note at the top
+
         image = media.frame_at(self.chunk_file(info.chunk_id), float(info.pts))
         if crop:
             if not info.w or not info.h or info.x is None or info.y is None:

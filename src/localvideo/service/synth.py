@@ -15,14 +15,35 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .. import media
+from .. import __version__
 from ..config import Settings
-from ..errors import ComfyUIError, MediaError, NotFoundError, UsageError
+from ..errors import (
+    ComfyUIError,
+    MediaError,
+    ModelNotFoundError,
+    NotFoundError,
+    OutOfMemoryError,
+    UsageError,
+)
+from ..reason.keys import KeyStore
 from ..store import clips as clips_db
-from ..synth.presets import PRESETS, Profile, ResolvedModel, get_preset
+from ..synth.family import Request
+from ..synth.family import get as get_family
+from ..synth.planner import make_plan, query_vram
+from ..synth.presets import (
+    PRESETS,
+    Profile,
+    ResolvedModel,
+    get_preset,
+    list_models,
+    pull,
+    resolve,
+)
+from ..synth.torchdeps import require_synth, versions
 from ..units import parse_size
 from .context import Context, OutsideStoreError, confine
 from .models import (
@@ -41,6 +62,11 @@ Progress = Callable[[dict[str, Any]], None]
 HOSTED = ("replicate", "fal", "veo", "runway")
 BACKENDS = ("diffusers", "comfyui", *HOSTED)
 _PARAMS = ("frames", "height", "width", "fps", "steps", "guidance")
+
+# Imported where used, not above, because every CLI command imports this module: torch,
+# synth.engine (numpy and PyAV, through synth/video.py and media.py), synth.comfyui and
+# synth.hosted (HTTP clients and provider SDKs, ~0.3 s each) and synth.batch (Ray glue) are
+# paid for only by the commands that generate, decode or probe.
 
 
 def _slug(text: str, n: int = 32) -> str:
@@ -62,7 +88,7 @@ def _torch_device(device: str | None, *, for_plan: bool, max_vram: int | None) -
             return device, True
         if torch is None:
             return device, for_plan
-        from ..synth.engine import resolve_device
+        from ..synth.engine import resolve_device  # numpy + PyAV: see the note at the top
 
         return resolve_device(device), False
     if torch is not None and torch.cuda.is_available():
@@ -85,14 +111,10 @@ class SynthArea:
     # -- models ----------------------------------------------------------------------------
     def models(self) -> list[ModelPreset]:
         """The model presets and whether their weights are here."""
-        from ..synth.presets import list_models
-
         return [ModelPreset.model_validate(m) for m in list_models(self.settings.models_dir)]
 
     def pull(self, name: str) -> PulledModel:
         """Download a preset's weights from the Hugging Face hub into the models folder."""
-        from ..synth.presets import pull
-
         return PulledModel.model_validate(pull(self.settings.models_dir, name))
 
     def confine(self, req: GenerateParams) -> None:
@@ -119,10 +141,7 @@ class SynthArea:
 
     # -- planning --------------------------------------------------------------------------
     def _request(self, prompt: str, family: str, preset_defaults: dict[str, Any],
-                 model_dir: Path | None, i2v: bool, **given: Any) -> Any:
-        from ..synth.family import Request
-        from ..synth.family import get as get_family
-
+                 model_dir: Path | None, i2v: bool, **given: Any) -> Request:
         fam = get_family(family)
         values: dict[str, Any] = {k: given.get(k) if given.get(k) is not None else
                   preset_defaults.get(k, fam.defaults[k]) for k in _PARAMS}
@@ -150,9 +169,6 @@ class SynthArea:
     def _model_for_plan(self, model: str | None, model_path: str | Path | None
                         ) -> tuple[ResolvedModel | None, Profile, str, dict[str, Any], str]:
         """(resolved model if present, profile, family, preset defaults, label)."""
-        from ..errors import ModelNotFoundError
-        from ..synth.presets import resolve
-
         try:
             res = resolve(self.settings.models_dir, model=model, model_path=model_path)
         except ModelNotFoundError:
@@ -164,8 +180,6 @@ class SynthArea:
 
     def plan(self, gen: GenerateRequest) -> Plan:
         """The memory plan for a generation, without loading anything."""
-        from ..synth.planner import make_plan, query_vram
-
         res, profile, family, defaults, label = self._model_for_plan(gen.model, gen.model_path)
         req = self._request(gen.prompt, family, defaults, res.path if res else None,
                             bool(res and res.i2v), **{**_given(gen), "seed": gen.seed or 0})
@@ -254,9 +268,6 @@ class SynthArea:
                 comfy_url=comfy_url, workflow=workflow, on_progress=on_progress,
                 started=started)
         from ..synth import engine
-        from ..synth.planner import make_plan, query_vram
-        from ..synth.presets import resolve
-        from ..synth.torchdeps import require_synth, versions
 
         res = resolve(self.settings.models_dir, model=model, model_path=model_path)
         defaults = _preset_defaults(res.preset) if res.preset else {}
@@ -276,8 +287,6 @@ class SynthArea:
         if max_vram not in (None, "") and kind != "cuda":
             plan.reasons.append(f"--max-vram ignored: running on {kind}")
         if not plan.fits:
-            from ..errors import OutOfMemoryError
-
             raise OutOfMemoryError(
                 f"{res.label} at {req.width}×{req.height}×{req.frames} does not fit in "
                 f"{(vram or 0) / 1e9:.1f} GB even with the smallest plan "
@@ -354,7 +363,6 @@ class SynthArea:
     # -- hosted providers ------------------------------------------------------------------
     def _hosted(self, gen: GenerateRequest, backend: str) -> tuple[Any, Any]:
         """The provider object and the request it gets, from a generation request."""
-        from ..reason.keys import KeyStore
         from ..synth.hosted import HostedRequest, get_provider
 
         provider = get_provider(backend, base_url=gen.base_url,
@@ -489,7 +497,6 @@ class SynthArea:
                on_progress: Progress | None = None) -> LocalClip:
         """Finish a generation from its saved latents (after a failed or skipped decode)."""
         from ..synth import engine
-        from ..synth.torchdeps import require_synth, versions
 
         require_synth()
         lpath = Path(str(latents)).expanduser().resolve()
@@ -585,14 +592,12 @@ def _device_info(device: str) -> dict[str, Any]:
 
 
 def _light_versions() -> dict[str, str]:
-    from .. import __version__
+    from .. import media  # PyAV: see the note at the top
 
     return {"localvideo": str(__version__), "av": media.pyav_version()}
 
 
 def _sdk_version(backend: str) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     dist = {"replicate": "replicate", "fal": "fal-client", "veo": "google-genai",
             "runway": "runwayml"}[backend]
     try:
@@ -603,6 +608,8 @@ def _sdk_version(backend: str) -> dict[str, str]:
 
 def _probe(path: Path) -> dict[str, Any]:
     """Frames, size and rate of a file a ComfyUI server produced."""
+    from .. import media  # PyAV: see the note at the top
+
     try:
         info = media.probe(path)
     except MediaError as exc:

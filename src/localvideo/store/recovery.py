@@ -18,21 +18,31 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import media
 from .db import Database
+
+if TYPE_CHECKING:
+    from ..media import Decodable
 
 log = logging.getLogger("localvideo.record")
 
 _NAME = re.compile(r"chunk_(\d{6})_(\d{3})(?:_\d+)?\.mp4$")
 
 
-# What decodes in a chunk file: frames, last pts, size, codec and why decoding stopped.
-Probe = media.Decodable
-probe_chunk = media.scan_decodable
+def probe_chunk(path: Path) -> Decodable:
+    """What decodes in a chunk file: frames, last pts, size, codec and why decoding stopped.
+
+    PyAV is imported here, not at the top: every command runs recovery when it starts, and
+    only a chunk left behind by a crash is decoded."""
+    from .. import media
+
+    if not path.exists():
+        return media.Decodable(0, None, 0, 0, None, "file missing")
+    return media.scan_decodable(path)
 
 
 def _start_from_name(path: Path) -> float | None:
@@ -55,7 +65,7 @@ def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
     if not recorder_alive:
         for row in db.query("SELECT id, path, start_ts, end_ts FROM chunks WHERE state = 'recording'"):
             path = data_dir / row["path"]
-            p = probe_chunk(path) if path.exists() else Probe(0, None, 0, 0, None, "file missing")
+            p = probe_chunk(path)
             if _header_only(p) or not path.exists():
                 # Killed before the first fragment, or before the file was even created.
                 _drop_empty(db, path, row["id"], row["path"])
@@ -105,7 +115,7 @@ def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
     return done
 
 
-def _header_only(p: Probe) -> bool:
+def _header_only(p: Decodable) -> bool:
     """A recorder killed before its first fragment leaves the MP4 header alone (~760 bytes:
     ftyp + moov, a codec and no picture). Nothing was recorded in it, so it is removed rather
     than kept as "damaged"; a file that does not even parse (no codec) stays damaged."""
@@ -123,6 +133,4 @@ def _drop_empty(db: Database, path: Path, chunk_id: int | None, rel: str) -> Non
 
 
 def _recent() -> float:
-    import time
-
     return time.time() - 30
