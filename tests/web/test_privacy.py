@@ -169,3 +169,19 @@ def test_idle_lock_locks_after_no_reads(tmp_path: Path, serve: Any) -> None:
         assert _cli(data, "lock", "--idle", "off").returncode == 0
         time.sleep(1.3)
         assert c.get("/api/chunks").status_code == 200
+
+
+def test_absurd_times_and_huge_questions_are_refused_not_500(live: LiveServer) -> None:
+    # Found by bench/chaos.py: /moment?at=1e400 reached the page's date formatting (500), and
+    # a 6 MB question held the server for seconds.
+    with live.client() as c:
+        for target in ("/moment?at=1e400", "/moment?at=99999999999999999999",
+                       "/api/frame?at=nan", "/api/search?q=x&since=1e400",
+                       "/api/timeline?until=-inf"):
+            r = c.get(target)
+            assert r.status_code == 400, (target, r.status_code, r.text[:200])
+            assert "1970 and 9999" in r.json()["message"] or "invalid" in r.json()["message"]
+        page = c.get("/moment?at=1e400", headers={"Accept": "text/html"})
+        assert page.status_code == 400 and "between 1970 and 9999" in page.text
+        r = c.post("/api/ask", json={"question": "a" * 20_001})
+        assert r.status_code == 422 and "question" in r.json()["message"]

@@ -6,6 +6,7 @@ One small typed object handed to each area, instead of areas reaching each other
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 from pathlib import Path
 
@@ -40,7 +41,16 @@ def moment(value: When, what: str) -> float:
     """The one place a user's time string becomes unix seconds (see units.parse_time)."""
     if isinstance(value, str) and not value.strip():
         raise UsageError(f"empty {what}", "pass a time, e.g. 14:00, 2h, today or unix seconds")
-    return parse_time(value, what=what)
+    ts = parse_time(value, what=what)
+    # 1e400 parses to inf and 10**20 to a year no calendar prints: nothing was recorded then,
+    # and the pages that format the time would fail on it.
+    if not math.isfinite(ts) or not 0 <= ts <= _LAST_MOMENT:
+        raise UsageError(f"{what} {value!s:.40} is not a moment between 1970 and 9999",
+                         "pass a time, e.g. 14:00, 2h, today or unix seconds")
+    return ts
+
+
+_LAST_MOMENT = 253402300799.0        # 9999-12-31T23:59:59Z
 
 
 def maybe_moment(value: When | None, what: str) -> float | None:
