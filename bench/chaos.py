@@ -107,6 +107,18 @@ def kill9(pids: list[int]) -> None:
             os.kill(p, signal.SIGKILL)
 
 
+def gone(pids: list[int], timeout: float = 20) -> None:
+    """Wait until each pid has exited (a zombie holds no lock): SIGKILL is delivered at once
+    but a process takes a moment to die, and recovery must not meet its lock still held."""
+    def dead(p: int) -> bool:
+        try:
+            return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except (OSError, IndexError):
+            return True
+
+    wait_for(lambda: all(dead(p) for p in pids), timeout, 0.02)
+
+
 def reap(proc: subprocess.Popen[bytes], extra: list[int] = ()) -> None:  # type: ignore[assignment]
     kill9([proc.pid, *extra])
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -154,6 +166,7 @@ def kill_recorder(work: Path, kills: int, rng: random.Random) -> dict[str, Any]:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         kill9(kids)                          # its private Xvfb and demo windows
+        gone(kids)
         if not db_path.exists():
             before_first += 1
             continue
@@ -324,6 +337,7 @@ def kill_observe(work: Path, runs: int, rng: random.Random) -> dict[str, Any]:
         tree = [proc.pid, *descendants(proc.pid)]
         kill9(tree)                                        # all at once, no clean-up
         proc.wait(10)
+        gone(tree)
         with contextlib.closing(ro(data / "index.sqlite3")) as conn:
             left_recording = conn.execute("SELECT count(*) FROM chunks WHERE state = "
                                           "'recording'").fetchone()[0]
