@@ -96,3 +96,15 @@ def test_quantized_vectors_keep_cosine_and_sign_codes_keep_hamming(tmp_path: Pat
     ham = [db.one("SELECT vec_distance_hamming(vec_bit(?), vec_bit(?))",
                   (bits[0].tobytes(), b.tobytes()))[0] for b in bits]
     assert ham[0] == 0 and ham[1] == int(np.sum((v[0] > 0) != (v[1] > 0)))
+
+
+def test_models_pull_knows_the_embedding_models(tmp_path: Path) -> None:
+    from localvideo.service import Service
+
+    svc = Service.open(tmp_path, recover=False)
+    try:
+        with pytest.raises(UsageError, match="ships with localvideo"):
+            svc.synth.pull("wordllama")
+        assert not (svc.settings.models_dir / "embed").exists()
+    finally:
+        svc.close()

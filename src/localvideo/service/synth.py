@@ -114,7 +114,20 @@ class SynthArea:
         return [ModelPreset.model_validate(m) for m in list_models(self.settings.models_dir)]
 
     def pull(self, name: str) -> PulledModel:
-        """Download a preset's weights from the Hugging Face hub into the models folder."""
+        """Download a preset's weights from the Hugging Face hub into the models folder.
+
+        An embedding model for search by meaning (analyze/embed.py's registry) is pulled into
+        ``models/embed/NAME`` the same way; the default one ships with the package."""
+        from ..analyze import embed
+
+        spec = embed.REGISTRY.get(name)
+        if spec is not None:
+            if spec.repo is None:
+                raise UsageError(f"the embedding model {name} ships with localvideo: nothing "
+                                 "to pull", "set it with analyze.embed_model, then "
+                                            "`localvideo analyze --reindex`")
+            got = embed.pull(name, self.settings.models_dir)
+            return PulledModel(name=name, repo_id=spec.repo, revision=None, path=got["path"])
         return PulledModel.model_validate(pull(self.settings.models_dir, name))
 
     def confine(self, req: GenerateParams) -> None:
