@@ -143,6 +143,8 @@ def test_encrypted_store_end_to_end(desktop: Any, tmp_path: Path) -> None:
         assert decodes(r.content) == chunks[-1]["frames"]
         pic = client.get("/api/frame", params={"at": str(chunks[-1]["start_ts"] + 1)})
         assert pic.status_code == 200 and pic.content[:8] == b"\x89PNG\r\n\x1a\n"
+        st = client.get("/api/encryption").json()
+        assert st["enabled"] and st["source"] == "passphrase" and st["chunks_plain"] == 0
     finally:
         srv.terminate()
         srv.wait(10)

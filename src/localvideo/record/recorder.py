@@ -366,6 +366,10 @@ class Recorder:
         w, h = canvas_size(screen[0], screen[1], self.rs.canvas_max, self._scale)
         # Encryption at rest: sealed to the store's public key as it is written (crypto.py).
         seal = crypto.sealer_for(self.settings.data_dir)
+        while seal is not None and self.encoder.startswith("cli:") \
+                and self.encoder_index + 1 < len(self.plan.chain):
+            # The ffmpeg program writes its own file, which cannot be sealed as it grows.
+            self.encoder_index += 1
         writer = open_writer(path, w, h, self.encoder, self.rs.quality, self.rs.fps, seal)
         try:
             chunk_id = frames_db.open_chunk(

@@ -40,6 +40,7 @@ from ..service.models import (
     Chunk,
     Clip,
     Deleted,
+    EncryptionStatus,
     FrameInfo,
     GenerateParams,
     GenerateRequest,
@@ -294,6 +295,11 @@ def _api_router(svc: Service) -> APIRouter:
         """The chunk as H.264 MP4 a browser can play (HEVC chunks are transcoded once)."""
         path, mime = svc.record.chunk_media(chunk_id)
         return media(path, mime)
+
+    @r.get("/encryption", tags=["record"])
+    def encryption() -> EncryptionStatus:
+        """Whether the store is encrypted at rest, where its key is, chunks sealed/plain."""
+        return svc.encryption.status()
 
     @r.get("/frame", tags=["record"], response_class=Response,
            responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}})
