@@ -340,3 +340,25 @@ def decodes_partial(data: bytes) -> int:
     except av.error.FFmpegError:
         pass
     return n
+
+
+def test_unlock_of_an_encrypted_store_takes_its_passphrase(tmp_path: Path) -> None:
+    """`localvideo lock` then `unlock`: on a passphrase store the typed passphrase decides
+    (a wrong one is refused by name and the lock stays), not just running the CLI."""
+    data = tmp_path / "D"
+    env = {**os.environ, "LOCALVIDEO_PASSPHRASE": PASS}
+    ok("encrypt", "enable", "--data-dir", str(data), env=env)
+    ok("lock", "--data-dir", str(data), env=env)
+    st = json.loads(ok("lock", "--idle", "off", "--json", "--data-dir", str(data), env=env))
+    assert st["locked"] and st["needs_secret"]
+    r = subprocess.run([sys.executable, "-m", "localvideo", "unlock", "--data-dir", str(data)],
+                       env=env, input="not the passphrase\n", capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0 and "wrong passphrase" in said(r), r.stderr
+    st = json.loads(ok("lock", "--idle", "off", "--json", "--data-dir", str(data), env=env))
+    assert st["locked"]
+    r = subprocess.run([sys.executable, "-m", "localvideo", "unlock", "--json", "--data-dir",
+                        str(data)], env=env, input=PASS + "\n", capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout[r.stdout.index("{"):])["locked"] is False
