@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..service import Service
 from ..service.models import AnalyzeRequest, AskRequest
 from ..units import format_duration, format_ts
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
@@ -62,7 +63,7 @@ def _progress_line(state: dict[str, Any]) -> Text:
     return line
 
 
-def _reindex(svc: Any, stop: threading.Event, json_out: bool) -> None:
+def _reindex(svc: Service, stop: threading.Event, json_out: bool) -> None:
     """`analyze --reindex`: embed the history with a progress bar; Ctrl-C stops cleanly."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
