@@ -53,7 +53,7 @@ def test_record_analyze_search_ask(desktop: Any, tmp_path: Path) -> None:
             desktop.xdotool("type", "--window", str(win), "." if i % 2 else ":")
             i += 1
             time.sleep(0.5)
-            found = plain.search(svc, WORD)
+            found = plain.search(svc, WORD, mode="keyword")
         lag = time.time() - shown
         assert found, f"{WORD} was not found within 30 s of being shown"
         assert lag <= 15, f"found only after {lag:.1f}s"

@@ -196,10 +196,11 @@ def test_follow_reads_past_unindexed_copies_of_a_still_picture(svc: Service,
     try:
         with following(svc, poll=0.2):
             deadline = time.time() + 20
-            while time.time() < deadline and not plain.search(svc, "guanabana"):
+            while time.time() < deadline and not plain.search(svc, "guanabana", mode="keyword"):
                 time.sleep(0.1)
-            assert plain.search(svc, "guanabana"), "follow mode stopped at the unindexed copy"
-            assert plain.search(svc, "nectarine")
+            assert plain.search(svc, "guanabana", mode="keyword"), \
+                "follow mode stopped at the unindexed copy"
+            assert plain.search(svc, "nectarine", mode="keyword")
             row = svc.db.one("SELECT done FROM analysis_progress WHERE chunk_id = ?",
                              (writer.chunk_id,))
             assert row is not None and row[0] == 0      # still being written
@@ -225,9 +226,10 @@ def test_follow_reads_a_chunk_while_it_is_written(svc: Service, data_dir: Path) 
             writer.add(Shot(time.time() - start, render([f"now showing {word}_"]), "xterm",
                             f"win {i}"))
             deadline = written + 20
-            while time.time() < deadline and not plain.search(svc, word):
+            while time.time() < deadline and not plain.search(svc, word, mode="keyword"):
                 time.sleep(0.1)
-            assert plain.search(svc, word), f"{word} was not found while the chunk was being written"
+            assert plain.search(svc, word, mode="keyword"), \
+                f"{word} was not found while the chunk was being written"
             found_at[word] = time.time() - written
         row = svc.db.one("SELECT done FROM analysis_progress WHERE chunk_id = ?",
                          (writer.chunk_id,))
@@ -242,7 +244,8 @@ def test_follow_reads_a_chunk_while_it_is_written(svc: Service, data_dir: Path) 
                 break
             time.sleep(0.1)
         assert row is not None and row[0] == 1
-        assert plain.search(svc, "zucchini") and plain.search(svc, "tangerine")
+        assert plain.search(svc, "zucchini", mode="keyword")
+        assert plain.search(svc, "tangerine", mode="keyword")
         assert max(found_at.values()) < 10          # the lag goal
     # Five windows; the cursor frame before each switch may be read too ("leave").
     assert result["stopped"] and 5 <= result["keyframes"] <= 8
@@ -301,7 +304,7 @@ def test_last_frame_before_a_switch_is_read(svc: Service, data_dir: Path, t0: fl
     plain.analyze(svc, reasoner="offline", on_progress=events.append)
     reasons = [(e["title"], e["reason"]) for e in events if e["event"] == "keyframe"]
     assert reasons == [("notes", "start"), ("notes", "leave"), ("Inbox", "switch")]
-    assert plain.search(svc, "kazoo")
+    assert plain.search(svc, "kazoo", mode="keyword")
 
 
 @pytest.mark.parametrize("gap", [0.5, 30.0])
@@ -397,7 +400,7 @@ def test_leave_is_read_before_the_switch_frame_reaches_the_disk(svc: Service,
     reader.run_pass()
     reasons = [(e["title"], e["reason"]) for e in events if e["event"] == "keyframe"]
     assert reasons == [("Compose", "start"), ("Compose", "leave")]
-    assert plain.search(svc, "ossuary")
+    assert plain.search(svc, "ossuary", mode="keyword")
     w.add(Shot(2.5, render(["terminal", "$"]), "xterm", "shell"))
     reader.run_pass()
     reasons = [(e["title"], e["reason"]) for e in events if e["event"] == "keyframe"]
