@@ -14,7 +14,8 @@ debs=(xvfb xdotool xterm openbox x11-utils tesseract-ocr tesseract-ocr-eng fonts
 # PipeWire, WirePlumber and GStreamer's PipeWire source carry the portal path's frames.
 [ "$want" = test ] && debs+=(chromium ffmpeg sway foot wtype grim xwayland x11-xserver-utils
                              dbus-daemon strace pipewire wireplumber gstreamer1.0-pipewire
-                             gstreamer1.0-tools gstreamer1.0-plugins-base)
+                             gstreamer1.0-tools gstreamer1.0-plugins-base
+                             trayer)   # an XEmbed tray host for the tray icon's test
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -44,7 +45,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 extras=""
 case "$want" in
-  test) extras="[test,synth,hosted,ray,encrypt]" ;;
+  test) extras="[test,synth,hosted,ray,encrypt,tray]" ;;
   synth) extras="[synth]" ;;
 esac
 if [ -n "$extras" ] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
