@@ -99,7 +99,7 @@ def test_question_times(question: str, windows: list[tuple[str, str, str]]) -> N
 def test_time_words_are_not_search_words() -> None:
     assert all(units.is_time_word(w) for w in ("yesterday", "3pm", "14h30", "ago", "Minutes"))
     assert not any(units.is_time_word(w) for w in ("invoice", "build42", "login", "2231"))
-    from localvideo.analyze.observe import keywords
+    from localvideo.analyze.observations import keywords
 
     assert keywords("what was invoice 2231 about at 14:30 yesterday?") == ["invoice", "2231"]
     assert keywords("error 404 in the last 20 minutes, around 3pm") == ["error", "404"]

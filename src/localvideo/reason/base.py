@@ -498,7 +498,7 @@ class Reasoner(ABC):
                 if asked is not None:
                     wait = max(wait, asked)
                 # A server that asks for a long pause gets it between runs, not in a sleep
-                # here: the work stays pending with that wait (see analyze.observe).
+                # here: the work stays pending with that wait (see analyze.observations).
                 if not retryable or attempt >= self.retries or wait > MAX_INLINE_WAIT:
                     raise
                 time.sleep(wait)

@@ -43,7 +43,7 @@ MIN_WINDOW = 5.0
 STATUSES = ("pending", "done", "failed")
 
 # Imported where used, not above, because every CLI command imports this module:
-# analyze.observe and analyze.loop decode key frames (numpy and PyAV, about half of the CLI's
+# analyze.observations and analyze.loop decode key frames (numpy and PyAV, about half of the CLI's
 # start-up) and analyze.embed loads numpy; only analyze, ask and search pay for them.
 
 
@@ -73,7 +73,7 @@ class AnalyzeArea:
 
     def _run(self, req: AnalyzeRequest, win: float, stop: threading.Event,
              on_progress: Progress | None) -> AnalyzeSummary:
-        from ..analyze import observe  # numpy + PyAV: see the note at the top
+        from ..analyze import observations  # numpy + PyAV: see the note at the top
         from ..analyze.loop import ChunkReader, PassStats
 
         settings, db = self._ctx.settings, self._ctx.db
@@ -95,12 +95,12 @@ class AnalyzeArea:
             if req.dry_run:
                 requests += self._dry_run(rsn, win, until, flush, emit, described)
             else:
-                observe.cut_windows(db, win, until, flush)
+                observations.cut_windows(db, win, until, flush)
                 # An explicit run retries everything pending; the follow loop honours backoff.
-                for obs in observe.due(db, ignore_backoff=first):
+                for obs in observations.due(db, ignore_backoff=first):
                     if stop.is_set():
                         break
-                    res = observe.run_observation(settings, db, rsn, obs)
+                    res = observations.run_observation(settings, db, rsn, obs)
                     results.append(res)
                     emit({"event": "observation", **res})
             first = False
@@ -117,17 +117,17 @@ class AnalyzeArea:
     def _dry_run(self, rsn: Reasoner, win: float, until: float | None, flush: bool,
                  emit: Progress, described: set[tuple[float, float]]) -> list[dict[str, Any]]:
         """Describe the requests of pending and complete windows without storing anything."""
-        from ..analyze import observe  # numpy + PyAV: see the note at the top
+        from ..analyze import observations  # numpy + PyAV: see the note at the top
 
         settings, db = self._ctx.settings, self._ctx.db
         out: list[dict[str, Any]] = []
-        spans = [(r.start_ts, r.end_ts) for r in observe.due(db, ignore_backoff=True)]
-        spans += observe.window_spans(db, win, until, flush)
+        spans = [(r.start_ts, r.end_ts) for r in observations.due(db, ignore_backoff=True)]
+        spans += observations.window_spans(db, win, until, flush)
         for start, end in spans:
             if (start, end) in described:
                 continue
             described.add((start, end))
-            built = observe.build_observe(settings, db, rsn, start, end)
+            built = observations.build_observe(settings, db, rsn, start, end)
             desc = {"start_ts": start, "end_ts": end, "redactions": built.redactions,
                     **describe_request(built.request, rsn)}
             out.append(desc)
@@ -220,7 +220,7 @@ class AnalyzeArea:
 
     def _ask(self, req: AskQuestion
              ) -> tuple[Reasoner, ReasonRequest, list[dict[str, Any]], list[TimeSpan]]:
-        from ..analyze.observe import build_ask  # numpy + PyAV: see the note at the top
+        from ..analyze.observations import build_ask  # numpy + PyAV: see the note at the top
 
         if not req.question.strip():
             raise UsageError("the question is empty",

@@ -1,4 +1,6 @@
-"""Observations: every window of activity, what the reasoner made of it.
+"""Observations: every window of activity, what the reasoner made of it; and the requests
+of `ask`. (The `localvideo observe` command, which runs record, analyze and serve together,
+is supervise.py.)
 
 A window is ``[start, start + window)`` of recorded activity; it is cut when analysis has
 read past its end (or, with nothing left to read and nothing recording, at the last frame).
