@@ -118,3 +118,38 @@ def test_tray_click_pauses_and_resumes_the_recorder(desktop: Any, tmp_path: Path
             if p is not None and p.poll() is None:
                 p.kill()
                 p.wait(10)
+
+
+def test_observe_starts_the_tray_and_stops_it_with_the_rest(desktop: Any,
+                                                            tmp_path: Path) -> None:
+    from netutil import free_port
+
+    trayer = shutil.which("trayer")
+    assert trayer, "trayer (an XEmbed tray host) is not installed: apt-get install trayer"
+    data = tmp_path / "D"
+    env = {**desktop.env, "LOCALVIDEO_HOME": str(tmp_path / "unused"),
+           "LOCALVIDEO_ANALYZE_REASONER": "offline"}
+    desktop.xterm("observe-tray-window", "observed", geometry="60x10+80+120")
+    host = subprocess.Popen([trayer, "--edge", "top", "--align", "right", "--widthtype",
+                             "request", "--height", "32", "--SetDockType", "true",
+                             "--transparent", "false", "--tint", "0xffffff"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    obs = subprocess.Popen([sys.executable, "-m", "localvideo", "observe", "--port",
+                            str(free_port()), "--data-dir", str(data)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: pixels(screenshot(env, tmp_path / "observe.png"), "recording").sum()
+                 > 100 and not pixels(screenshot(env, tmp_path / "observe.png"),
+                                      "failing").any(),
+                 timeout=60, what="observe's tray icon saying recording")
+        obs.send_signal(signal.SIGINT)
+        out, _ = obs.communicate(timeout=60)
+    finally:
+        for p in (obs, host):
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    assert obs.returncode == 0, out
+    assert "tray" in out and "stopped (" in out, out
+    im = screenshot(env, tmp_path / "observe-gone.png")
+    assert not pixels(im, "recording").any(), "the icon outlived observe"

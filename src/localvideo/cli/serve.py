@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -79,6 +80,15 @@ class _HealthWatch:
         return self._health
 
 
+def _has_tray() -> bool:
+    """A desktop to show an icon on and pystray to show it (the [tray] extra)."""
+    import importlib.util
+
+    desktop = platform.system() in ("Darwin", "Windows") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return desktop and importlib.util.find_spec("pystray") is not None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def observe(
@@ -94,6 +104,9 @@ def register(app: typer.Typer) -> None:
         codec: Annotated[str | None, typer.Option(help="auto, hevc or h264.")] = None,
         reasoner: Annotated[str | None, typer.Option(
             help="Reasoner for observations: auto, offline, anthropic, openai, gemini.")] = None,
+        tray: Annotated[bool, typer.Option(
+            "--tray/--no-tray", help="Show the recorder's state as a tray / menu-bar icon "
+                                     "(on a desktop, with the [tray] extra).")] = True,
     ) -> None:
         """Record + analyze --follow + serve, supervised: the one command to run.
 
@@ -119,6 +132,13 @@ def register(app: typer.Typer) -> None:
         parts = observe_parts(settings.data_dir, host=settings.serve.host,
                               port=settings.serve.port, record_args=record_args,
                               analyze_args=analyze_args)
+        if tray and not virtual_display and _has_tray():
+            from ..supervise import Part
+
+            # Recording you can see; its Quit stops observe (and so every part).
+            parts.append(Part("tray", [sys.executable, "-m", "localvideo", "tray",
+                                       "--data-dir", str(settings.data_dir),
+                                       "--quit-pid", str(os.getpid())], restart=False))
 
         stop = threading.Event()
 
