@@ -107,23 +107,29 @@ def build_server(svc: Service, limits: Limits | None = None,
     @server.tool()
     @_tool_errors
     async def search_screen(query: str, app: str | None = None, since: str | None = None,
-                            until: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Find moments when words were on the user's screen (full-text search over OCR).
+                            until: str | None = None, limit: int = 20,
+                            mode: str | None = None) -> list[dict[str, Any]]:
+        """Find moments when something was on the user's screen: by its words (full-text
+        search over OCR), its meaning (local embeddings), or both. ``mode`` is keyword,
+        semantic or hybrid (the default once the screen text is embedded): describe what you
+        look for in other words and hybrid still finds it.
 
-        Returns hits with ts (unix seconds), app, window title and a text snippet; pass a
-        hit's ts to get_frame to see it."""
+        Returns hits with ts (unix seconds), app, window title, a text snippet and
+        ``matched`` (words, meaning or both); pass a hit's ts to get_frame to see it."""
         def go() -> list[SearchHit]:
             lim.check_app(app)
             lo, hi = svc.privacy.window(lim, since, until)
             apps: list[str | None] = [app] if app else [*lim.apps] or [None]
             found = [h for a in apps
-                     for h in svc.analyze.search(query, app=a, since=lo, until=hi, limit=limit)]
+                     for h in svc.analyze.search(query, app=a, since=lo, until=hi, limit=limit,
+                                                 mode=mode)]
             return [h for h in found if lim.app_allowed(h.app) and lim.in_range(h.ts)][:limit]
 
         hits = await read("search_screen", {"query": query, "app": app, "since": since,
-                                            "until": until, "limit": limit}, go)
+                                            "until": until, "limit": limit, "mode": mode}, go)
         # What an agent needs, no more: the chunk's file path stays out of the context.
-        return [h.model_dump(include={"ts", "app", "title", "snippet", "chunk_id", "offset"})
+        return [h.model_dump(include={"ts", "app", "title", "snippet", "chunk_id", "offset",
+                                      "matched"})
                 for h in hits]
 
     @server.tool()
