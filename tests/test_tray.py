@@ -70,8 +70,9 @@ def test_tray_click_pauses_and_resumes_the_recorder(desktop: Any, tmp_path: Path
     trayer = shutil.which("trayer")
     assert trayer, "trayer (an XEmbed tray host) is not installed: apt-get install trayer"
     data = tmp_path / "D"
-    env = {**desktop.env, "LOCALVIDEO_HOME": str(tmp_path / "unused")}
-    desktop.xterm("tray-test-window", "something to record", geometry="60x10+80+120")
+    env = {**desktop.env, "LOCALVIDEO_HOME": str(tmp_path / "unused"),
+           "LOCALVIDEO_RECORD_EXCLUDE_TITLES": '["secret-tray-window"]'}
+    shown = desktop.xterm("tray-test-window", "something to record", geometry="60x10+80+120")
     host = subprocess.Popen([trayer, "--edge", "top", "--align", "right", "--widthtype",
                              "request", "--height", "32", "--SetDockType", "true",
                              "--transparent", "false", "--tint", "0xffffff"], env=env,
@@ -85,7 +86,7 @@ def test_tray_click_pauses_and_resumes_the_recorder(desktop: Any, tmp_path: Path
         def icon_in(state: str, name: str) -> tuple[int, int] | None:
             im = screenshot(env, tmp_path / f"{name}.png")
             m = pixels(im, state)
-            others = [s for s in ("recording", "paused") if s != state]
+            others = [s for s in ("recording", "paused", "excluded") if s != state]
             if m.sum() < 100 or any(pixels(im, s).sum() > 20 for s in others):
                 return None
             ys, xs = np.nonzero(m)
@@ -103,12 +104,17 @@ def test_tray_click_pauses_and_resumes_the_recorder(desktop: Any, tmp_path: Path
         # 3. Clicked again: recording again.
         desktop.xdotool("mousemove", str(x), str(y), "click", "1")
         wait_for(lambda: icon_in("recording", "3-resumed"), what="the red icon again")
-        # 4. The recorder stops: the icon says so (failing: black with a red ring).
+        # 4. An excluded window comes to the front: grey, struck through; and back.
+        desktop.xterm("secret-tray-window", "not to be stored", geometry="60x10+200+200")
+        wait_for(lambda: icon_in("excluded", "4-excluded"), what="the grey excluded icon")
+        desktop.activate(shown)
+        wait_for(lambda: icon_in("recording", "4-shown"), what="the red icon after it")
+        # 5. The recorder stops: the icon says so (failing: black with a red ring).
         rec.send_signal(signal.SIGINT)
         rec.wait(30)
         wait_for(lambda: pixels(screenshot(env, tmp_path / "4-failing.png"), "failing").sum()
                  > 100, what="the failing icon")
-        # 5. SIGTERM (what observe sends) quits it and the icon leaves the tray.
+        # 6. SIGTERM (what observe sends) quits it and the icon leaves the tray.
         tray.send_signal(signal.SIGTERM)
         assert tray.wait(15) == 0, tray.stderr.read() if tray.stderr else ""
         im = screenshot(env, tmp_path / "5-gone.png")
