@@ -362,3 +362,30 @@ def test_unlock_of_an_encrypted_store_takes_its_passphrase(tmp_path: Path) -> No
                        timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout[r.stdout.index("{"):])["locked"] is False
+
+
+def test_key_in_the_os_keyring(tmp_path: Path) -> None:
+    """Where a keyring exists the key goes there, not to a passphrase: enable with no
+    passphrase, read the store, disable drops the entry. The backend is keyrings.alt's file
+    keyring (a real `keyring` backend, in a temporary XDG data dir); the Secret Service,
+    Keychain and Credential Locker go through the same `keyring` calls."""
+    data = tmp_path / "D"
+    env = {k: v for k, v in os.environ.items() if k != "LOCALVIDEO_PASSPHRASE"}
+    env.update(PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
+               XDG_DATA_HOME=str(tmp_path / "xdg"))
+    ok("chunks", "--data-dir", str(data), env=env)
+    change = json.loads(ok("encrypt", "enable", "--json", "--data-dir", str(data), env=env))
+    assert change["source"] == "keyring"
+    st = json.loads(ok("encrypt", "status", "--json", "--data-dir", str(data), env=env))
+    assert st["enabled"] and st["index_encrypted"] and "PlaintextKeyring" in st["keyring"]
+    stored = list((tmp_path / "xdg").rglob("*.cfg"))
+    assert stored and st["key_id"] in stored[0].read_text()
+    cfg = json.loads((data / "encryption.json").read_text())
+    assert cfg["kdf"] is None and "master" not in json.dumps(cfg)
+    # Another keyring (another account, a copied disk): the store does not open.
+    r = lv("chunks", "--data-dir", str(data), env={**env, "XDG_DATA_HOME": str(tmp_path / "x2")})
+    assert r.returncode != 0 and "has no key" in said(r), r.stderr
+    ok("encrypt", "disable", "--data-dir", str(data), env=env)
+    assert st["key_id"] not in stored[0].read_text()
+    assert json.loads(ok("encrypt", "status", "--json", "--data-dir", str(data),
+                         env=env))["enabled"] is False
