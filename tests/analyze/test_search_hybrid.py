@@ -231,3 +231,17 @@ def test_reindex_through_the_service_and_the_cli(fresh: Service) -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["model"] == "wordllama" and out["frames"] == 0 and out["finished"]
+
+
+def test_key_frames_read_later_are_embedded_as_they_come(fresh: Service) -> None:
+    # The loop keeps a mark of what is embedded; text read after it is still picked up.
+    model = vectors.active_model(fresh.db)
+    assert model is not None and vectors.embedded_through(fresh.db, model) > 0
+    write_chunk(fresh.db, fresh.settings.data_dir, T0 + 1800, [
+        Shot(0.0, render(["Dentist reminder", "Cleaning and checkup on Monday 9:00"]),
+             "thunderbird", "Inbox - Thunderbird"),
+        Shot(2.0, None, "thunderbird", "Inbox - Thunderbird")], name="d")
+    stats = ChunkReader(fresh.settings, fresh.db).run_pass()
+    assert stats.keyframes == 1 and stats.embedded == 1
+    hits = _search(fresh, "appointment to get my teeth looked at", mode="semantic")
+    assert hits[0]["app"] == "thunderbird"

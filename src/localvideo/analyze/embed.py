@@ -296,14 +296,21 @@ def embed_pending(db: Database, embedder: Embedder, *, activate: bool = True,
         return {"model": embedder.name, "frames": 0, "blocks": 0, "vectors": 0,
                 "skipped": f"the index holds {active.name} vectors; "
                            "run `localvideo analyze --reindex` to switch"}
-    model = vectors.ensure_model(db, embedder.name, embedder.dim,
-                                 activate=activate and active is None)
+    if active is not None and active.name == embedder.name and active.dim == embedder.dim:
+        model = active            # the follow loop's case: no write, no scan
+    else:
+        model = vectors.ensure_model(db, embedder.name, embedder.dim,
+                                     activate=activate and active is None)
     total = vectors.count_pending(db, model) if on_progress else 0
     done = blocks = new = 0
-    after = 0
+    # Key frames up to the mark are all embedded: the follow loop calls this after every
+    # chunk, and a scan of all the text (55 ms at 1M frames) each time would cost more than
+    # the embedding itself.
+    after = vectors.embedded_through(db, model)
     while not (stop and stop.is_set()):
         rows = vectors.pending_frames(db, model, batch, after)
         if not rows:
+            vectors.mark_embedded_through(db, model)
             break
         b, n = _embed_batch(db, model, embedder, rows)
         after = rows[-1][0]

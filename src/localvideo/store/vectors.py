@@ -217,6 +217,7 @@ def drop_model(db: Database, model: VecModel) -> int:
                      "(SELECT id FROM vec_items WHERE model_id = ?)", (model.id,))
         conn.execute("DELETE FROM vec_done WHERE model_id = ?", (model.id,))
         conn.execute("DELETE FROM vec_models WHERE id = ?", (model.id,))
+        conn.execute("DELETE FROM kv WHERE key = ?", (_mark_key(model),))
         legacy = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?",
                               (model.legacy_table,)).fetchone()
         if legacy is not None:
@@ -252,6 +253,25 @@ def pending_frames(db: Conn, model: VecModel, limit: int,
         "JOIN frames f ON f.id = t.frame_id LEFT JOIN vec_done d ON d.frame_id = t.frame_id "
         "WHERE t.frame_id > ? AND f.excluded = 0 AND (d.frame_id IS NULL OR d.model_id != ?) "
         "ORDER BY t.frame_id LIMIT ?", (after, model.id, limit)).fetchall()]
+
+
+def _mark_key(model: VecModel) -> str:
+    return f"embed.through.{model.id}"
+
+
+def embedded_through(db: Database, model: VecModel) -> int:
+    """The frame id up to which every key frame's text is embedded by ``model``."""
+    return int(db.get_kv(_mark_key(model), 0))
+
+
+def mark_embedded_through(db: Database, model: VecModel) -> None:
+    """Everything read so far is embedded (call when :func:`pending_frames` found nothing).
+
+    Only the analysis (which holds its lock) writes text, so nothing lower can appear
+    behind the mark; a frame whose text is read again keeps its vectors.
+    """
+    last = db.one("SELECT MAX(frame_id) FROM frame_text")
+    db.set_kv(_mark_key(model), int(last[0] or 0) if last else 0)
 
 
 def count_pending(db: Conn, model: VecModel) -> int:
