@@ -182,6 +182,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"read {result.keyframes} key frames in {result.frames} frames "
                       f"from {result.chunks} chunk(s)"
                       + (f", OCR {per:.0f} ms per key frame" if per else "")
+                      + (f", {result.embedded} embedded for search by meaning"
+                         if result.embedded else "")
                       + f"; {len(result.observations)} observation(s) via "
                       f"{result.reasoner}" + (" (stopped)" if result.stopped else ""))
         console.print(result.status.line, highlight=False, markup=False)
