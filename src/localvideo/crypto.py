@@ -171,6 +171,10 @@ def keyring_backend() -> str | None:
     name = f"{type(kr).__module__}.{type(kr).__name__}"
     if isinstance(kr, fail.Keyring) or "null" in name.lower() or getattr(kr, "priority", 0) <= 0:
         return None
+    if name.startswith("keyrings.alt") and not os.environ.get("PYTHON_KEYRING_BACKEND"):
+        # keyrings.alt's file keyrings keep secrets in a file on the same disk: chosen only
+        # when the user names one on purpose, never picked up by accident.
+        return None
     return name
 
 
