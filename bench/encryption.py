@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     frames = screens(args.frames)
     keys = crypto.derive(b"\x01" * 32)
-    crypto._UNLOCKED[keys.key_id] = keys      # as `unlock` leaves it in a reading process
+    crypto.remember(keys)                     # as `unlock` leaves it in a reading process
     sealer = crypto.Sealer(keys.public, keys.key_id)
     res: dict[str, list[float]] = {"plain w": [], "sealed w": [], "plain r": [], "sealed r": []}
     sizes = {}

@@ -267,6 +267,12 @@ def _from_keyring(root: Path, cfg: KeyConfig) -> Keys:
     return keys
 
 
+def remember(keys: Keys) -> None:
+    """Keep freshly made keys for this process (``encrypt enable`` goes on to use them)."""
+    with _LOCK:
+        _UNLOCKED[keys.key_id] = keys
+
+
 def forget(root: Path, cfg: KeyConfig) -> None:
     """Drop the key (after ``encrypt disable``): the keyring entry and the cache."""
     if cfg.source == "keyring":
@@ -554,6 +560,6 @@ __all__ = [
     "CONFIG_NAME", "KeyConfig", "Keys", "PASSPHRASE_ENV", "SealedWriter", "Sealer",
     "config_path", "derive", "forget", "index_key", "is_plain_sqlite", "is_sealed",
     "keyring_backend", "new_keyring_config", "new_passphrase_config", "plain_source",
-    "read_config", "read_plain", "seal_bytes", "seal_file", "sealer_for", "unlock",
+    "read_config", "read_plain", "remember", "seal_bytes", "seal_file", "sealer_for", "unlock",
     "unseal_bytes", "unseal_file", "write_config",
 ]

@@ -104,7 +104,7 @@ class EncryptionArea:
             # encryption.json first: until the index is swapped its first bytes say "plain"
             # (crypto.index_key), so a crash in between leaves a store that still opens.
             crypto.write_config(root, cfg)
-            crypto._UNLOCKED[cfg.key_id] = keys
+            crypto.remember(keys)
             rows = self._swap_index(None, keys.index_key)
             sealer = crypto.Sealer(cfg.public, cfg.key_id)
             n = sum(crypto.seal_file(p, sealer) for p in list(crypto.iter_sealable(root)))
