@@ -245,3 +245,23 @@ def test_key_frames_read_later_are_embedded_as_they_come(fresh: Service) -> None
     assert stats.keyframes == 1 and stats.embedded == 1
     hits = _search(fresh, "appointment to get my teeth looked at", mode="semantic")
     assert hits[0]["app"] == "thunderbird"
+
+
+def test_search_by_meaning_in_an_encrypted_store(fresh: Service,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLCipher's own SQLite (sqlcipher3) loads sqlite-vec too; the vectors move with the
+    # index when `encrypt enable` copies it.
+    data = fresh.settings.data_dir
+    fresh.close()
+    env = {**os.environ, "LOCALVIDEO_PASSPHRASE": "correct horse battery staple"}
+    r = subprocess.run([sys.executable, "-m", "localvideo", "encrypt", "enable", "--data-dir",
+                        str(data)], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"Travel document" not in (data / "index.sqlite3").read_bytes()
+    monkeypatch.setenv("LOCALVIDEO_PASSPHRASE", "correct horse battery staple")
+    svc = Service.open(data, recover=False)
+    try:
+        hits = plain.search(svc, PARAPHRASE, mode="semantic")
+        assert hits[0]["app"] == "firefox" and hits[0]["matched"] == "meaning"
+    finally:
+        svc.close()
