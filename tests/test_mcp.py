@@ -67,6 +67,17 @@ def test_lists_the_tools_with_schemas(store: Path) -> None:
     assert schema["required"] == ["query"] and "limit" in schema["properties"]
     assert "ctx" not in tools["generate_video"].input_schema["properties"]
     assert tools["get_frame"].description and "image" in tools["get_frame"].description
+    # Every tool that answers data declares its model as the output schema (typed, not
+    # "object"): an agent sees the fields and their types before it calls.
+    hits = tools["search_screen"].output_schema
+    hit = hits["$defs"]["ScreenHit"]
+    assert hits["properties"]["result"]["items"] == {"$ref": "#/$defs/ScreenHit"}
+    assert hit["properties"]["ts"]["type"] == "number"
+    assert hit["properties"]["matched"]["enum"] == ["words", "meaning", "both"]
+    assert "chunk_path" not in hit["properties"] and "frame_id" not in hit["properties"]
+    for name in ("get_timeline", "list_observations", "ask", "generate_video"):
+        out = tools[name].output_schema
+        assert out and (out.get("$defs") or out.get("properties")), (name, out)
 
 
 def test_search_then_get_frame(store: Path) -> None:
@@ -86,6 +97,7 @@ def test_search_then_get_frame(store: Path) -> None:
     assert answer.structured_content["reasoner"] == "offline"
     assert answer.structured_content["timestamps"]
     assert found and found[0]["title"] == "Notes for MCP"
+    assert set(found[0]) == {"ts", "app", "title", "snippet", "matched", "chunk_id", "offset"}
     assert WORD in found[0]["snippet"].lower()
     assert time.time() - 600 < found[0]["ts"] <= time.time()
     image = frame.content[0]

@@ -29,6 +29,7 @@ from .service.models import (
     GenerateParams,
     Observation,
     Picture,
+    ScreenHit,
     SearchHit,
     Segment,
 )
@@ -108,7 +109,7 @@ def build_server(svc: Service, limits: Limits | None = None,
     @_tool_errors
     async def search_screen(query: str, app: str | None = None, since: str | None = None,
                             until: str | None = None, limit: int = 20,
-                            mode: str | None = None) -> list[dict[str, Any]]:
+                            mode: str | None = None) -> list[ScreenHit]:
         """Find moments when something was on the user's screen: by its words (full-text
         search over OCR), its meaning (local embeddings), or both. ``mode`` is keyword,
         semantic or hybrid (the default once the screen text is embedded): describe what you
@@ -128,9 +129,7 @@ def build_server(svc: Service, limits: Limits | None = None,
         hits = await read("search_screen", {"query": query, "app": app, "since": since,
                                             "until": until, "limit": limit, "mode": mode}, go)
         # What an agent needs, no more: the chunk's file path stays out of the context.
-        return [h.model_dump(include={"ts", "app", "title", "snippet", "chunk_id", "offset",
-                                      "matched"})
-                for h in hits]
+        return [h.for_agent() for h in hits]
 
     @server.tool()
     @_tool_errors

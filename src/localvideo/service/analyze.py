@@ -219,7 +219,7 @@ class AnalyzeArea:
         return Observation.model_validate(row.to_dict())
 
     def _ask(self, req: AskQuestion
-             ) -> tuple[Reasoner, ReasonRequest, list[dict[str, Any]], list[TimeSpan]]:
+             ) -> tuple[Reasoner, ReasonRequest, list[SearchHit], list[TimeSpan]]:
         from ..analyze.observations import build_ask  # numpy + PyAV: see the note at the top
 
         if not req.question.strip():
@@ -234,7 +234,7 @@ class AnalyzeArea:
                                            maybe_moment(req.until, "--until"))
         # How the question was placed in time, so a caller can show what was looked at.
         times = [TimeSpan(start_ts=w.start, end_ts=w.end, label=w.label) for w in windows]
-        return rsn, request, hits, times
+        return rsn, request, [SearchHit.model_validate(h) for h in hits], times
 
     def ask(self, req: AskQuestion) -> Answer:
         """Answer a question from the screen history, citing the moments it used.

@@ -292,8 +292,10 @@ class AnalyzeSummary(Model):
         default=None, description="--dry-run: what would have been sent")
 
 
-class SearchHit(Model):
-    frame_id: int
+class ScreenHit(Model):
+    """A moment something was on screen, as an agent gets it (MCP ``search_screen``): no
+    file path of the store goes into a model's context."""
+
     ts: float
     app: str
     title: str
@@ -301,11 +303,20 @@ class SearchHit(Model):
                                      "text block that matched")
     matched: Literal["words", "meaning", "both"] = Field(
         default="words", description="why it matched: its words, its meaning, or both")
+    chunk_id: int | None
+    offset: float | None = Field(description="seconds into the chunk")
+
+
+class SearchHit(ScreenHit):
+    """A search hit as the CLI, REST API and web UI get it."""
+
+    frame_id: int
     similarity: float | None = Field(default=None,
                                      description="cosine similarity of the block that matched")
-    chunk_id: int | None
-    chunk_path: str | None
-    offset: float | None = Field(description="seconds into the chunk")
+    chunk_path: str | None = Field(description="the chunk's file, relative to the data dir")
+
+    def for_agent(self) -> ScreenHit:
+        return ScreenHit.model_validate(self.model_dump())
 
 
 class ReindexSummary(Model):
@@ -399,7 +410,8 @@ class TimeSpan(Model):
 class Answer(Model):
     answer: str
     timestamps: list[float]
-    sources: list[dict[str, Any]]
+    sources: list[SearchHit] = Field(description="the moments found by the question's words "
+                                                 "or meaning")
     times: list[TimeSpan] = Field(description="the spans the question was placed in")
     reasoner: str
     model: str | None
@@ -410,7 +422,7 @@ class AskPreview(Model):
     """``ask --dry-run``: what would be sent, and from which moments."""
 
     request: dict[str, Any]
-    sources: list[dict[str, Any]]
+    sources: list[SearchHit]
     times: list[TimeSpan]
 
 
