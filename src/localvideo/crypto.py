@@ -291,11 +291,35 @@ def is_plain_sqlite(path: Path) -> bool | None:
     """True: a plain SQLite file; False: something else (SQLCipher's pages are noise from
     byte 0); None: missing or empty."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
+        head = _read_head(Path(path), 16)
     except FileNotFoundError:
         return None
     return None if not head else head == SQLITE_MAGIC
+
+
+# POSIX drops every fcntl lock a process holds on a file when it closes *any* descriptor of
+# that file. Opening the live index to peek at its header and closing it again released this
+# process's SQLite locks, so another process (a CLI command) took itself for the last user,
+# deleted the WAL and SHM, and this one read stale pages ("database disk image is
+# malformed"). The header is read through one descriptor per index kept open for the
+# process's life; a replaced file (encrypt enable/disable swaps it) gets a fresh one.
+_HEAD_FDS: dict[str, int] = {}
+_HEAD_LOCK = threading.Lock()
+
+
+def _read_head(path: Path, n: int) -> bytes:
+    if not hasattr(os, "pread"):    # Windows: its file locks do not go with another handle
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    key = str(path.resolve())
+    with _HEAD_LOCK:
+        fd = _HEAD_FDS.get(key)
+        if fd is not None and os.fstat(fd).st_ino != os.stat(key).st_ino:
+            fd = None    # the old file's descriptor stays open: closing it is the bug above
+        if fd is None:
+            fd = os.open(key, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            _HEAD_FDS[key] = fd
+        return os.pread(fd, n, 0)
 
 
 def index_key(db_path: Path) -> bytes | None:
