@@ -281,12 +281,12 @@ def print_report(res: dict[str, Any]) -> None:
         print(f"\nRetrieval on a recorded session of {len(TOPICS)} windows "
               f"({live['recorded_s']} s, {live['keyframes']} key frames, "
               f"{live['blocks']} text blocks embedded)")
-        print(f"{'set':<14}{'mode':<10}{'recall@1':>10}{'recall@10':>11}{'MRR':>8}")
+        print(f"{'set':<20}{'mode':<10}{'recall@1':>10}{'recall@10':>11}{'MRR':>8}")
         for name, row in q["sets"].items():
             for mode in MODES:
                 m = row[mode]
-                print(f"{name + ' (' + str(row['questions']) + ')':<14}"[:14].ljust(14)
-                      + f"{mode:<10}{m['recall@1']:>10.3f}{m['recall@10']:>11.3f}"
+                label = f"{name} ({row['questions']})"
+                print(f"{label:<20}{mode:<10}{m['recall@1']:>10.3f}{m['recall@10']:>11.3f}"
                       f"{m['mrr']:>8.3f}")
         if q["missing_windows"]:
             print("windows never seen by the recorder:", q["missing_windows"])
