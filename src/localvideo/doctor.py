@@ -19,6 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
+from .errors import EncoderError, LocalVideoError
+from .store.layout import exposure
+
+# The capture stack (numpy, python-xlib, the portal's D-Bus), the recorder's encoder probe
+# (PyAV) and torch are imported inside the checks that use them: every CLI command imports
+# this module (through service/doctor.py), and only `doctor` should pay for them.
 
 GIB = 1024**3
 
@@ -102,8 +108,6 @@ def check_display(settings: Settings | None = None) -> Check:
 
 def check_capture(settings: Settings | None = None) -> Check:
     """One real grab through the backend the recorder would use."""
-    from .errors import LocalVideoError
-
     desc: dict[str, str] = {}
     try:
         from .capture.base import open_backend
@@ -132,7 +136,6 @@ def check_capture(settings: Settings | None = None) -> Check:
 def check_encoders(settings: Settings) -> Check:
     """The recorder's own probe (a one-frame test encode per encoder), fresh, so the doctor
     reports exactly what ``record`` will pick."""
-    from .errors import EncoderError
     from .record.encoder import HW_HEVC, plan_encoders, probe
 
     candidates = (*HW_HEVC, "libx264", "libx265")
@@ -235,8 +238,6 @@ def check_disk(data_dir: Path, min_free: int) -> Check:
 
 def check_privacy(data_dir: Path) -> Check:
     """Can another account on this machine read the screen history? (0700 / 0600 expected.)"""
-    from .store.layout import exposure
-
     if os.name != "posix":
         return Check("privacy", True, "file modes are not checked on this system")
     if not data_dir.exists():
@@ -280,7 +281,8 @@ def _observe_verdict(checks: dict[str, Check], settings: Settings) -> dict[str, 
     }
 
 
-# Signature of SynthOps.plan / SynthOps.models, passed in so the doctor has no service.
+# Signatures of svc.synth.plan / svc.synth.models (dumped), passed in by service/doctor.py so
+# the doctor has no service.
 PlanFn = Callable[..., dict[str, Any]]
 ModelsFn = Callable[[], list[dict[str, Any]]]
 
@@ -289,8 +291,6 @@ def fitting_models(plan: PlanFn, models: ModelsFn, device: str,
                    vram: int | None) -> list[dict[str, Any]]:
     """Text-to-video presets whose memory plan fits ``vram`` at their default size — the same
     planner `generate` uses, so the doctor's advice is what generate will do."""
-    from .errors import LocalVideoError
-
     out = []
     for m in models():
         if m.get("i2v"):

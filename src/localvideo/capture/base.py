@@ -119,7 +119,7 @@ def open_backend(mode: str = "active-window", display: str = "1",
                  system: str | None = None, backend: str = "auto",
                  state_dir: Path | None = None) -> CaptureBackend:
     """Pick and open the backend for this platform (see capture/registry.py)."""
-    from .registry import open_backend as _open
+    from .registry import open_backend as _open  # the registry imports this module: a cycle
 
     return _open(mode=mode, display=display, system=system, backend=backend,
                  state_dir=state_dir)

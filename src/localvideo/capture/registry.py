@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import shutil
 from pathlib import Path
 
 from ..errors import CaptureError, DependencyError, LocalVideoError, NoDisplayError, UsageError
@@ -158,9 +159,7 @@ def plan_linux(backend: str = "auto", state_dir: Path | None = None) -> dict[str
     (the portal path would show its dialog). For ``doctor``: ``backend``, ``path``, ``why``,
     ``install`` (what is missing, as one command or pip line; "" when nothing is) and
     ``prompt`` ("yes" when the portal will ask the user to pick a screen)."""
-    import shutil
-
-    from .wayland import desktop_name
+    from .wayland import desktop_name  # Linux only: see the note at the top
 
     backend = check_backend(backend)
     wayland, x11 = os.environ.get("WAYLAND_DISPLAY", ""), os.environ.get("DISPLAY", "")

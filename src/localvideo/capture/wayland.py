@@ -350,12 +350,14 @@ def open_portal(mode: str, display: str, socket_dir: Path = X_SOCKETS,
                 state_dir: Path | None = None, why: str = "") -> CaptureBackend:
     """The xdg-desktop-portal ScreenCast path (capture/portal.py), with errors that say
     what does work when it cannot run."""
-    from .portal import TOKEN_NAME, PortalBackend
+    from .portal import TOKEN_NAME, PortalBackend  # jeepney (D-Bus): the portal path only
 
     if display not in ("1", "all"):
         raise UsageError(f"display {display}: through the portal localvideo records the "
                          "monitor you pick in its dialog", hint="use `--display 1`")
     if state_dir is None:
+        # Here, not at the top: capture/ depends on errors only, and only this fallback
+        # (no state dir given) needs to know where the data dir is.
         from ..config import resolve_data_dir
 
         state_dir = resolve_data_dir(None)

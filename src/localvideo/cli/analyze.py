@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -65,8 +66,6 @@ def _progress_line(state: dict[str, Any]) -> Text:
 
 def _reindex(svc: Service, stop: threading.Event, json_out: bool) -> None:
     """`analyze --reindex`: embed the history with a progress bar; Ctrl-C stops cleanly."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     old = signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
     quiet = json_out or not console.is_terminal
     bar = None if quiet else Progress("[bold cyan]◆ embedding[/] {task.description}",

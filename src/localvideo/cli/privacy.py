@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ..units import format_ts, parse_duration
 from .common import DataDir, JsonFlag, console, open_service, print_json
+from .serve import ui_url
 
 
 def register(app: typer.Typer) -> None:
@@ -28,8 +29,6 @@ def register(app: typer.Typer) -> None:
         """Print the API token (created on first use; LOCALVIDEO_API_TOKEN overrides)."""
         if ctx.invoked_subcommand is not None:
             return
-        from .serve import ui_url
-
         svc = open_service(data_dir)
         t = svc.token.rotate() if rotate else svc.token.get()
         s = svc.settings.serve

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import signal
@@ -19,6 +20,7 @@ from rich.text import Text
 from ..errors import LocalVideoError, NoDisplayError
 from ..service import Service
 from ..service.models import CaptureHealthState
+from ..supervise import Part, Supervisor, observe_parts
 from ..units import format_ts, parse_duration
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
 from .record import health_text
@@ -82,8 +84,6 @@ class _HealthWatch:
 
 def _has_tray() -> bool:
     """A desktop to show an icon on and pystray to show it (the [tray] extra)."""
-    import importlib.util
-
     desktop = platform.system() in ("Darwin", "Windows") or bool(
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return desktop and importlib.util.find_spec("pystray") is not None
@@ -111,8 +111,6 @@ def register(app: typer.Typer) -> None:
         """Record + analyze --follow + serve, supervised: the one command to run.
 
         One Ctrl-C stops all three cleanly; a part that dies is restarted (and said so)."""
-        from ..supervise import Supervisor, observe_parts
-
         svc = open_service(data_dir, {"serve": {"host": host, "port": port}})
         settings = svc.settings
         token = svc.token.get()
@@ -133,8 +131,6 @@ def register(app: typer.Typer) -> None:
                               port=settings.serve.port, record_args=record_args,
                               analyze_args=analyze_args)
         if tray and not virtual_display and _has_tray():
-            from ..supervise import Part
-
             # Recording you can see; its Quit stops observe (and so every part).
             parts.append(Part("tray", [sys.executable, "-m", "localvideo", "tray",
                                        "--data-dir", str(settings.data_dir),
@@ -155,7 +151,7 @@ def register(app: typer.Typer) -> None:
 
         vd = None
         if virtual_display:
-            from ..capture.virtual import VirtualDisplay
+            from ..capture.virtual import VirtualDisplay  # python-xlib: X11 only
 
             vd = VirtualDisplay()
             vd.start()
@@ -196,7 +192,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
         """Serve the REST API (OpenAPI at /docs) and the web UI on this machine."""
-        from ..web.app import run_server
+        from ..web.app import run_server  # FastAPI + uvicorn: only `serve` pays for them
 
         svc = open_service(data_dir, {"serve": {"host": host, "port": port}})
         s = svc.settings.serve
@@ -226,7 +222,7 @@ def register(app: typer.Typer) -> None:
                     "--app", help="Only these apps (repeat --app); ask and observations, "
                                   "which span every app, are then refused.")] = None) -> None:
         """Run the MCP server on stdio (for Claude Desktop, Claude Code, any MCP client)."""
-        from ..mcp_server import run_stdio
+        from ..mcp_server import run_stdio  # the MCP SDK: only `mcp` pays for it
 
         run_stdio(data_dir, since=since, until=until, apps=app_names or [])
 

@@ -39,22 +39,27 @@ separated by `` — `` (em dash); the OCR lines of one key frame are joined by `
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import os
 import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlparse
 
 from ..errors import EndpointError, LocalVideoError, ReasonerError, UsageError
 from ..units import format_duration
+from .keys import KeyStore
+from .log import log_request
 
 if TYPE_CHECKING:
     from ..config import Settings
     from ..store.db import Database
-    from .keys import KeyStore
 
 
 @dataclass
@@ -319,9 +324,6 @@ def is_local(url: str | None) -> bool:
     """A loopback endpoint (Ollama, LM Studio, a local shim) needs no real key."""
     if not url:
         return False
-    import ipaddress
-    from urllib.parse import urlparse
-
     host = (urlparse(url).hostname or "").lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -340,8 +342,6 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        from email.utils import parsedate_to_datetime
-
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
@@ -402,8 +402,6 @@ class Reasoner(ABC):
     def __init__(self, *, model: str | None = None, base_url: str | None = None,
                  key: str | None = None, db: Database | None = None, retries: int = 2,
                  backoff: float = 0.5, timeout: float = 120.0, **options: Any) -> None:
-        import os
-
         self.model = model or self.default_model
         env_url = os.environ.get(self.base_url_env) if self.base_url_env else None
         self.base_url = (base_url or env_url or self.default_base_url or "").rstrip("/") or None
@@ -428,8 +426,6 @@ class Reasoner(ABC):
               store: KeyStore, db: Database | None, retries: int = 2, backoff: float = 0.5,
               timeout: float = 120.0, **options: Any) -> Reasoner:
         """Resolve the key (flag > stored > env) and construct."""
-        import os
-
         envs = cls.key_envs()
         url = base_url or (os.environ.get(cls.base_url_env) if cls.base_url_env else None)
         resolved = store.resolve(cls.name, key, envs, required=cls.key_required(url))
@@ -511,8 +507,6 @@ class Reasoner(ABC):
              error: ReasonerError | None, started: float) -> int | None:
         if self.db is None:
             return None
-        from .log import log_request
-
         return log_request(self.db, reasoner=self.name, model=self.model,
                            base_url=self.base_url, request=req, payload=self.payload(req),
                            response=resp, error=error,
@@ -538,10 +532,6 @@ def get_reasoner(name: str | None, *, settings: Settings, db: Database | None,
     is there; openai when OPENAI_BASE_URL is set; else offline. Gemini needs the network, so
     it is only used when named.
     """
-    import os
-
-    from .keys import KeyStore
-
     store = KeyStore(settings.data_dir)
     name = (name or settings.analyze.reasoner or "auto").lower()
     if name == "auto":
@@ -555,6 +545,8 @@ def get_reasoner(name: str | None, *, settings: Settings, db: Database | None,
     model = model or settings.analyze.model
     base_url = base_url or settings.analyze.base_url
     cls: type[Reasoner]
+    # Imported here: each reasoner module imports this one (a cycle at the top), and each
+    # endpoint's SDK is loaded only when that endpoint is used.
     if name == "offline":
         from .offline import OfflineReasoner
         cls = OfflineReasoner

@@ -236,7 +236,7 @@ def open_writer(path: Path, width: int, height: int, encoder: str, quality: int,
             # ffmpeg would write the plaintext file itself.
             raise EncoderError(f"{encoder} writes its own files, which encryption at rest "
                                "cannot seal", "the recorder uses an in-process encoder")
-        from .ffmpeg_cli import CliChunkWriter
+        from .ffmpeg_cli import CliChunkWriter  # ffmpeg_cli imports this module: a cycle
 
         base = encoder[4:]
         return CliChunkWriter(path, width, height, base, CODEC_OF.get(base, base),
@@ -288,7 +288,7 @@ def probe(data_dir: Path, candidates: tuple[str, ...], *, refresh: bool = False)
                 known[name] = f"not in PyAV's FFmpeg build ({missing})"
                 continue
         else:
-            from .ffmpeg_cli import cli_has_encoder
+            from .ffmpeg_cli import cli_has_encoder  # a cycle, as above
 
             if not cli_has_encoder(name[4:]):
                 known[name] = "not in the ffmpeg program's encoders (or no ffmpeg)"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import logging
 import logging.handlers
 import os
@@ -496,6 +497,4 @@ def _trim_heap() -> None:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value)

@@ -34,12 +34,14 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import httpx
+from PIL import Image, UnidentifiedImageError
 
 from ...errors import (
     DependencyError,
     HostedCancelled,
     HostedError,
     LocalVideoError,
+    MediaError,
     UsageError,
 )
 
@@ -476,8 +478,6 @@ def looks_refused(text: str) -> bool:
 
 
 def describe_image(path: Path) -> ImageInfo:
-    from PIL import Image, UnidentifiedImageError
-
     p = Path(path).expanduser()
     if not p.is_file():
         raise UsageError(f"image {p} does not exist", "pass --image with a PNG or JPEG")
@@ -498,7 +498,8 @@ def data_uri(path: Path) -> str:
 
 def probe_source(path: Path) -> dict[str, Any]:
     """Codec and size of what the provider sent, for the sidecar."""
-    from ...errors import MediaError
+    # PyAV here, not at the top: a preview (`generate --backend ...` before --yes) never
+    # decodes, and PyAV with numpy is half a second.
     from ...media import probe
 
     try:
@@ -514,6 +515,6 @@ def probe_source(path: Path) -> dict[str, Any]:
 def to_h264(src: Path, dst: Path) -> dict[str, Any]:
     """Re-encode the provider's file with the project's H.264 writer (same settings as a
     locally generated clip: crf 18, preset medium), keeping its frame timing."""
-    from ...media import transcode_h264
+    from ...media import transcode_h264  # PyAV: see probe_source
 
     return transcode_h264(src, dst, crf=18, preset="medium").to_dict()

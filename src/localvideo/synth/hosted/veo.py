@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import re
+from math import gcd
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,5 @@ class VeoProvider(HostedProvider):
 
 
 def _reduced(w: int, h: int) -> tuple[int, int]:
-    from math import gcd
-
     g = gcd(int(w), int(h)) or 1
     return int(w) // g, int(h) // g
