@@ -7,6 +7,7 @@ the same store the live server serves, as a user would run them beside `observe`
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -185,3 +186,22 @@ def test_absurd_times_and_huge_questions_are_refused_not_500(live: LiveServer) -
         assert page.status_code == 400 and "between 1970 and 9999" in page.text
         r = c.post("/api/ask", json={"question": "a" * 20_001})
         assert r.status_code == 422 and "question" in r.json()["message"]
+
+
+def _status_with_host(port: int, host: str, token: str) -> int:
+    """One request whose only Host header is ``host``, sent as written."""
+    req = (f"GET /api/status HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+           "Connection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(req)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return int(data.split()[1])
+
+
+def test_a_host_with_anything_but_a_port_after_the_colon_is_refused(live: LiveServer) -> None:
+    # Found by bench/chaos.py: 'localhost:1@evil' was read as localhost.
+    for host in ("localhost:1@evil", "127.0.0.1:x", "localhost:"):
+        assert _status_with_host(live.port, host, live.token) == 403, host
+    assert _status_with_host(live.port, f"localhost:{live.port}", live.token) == 200

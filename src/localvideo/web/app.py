@@ -111,7 +111,11 @@ def host_name(host_header: str) -> str:
     h = host_header.strip().lower()
     if h.startswith("["):
         return h[1:h.find("]")] if "]" in h else h
-    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+    if h.count(":") == 1:
+        name, port = h.split(":")
+        # Only a port may follow the colon: 'localhost:1@evil' is no loopback name.
+        return name if port.isdigit() else h
+    return h
 
 
 def _origin_host(origin: str) -> str:
