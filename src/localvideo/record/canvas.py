@@ -34,6 +34,9 @@ PAD_YUV = (40, 128, 128)
 BLANK_YUV = (128, 128, 128)
 
 
+# Rows converted again on each side of a changed band (see Canvas._draw_band).
+BAND_MARGIN = 2
+
 # The smallest size text may be drawn at, as a fraction of its point size (what the UI was
 # designed to be read at): after encoding, tesseract lost words on 13-px UI text at 0.9×.
 LEGIBLE = 1.0
@@ -78,8 +81,10 @@ class Canvas:
         self.v = np.empty((height // 2, width // 2), np.uint8)
         self._drawn: Rect | None = None
         self._sws = media.Reformatter()
+        self._sws_band = media.Reformatter()   # its own: band heights vary, the full size not
         self._out: media.VideoFrame | None = None
         self._dirty = True
+        self._dirty_rows: tuple[int, int] | None = None   # None: all rows (when dirty)
         self.fill(PAD_YUV)
 
     def fill(self, yuv: tuple[int, int, int]) -> None:
@@ -88,6 +93,7 @@ class Canvas:
         self.v.fill(yuv[2])
         self._drawn = None
         self._dirty = True
+        self._dirty_rows = None
 
     def blank(self) -> Rect:
         """A neutral picture for an excluded window: nothing of it is drawn."""
@@ -110,14 +116,23 @@ class Canvas:
         w, h = min(fw, self.width), min(fh, self.height)
         return Rect(0, 0, w, h), w, h
 
-    def draw(self, frame: Frame, fit: bool = False) -> Rect:
-        """Convert the frame's BGRA pixels to yuv420p and put them at the top-left."""
+    def draw(self, frame: Frame, fit: bool = False,
+             band: tuple[int, int] | None = None) -> Rect:
+        """Convert the frame's BGRA pixels to yuv420p and put them at the top-left.
+
+        ``band``: only the frame's rows [y0, y1) differ from the last frame drawn here (the
+        change test says which); when the window is drawn 1:1 where it was, only those
+        rows are converted and copied (typing into a maximized window: one line, not a
+        1080-row conversion at ~13 ms)."""
         rect, sw, sh = self.layout(frame, fit)
         if self._drawn != rect:
             # The previous window may have been larger: clear what it covered.
             self.fill(PAD_YUV)
-        src = frame.pixels[:sh, :sw]
         scaled = (sw, sh) != (rect.w, rect.h)
+        if band is not None and not scaled and self._drawn == rect:
+            self._draw_band(frame, rect, band)
+            return rect
+        src = frame.pixels[:sh, :sw]
         # yuv420p needs even sizes; the extra row/column duplicates the window's edge and
         # lands in padding the index marks as outside the window rect.
         ew, eh = rect.w + rect.w % 2, rect.h + rect.h % 2
@@ -138,7 +153,34 @@ class Canvas:
             dst[: eh // div, : ew // div] = rows[: eh // div, : ew // div]
         self._drawn = rect
         self._dirty = True
+        self._dirty_rows = None
         return rect
+
+    def _draw_band(self, frame: Frame, rect: Rect, band: tuple[int, int]) -> None:
+        """Convert rows [y0, y1) of a window drawn 1:1 where it was drawn last time."""
+        sw, sh = rect.w, rect.h
+        ew, eh = min(sw + sw % 2, self.width), min(sh + sh % 2, self.height)
+        # Even rows (4:2:0 chroma pairs), widened by BAND_MARGIN: the chroma filter reads a
+        # row or two beyond a pair, so the rows next to the band are converted again too.
+        y0 = max(0, (band[0] - BAND_MARGIN) & ~1)
+        y1 = min(eh, band[1] + BAND_MARGIN + (band[1] + BAND_MARGIN) % 2)
+        if y1 <= y0:
+            return
+        src = frame.pixels[y0:min(y1, sh), :sw]
+        if src.shape[0] != y1 - y0 or sw != ew:
+            src = np.pad(src, ((0, y1 - y0 - src.shape[0]), (0, ew - sw), (0, 0)), mode="edge")
+        src = np.ascontiguousarray(src)
+        vf = media.frame_over_buffer(src, "bgra")
+        out = self._sws_band.reformat(vf, format="yuv420p")
+        for plane, dst, div in zip(out.planes, (self.y, self.u, self.v), (1, 2, 2), strict=True):
+            rows = _rows(plane)
+            n = (y1 - y0) // div
+            dst[y0 // div: y0 // div + n, : ew // div] = rows[:n, : ew // div]
+        if self._dirty and self._dirty_rows is None:
+            return     # everything is copied out anyway
+        if self._dirty and self._dirty_rows is not None:
+            y0, y1 = min(y0, self._dirty_rows[0]), max(y1, self._dirty_rows[1])
+        self._dirty, self._dirty_rows = True, (y0, y1)
 
     def video_frame(self) -> media.VideoFrame:
         """The canvas as a yuv420p frame, reusing one buffer per canvas.
@@ -154,10 +196,12 @@ class Canvas:
         else:
             vf.make_writable()
         if self._dirty:
-            for plane, src in zip(vf.planes, (self.y, self.u, self.v), strict=True):
+            y0, y1 = self._dirty_rows or (0, self.height)
+            for plane, src, div in zip(vf.planes, (self.y, self.u, self.v), (1, 2, 2),
+                                       strict=True):
                 rows = _rows(plane)
-                rows[:, : src.shape[1]] = src
-            self._dirty = False
+                rows[y0 // div: y1 // div, : src.shape[1]] = src[y0 // div: y1 // div]
+            self._dirty, self._dirty_rows = False, None
         return vf
 
 

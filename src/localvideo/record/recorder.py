@@ -294,7 +294,7 @@ class Recorder:
             self.stats.frames_excluded += 1
         pts: float | None = None
         if ch is not None and decision.changed:
-            pts = self._encode(frame, decision.excluded, fit)
+            pts = self._encode(frame, decision.excluded, fit, decision.band)
             ch = self.chunk  # an encoder fallback may have opened a new chunk
         elif ch is not None and not skip_excluded:
             pts = ch.last_pts
@@ -309,15 +309,17 @@ class Recorder:
         if len(self._rows) > MAX_PENDING_ROWS:
             del self._rows[: len(self._rows) - MAX_PENDING_ROWS]
 
-    def _encode(self, frame: Frame, excluded: bool, fit: bool) -> float:
-        """Draw and encode; on encoder failure close the chunk, fall back, keep the frame."""
+    def _encode(self, frame: Frame, excluded: bool, fit: bool,
+                band: tuple[int, int] | None = None) -> float:
+        """Draw and encode; on encoder failure close the chunk, fall back, keep the frame.
+        ``band``: the rows that changed since the last frame (None: all)."""
         while True:
             ch = self.chunk
             assert ch is not None
             if excluded:
                 ch.canvas.blank()
             else:
-                ch.canvas.draw(frame, fit)
+                ch.canvas.draw(frame, fit, band)
             pts_ms = max(0, round((frame.ts - ch.start_ts) * 1000))
             try:
                 ch.writer.write(ch.canvas.video_frame(), pts_ms)

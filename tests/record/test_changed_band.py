@@ -1,0 +1,84 @@
+"""Only the rows that changed are converted: the change test finds them, the canvas converts
+and copies out just those, and the picture is the one a full conversion makes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from record_helpers import glyph, solid
+
+from localvideo.capture.base import Frame
+from localvideo.record.canvas import Canvas
+from localvideo.record.filter import ChangeTest
+
+
+def _frame(px: np.ndarray) -> Frame:
+    return Frame(pixels=px, ts=0.0, app="XTerm", title="t")
+
+
+def _text(w: int, h: int, seed: int) -> np.ndarray:
+    """A page of dark 'glyphs' on white, like a terminal full of text."""
+    px = solid(w, h)
+    rng = np.random.default_rng(seed)
+    for y in range(4, h - 12, 14):
+        for x in rng.choice(np.arange(4, w - 8, 7), size=max(1, w // 20), replace=False):
+            px = glyph(px, int(x), y)
+    return px
+
+
+def _planes(c: Canvas) -> list[np.ndarray]:
+    vf = c.video_frame()
+    return [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy()
+            for p in vf.planes]
+
+
+@pytest.mark.parametrize("size", [(640, 360), (641, 359)])    # xterm sizes are often odd
+@pytest.mark.parametrize("rows", [(100, 109), (0, 9), (350, 359), (41, 42)])
+def test_band_draw_matches_a_full_conversion(size: tuple[int, int],
+                                             rows: tuple[int, int]) -> None:
+    w, h = size
+    a = _text(w, h, 1)
+    b = a.copy()
+    y0, y1 = rows[0], min(rows[1], h)
+    b[y0:y1, 10:200, :3] = 0                       # a "typed" stretch of one line
+    change = ChangeTest()
+    assert change.changed(a, ("r",))
+    assert change.changed(b, ("r",)) and change.band == (y0, y1)
+    assert not change.changed(b.copy(), ("r",))     # the remembered copy is the new frame
+
+    canvas = Canvas(700, 400)
+    canvas.draw(_frame(a))
+    _planes(canvas)                                 # the encoder took the first picture
+    canvas.draw(_frame(b), band=change.band)
+    by_band = _planes(canvas)
+    full = Canvas(700, 400)
+    full.draw(_frame(b))
+    whole = _planes(full)
+    assert np.array_equal(by_band[0], whole[0]), "luma differs from a full conversion"
+    for got, want in zip(by_band[1:], whole[1:], strict=True):
+        # Chroma is filtered across a row or two; the band's margin keeps it within 1.
+        assert int(np.abs(got.astype(int) - want.astype(int)).max()) <= 1
+
+
+def test_band_is_none_when_the_window_changes() -> None:
+    a, b = _text(320, 200, 2), _text(320, 200, 3)
+    change = ChangeTest()
+    change.changed(a, ("r1",))
+    assert change.changed(b, ("r2",)) and change.band is None   # another rect: all of it
+    assert change.changed(_text(322, 200, 3), ("r2",)) and change.band is None  # new size
+    c = b.copy()
+    c[150:152] = 0
+    assert change.changed(c, ("r2",)) is True
+    change.reset()
+    assert change.band is None and change.changed(c, ("r2",)) and change.band is None
+
+
+def test_non_contiguous_pixels_still_compare() -> None:
+    big = _text(400, 300, 4)
+    view = big[:, 10:330]                           # a crop: not C-contiguous
+    change = ChangeTest()
+    assert change.changed(view, ())
+    assert not change.changed(big[:, 10:330].copy(), ())
+    other = big.copy()
+    other[5, 20, 0] ^= 1
+    assert change.changed(other[:, 10:330], ()) and change.band is None
