@@ -23,6 +23,7 @@ p95 ≤ 50 ms) against the baseline of a ``LIKE '%word%'`` scan over the same te
     .venv/bin/python bench/analyze.py                 # 120 s live run + search
     .venv/bin/python bench/analyze.py --quick         # 60 s live run, 20k-frame search
     .venv/bin/python bench/analyze.py --search-only --frames 100000
+    .venv/bin/python bench/analyze.py --workload maximized --no-search   # maximized windows
     .venv/bin/python bench/analyze.py --json
 """
 
@@ -56,8 +57,11 @@ def pct(values: list[float], q: float) -> float | None:
 
 # -- part 1: live ---------------------------------------------------------------------------
 
-def live(duration: float, root: Path) -> dict[str, Any]:
-    import record as record_bench  # bench/record.py: the recorder benchmark's workload
+def live(duration: float, root: Path, workload: str = "typical",
+         size: str = "1920x1080") -> dict[str, Any]:
+    import record as record_bench  # bench/record.py: the recorder benchmark's workloads
+
+    record_bench.W, record_bench.H = (int(v) for v in size.lower().split("x"))
 
     from localvideo.store.db import Database
 
@@ -71,8 +75,8 @@ def live(duration: float, root: Path) -> dict[str, Any]:
     rec: subprocess.Popen[bytes] | None = None
     ana: subprocess.Popen[bytes] | None = None
     try:
-        load = threading.Thread(target=record_bench.workload, args=(desk, duration + 10, stop),
-                                daemon=True)
+        load = threading.Thread(target=record_bench.WORKLOADS[workload],
+                                args=(desk, duration + 10, stop), daemon=True)
         load.start()
         time.sleep(2)
         rec = subprocess.Popen([sys.executable, "-m", "localvideo", "record", "--duration",
@@ -335,6 +339,10 @@ def main() -> None:
     ap.add_argument("--search-only", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", type=Path, help="keep the data in this folder")
+    ap.add_argument("--workload", choices=("typical", "maximized"), default="typical",
+                    help="bench/record.py's workload: small windows, or maximized ones")
+    ap.add_argument("--size", default="1920x1080", help="display size, e.g. 3840x2160")
+    ap.add_argument("--no-search", action="store_true", help="the live part only")
     args = ap.parse_args()
     duration = 60.0 if args.quick else args.duration
     frames = args.frames or (20000 if args.quick else 100000)
@@ -342,16 +350,17 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {}
     if not args.search_only:
-        res["live"] = live(duration, root)
+        res["live"] = live(duration, root, args.workload, args.size)
         res["replay"] = replay(Path(res["live"]["data"]), root)
-    res["search"] = bench_search(frames, root)
+    if not args.no_search:
+        res["search"] = bench_search(frames, root)
     if args.json:
         print(json.dumps(res, indent=2))
         return
     if "live" in res:
         lv, rp = res["live"], res["replay"]
-        print(f"live: {lv['duration_s']:.0f} s recorded (bench/record.py workload) with "
-              f"`analyze --follow` alongside")
+        print(f"live: {lv['duration_s']:.0f} s recorded (bench/record.py {args.workload} "
+              f"workload, {args.size}) with `analyze --follow` alongside")
         print(f"  key frames read        {lv['keyframes']}  "
               f"({lv['ocr_ms_per_keyframe']} ms OCR each)")
         print(f"  index lag p50/p95/max  {lv['lag_p50_s']:.1f} / {lv['lag_p95_s']:.1f} / "
@@ -375,6 +384,9 @@ def main() -> None:
               f"recall of the baseline's {ll['recall']}")
         print(f"  typed sentences' words read: ours {tw['ours']}, every frame "
               f"{tw['baseline']}, of {tw['of']}")
+    if "search" not in res:
+        print(f"data: {root}")
+        return
     s = res["search"]
     print(f"\nsearch over {s['frames']} synthetic indexed frames ({s['db_mb']} MB index, "
           f"built in {s['build_s']} s), {s['queries']} queries:")

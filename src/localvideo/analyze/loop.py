@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import Settings
 from ..errors import LocalVideoError
 from ..store import frames as frames_db
 from ..store import text as text_db
 from ..store.db import Database
 from ..store.layout import inside
-from . import embed, index, ocr
+from . import embed, index, ocr, region
 from .sampler import (
     ChunkDecoder,
     FrameRow,
@@ -82,6 +84,9 @@ class ChunkReader:
         self.interval = settings.analyze.keyframe_interval
         self._seen: dict[int, tuple[int, int]] = {}   # chunk being written → (bytes, last row)
         self._decoders: dict[int, ChunkDecoder] = {}
+        # The last key frame read (its window, gray pixels and words): the next one in the
+        # same window reads only the rows that changed (analyze/region.py).
+        self._last_read: region.LastRead | None = None
         self._last_seen: dict[int, tuple[FrameRow, Any, Any]] = {}
         self._embed_error: str | None = None
 
@@ -299,7 +304,19 @@ class ChunkReader:
     def _read(self, cid: int, row: FrameRow, dec: Any, box: tuple[int, int, int, int],
               reason: str, state: SamplerState, handled: int) -> float:
         image = dec.image(box)
-        result = ocr.read_text(image, self.lang)
+        x0, y0, x1, y1 = box
+        gray = np.array(dec.gray()[y0:y1, x0:x1])
+        last = self._last_read
+        # The same window as the last key frame read: only its changed rows are read again
+        # (analyze/region.py); another window, a new size or most of it changed: all of it.
+        bands = (region.changed_bands(last.gray, gray, last.result.words)
+                 if last is not None and (last.app, last.title) == (row.app, row.title)
+                 else None)
+        if bands is None or last is None:
+            result = ocr.read_text(image, self.lang)
+        else:
+            result = region.read_changed(image, last.result, bands, self.lang)
+        self._last_read = region.LastRead(row.app, row.title, gray, result)
         with self.db.tx() as conn:
             text_db.save_text(conn, row.id, text=result.text,
                               words_json=json.dumps(result.words, separators=(",", ":")),

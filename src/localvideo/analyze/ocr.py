@@ -132,6 +132,25 @@ def _collect(data: dict[str, list[Any]], scale: float, ms: float) -> OcrResult:
     return OcrResult(text=_rows_text(list(segments.values())), words=words, ms=ms)
 
 
+def words_text(words: list[dict[str, Any]]) -> str:
+    """The text of word boxes ({t, x, y, w, h}), row by row as :func:`read_text` gives it
+    (analyze/region.py puts a frame's words together from several reads). A word joins a
+    row its box overlaps by half its own height: "..." sits low in its line, and a test on
+    the middles (what tesseract's own lines allow) put it on a row of its own."""
+    rows: list[list[Any]] = []          # [top, bottom, [(x, token), ...]]
+    for w in sorted(words, key=lambda w: (int(w["y"]) + int(w["h"]) / 2, int(w["x"]))):
+        top, bottom = int(w["y"]), int(w["y"]) + max(1, int(w["h"]))
+        for row in rows:
+            if min(bottom, row[1]) - max(top, row[0]) >= min(bottom - top, row[1] - row[0]) / 2:
+                row[0], row[1] = min(row[0], top), max(row[1], bottom)
+                row[2].append((int(w["x"]), str(w["t"])))
+                break
+        else:
+            rows.append([top, bottom, [(int(w["x"]), str(w["t"]))]])
+    rows.sort(key=lambda r: (r[0] + r[1]) / 2)
+    return "\n".join(" ".join(t for _, t in sorted(r[2], key=lambda xt: xt[0])) for r in rows)
+
+
 def _rows_text(segments: list[_Segment]) -> str:
     """Screen text row by row, left to right.
 
