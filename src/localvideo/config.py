@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -230,11 +230,21 @@ class AnalyzeSettings(_Section):
         default=None,
         description="true, false, or empty to decide from the model's name (OpenAI-compatible "
                     "servers)")
+    local_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=lambda: [11434, 1234, 8080],
+        description="loopback ports probed (GET /v1/models on 127.0.0.1 only) for a local "
+                    "OpenAI-compatible server to offer: Ollama 11434, LM Studio 1234, "
+                    "llama.cpp 8080; an empty list probes nothing")
 
     @field_validator("model", "base_url", "images", mode="before")
     @classmethod
     def _empty(cls, value: Any) -> Any:
         return _none_if_empty(value)
+
+    @field_validator("local_ports", mode="before")
+    @classmethod
+    def _ports(cls, value: Any) -> Any:
+        return _text_list(value)
 
     @field_validator("reasoner", mode="before")
     @classmethod

@@ -83,7 +83,7 @@ class FakeEndpoint:
                    403: "permission_error", 404: "not_found_error", 429: "rate_limit_error",
                    500: "api_error", 503: "overloaded_error"}
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Recorded] = []
         self.answer: str = json.dumps(DEFAULT_OBSERVATION)
         self.usage = (120, 40)
@@ -117,7 +117,8 @@ class FakeEndpoint:
 
             do_GET = do_POST = _handle  # noqa: N815
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # port 0: the OS picks a free one; a fixed port only where the port is the subject.
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
@@ -228,10 +229,12 @@ class OpenAIServer(FakeEndpoint):
     ``response_format`` like a server that lacks JSON mode.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
         self.text_only_models: set[str] = set()
         self.no_json_mode = False
+        # What ``GET /v1/models`` lists, as Ollama, LM Studio and llama.cpp answer it.
+        self.models: list[str] = ["llama3.2:latest", "nomic-embed-text:latest"]
 
     def is_model_call(self, rec: Recorded) -> bool:
         return rec.method == "POST" and rec.path.split("?")[0] == "/v1/chat/completions"
@@ -249,6 +252,14 @@ class OpenAIServer(FakeEndpoint):
                 return 400, {"Content-Type": "application/json"}, json.dumps(self.error_body(
                     400, "response_format is not supported by this server")).encode()
         return super().route(rec)
+
+    def other(self, rec: Recorded) -> tuple[int, dict[str, str], bytes]:
+        if rec.method == "GET" and rec.path.split("?")[0] == "/v1/models":
+            return 200, {"Content-Type": "application/json"}, json.dumps({
+                "object": "list", "data": [{"id": m, "object": "model", "created": 0,
+                                            "owned_by": "library"} for m in self.models]
+            }).encode()
+        return super().other(rec)
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         return {"error": {"message": message, "type": self.error_types.get(status, "api_error"),

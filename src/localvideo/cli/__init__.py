@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from ..errors import LocalVideoError
 from ..store.layout import private_umask
-from . import analyze, encryption, privacy, record, serve, synth, tray
+from . import analyze, encryption, privacy, reasoner, record, serve, synth, tray
 from .common import console, err_console
 
 app = typer.Typer(
@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (record, analyze, synth, serve, privacy, encryption, tray):
+for module in (record, analyze, reasoner, synth, serve, privacy, encryption, tray):
     module.register(app)
 
 

@@ -522,45 +522,48 @@ def describe_request(req: ReasonRequest, reasoner: Reasoner) -> dict[str, Any]:
 REASONERS = ("offline", "anthropic", "openai", "gemini")
 
 
-def get_reasoner(name: str | None, *, settings: Settings, db: Database | None,
-                 model: str | None = None, base_url: str | None = None,
-                 key: str | None = None, retries: int = 2, backoff: float = 0.5,
-                 timeout: float = 120.0, **options: Any) -> Reasoner:
-    """Pick and build a reasoner.
-
-    ``None``/``"auto"``: anthropic when ANTHROPIC_BASE_URL or an anthropic key (stored or env)
-    is there; openai when OPENAI_BASE_URL is set; else offline. Gemini needs the network, so
-    it is only used when named.
-    """
-    store = KeyStore(settings.data_dir)
+def resolve_name(name: str | None, settings: Settings) -> str:
+    """The reasoner a name picks: ``None``/``"auto"`` → anthropic when ANTHROPIC_BASE_URL or
+    an anthropic key (stored or env) is there; openai when OPENAI_BASE_URL is set; else
+    offline. Gemini needs the network, so it is only used when named."""
     name = (name or settings.analyze.reasoner or "auto").lower()
-    if name == "auto":
-        if os.environ.get("ANTHROPIC_BASE_URL") or store.get("anthropic") \
-                or os.environ.get("ANTHROPIC_API_KEY"):
-            name = "anthropic"
-        elif os.environ.get("OPENAI_BASE_URL"):
-            name = "openai"
-        else:
-            name = "offline"
-    model = model or settings.analyze.model
-    base_url = base_url or settings.analyze.base_url
-    cls: type[Reasoner]
+    if name != "auto":
+        return name
+    if os.environ.get("ANTHROPIC_BASE_URL") or KeyStore(settings.data_dir).get("anthropic") \
+            or os.environ.get("ANTHROPIC_API_KEY"):
+        return "anthropic"
+    if os.environ.get("OPENAI_BASE_URL"):
+        return "openai"
+    return "offline"
+
+
+def reasoner_class(name: str) -> type[Reasoner]:
+    """The class of one endpoint family (``offline``, ``anthropic``, ``openai``, ``gemini``)."""
     # Imported here: each reasoner module imports this one (a cycle at the top), and each
     # endpoint's SDK is loaded only when that endpoint is used.
     if name == "offline":
         from .offline import OfflineReasoner
-        cls = OfflineReasoner
-    elif name == "anthropic":
+        return OfflineReasoner
+    if name == "anthropic":
         from .anthropic import AnthropicReasoner
-        cls = AnthropicReasoner
-    elif name == "openai":
+        return AnthropicReasoner
+    if name == "openai":
         from .openai import OpenAIReasoner
-        cls = OpenAIReasoner
-    elif name == "gemini":
+        return OpenAIReasoner
+    if name == "gemini":
         from .gemini import GeminiReasoner
-        cls = GeminiReasoner
-    else:
-        raise UsageError(f"unknown reasoner {name!r}",
-                         f"choose one of: auto, {', '.join(REASONERS)} (--reasoner)")
-    return cls.build(model=model, base_url=base_url, key=key, store=store, db=db,
-                     retries=retries, backoff=backoff, timeout=timeout, **options)
+        return GeminiReasoner
+    raise UsageError(f"unknown reasoner {name!r}",
+                     f"choose one of: auto, {', '.join(REASONERS)} (--reasoner)")
+
+
+def get_reasoner(name: str | None, *, settings: Settings, db: Database | None,
+                 model: str | None = None, base_url: str | None = None,
+                 key: str | None = None, retries: int = 2, backoff: float = 0.5,
+                 timeout: float = 120.0, **options: Any) -> Reasoner:
+    """Pick (:func:`resolve_name`) and build a reasoner."""
+    cls = reasoner_class(resolve_name(name, settings))
+    return cls.build(model=model or settings.analyze.model,
+                     base_url=base_url or settings.analyze.base_url, key=key,
+                     store=KeyStore(settings.data_dir), db=db, retries=retries,
+                     backoff=backoff, timeout=timeout, **options)

@@ -27,6 +27,7 @@ from .keys import KeysArea
 from .models import ServeInfo, Status, When
 from .prefs import PrefsArea
 from .privacy import PrivacyArea
+from .reasoner import ReasonerArea
 from .record import RecordArea
 from .synth import SynthArea
 from .token import TokenArea
@@ -38,6 +39,7 @@ class Service:
     record: RecordArea
     analyze: AnalyzeArea
     keys: KeysArea
+    reasoner: ReasonerArea
     synth: SynthArea
     jobs: JobsArea
     act: ActArea
@@ -54,6 +56,7 @@ class Service:
         self.record = RecordArea(self.ctx)
         self.analyze = AnalyzeArea(self.ctx)
         self.keys = KeysArea(self.ctx)
+        self.reasoner = ReasonerArea(self.ctx)
         self.synth = SynthArea(self.ctx)
         self.jobs = JobsArea(self.ctx, self.synth)
         self.act = ActArea(self.ctx, self.analyze)

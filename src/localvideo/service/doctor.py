@@ -11,6 +11,7 @@ from typing import Any
 from ..doctor import run_checks
 from .context import Context
 from .models import DoctorReport, GenerateRequest
+from .reasoner import ReasonerArea
 from .record import recorder_health
 from .synth import SynthArea
 
@@ -31,7 +32,25 @@ class DoctorArea:
 
         report = run_checks(self._ctx.settings, plan=plan, models=models)
         report["checks"].append(self._recording())
+        report["checks"].append(self._reasoner())
         return DoctorReport.model_validate(report)
+
+    def _reasoner(self) -> dict[str, Any]:
+        """Where the analysis reasons, and a local model server found on 127.0.0.1 but not
+        used yet, with the one command that uses it (the probe: one GET /v1/models each)."""
+        area = ReasonerArea(self._ctx)
+        now = area.get()
+        found = area.local()
+        detail = f"{now.resolved}" + (f" ({now.model_used} at {now.host})" if now.host else
+                                      "") + (": nothing leaves this machine" if now.local
+                                             else ": screen text is sent off this machine")
+        offers = [s for s in found if not s.configured and s.model]
+        for s in offers:
+            detail += (f"; {s.name} answers at {s.base_url} ({s.model}) — use it: "
+                       f"`{s.command}`")
+        return {"name": "reasoner", "ok": True, "detail": detail, "fix": None,
+                "data": {"reasoner": now.model_dump(),
+                         "local": [s.model_dump() for s in found]}}
 
     def _recording(self) -> dict[str, Any]:
         """What a running recorder sees right now: the doctor's own grab above can succeed

@@ -56,6 +56,7 @@ from ..service.models import (
     Status,
 )
 from ..service.privacy import AuditEntry, Client, LockState, action_for, gated
+from ..service.reasoner import EndpointTest, LocalModelServer, ReasonerPrefs, ReasonerUpdate
 
 log = logging.getLogger("localvideo.web")
 
@@ -178,6 +179,7 @@ def create_app(svc: Service, *, extra_hosts: set[str] | None = None) -> FastAPI:
                                          channel)
         if client is None:
             return _unauthorized(request, "missing or wrong API token")
+        request.state.client = client   # who changes settings (audit log)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             origin = request.headers.get("origin")
             if origin and origin != "null" and _origin_host(origin) not in allowed_hosts:
@@ -430,6 +432,34 @@ def _api_router(svc: Service) -> APIRouter:
         """Exclusions and retention; saved to config.toml (the recorder reloads on restart,
         and `localvideo observe` restarts it when the file changes)."""
         return svc.prefs.update(body)
+
+    @r.get("/reasoner", tags=["settings"])
+    def get_reasoner() -> ReasonerPrefs:
+        """The reasoning endpoint: reasoner, base URL, model, window, the key masked, and
+        what is sent where."""
+        return svc.reasoner.get()
+
+    @r.post("/reasoner", tags=["settings"])
+    def post_reasoner(body: ReasonerUpdate, request: Request) -> ReasonerPrefs:
+        """Change where screen text goes (logged to the audit log); a key is stored, never
+        answered back."""
+        return svc.reasoner.update(body, by=getattr(request.state, "client", None))
+
+    @r.post("/reasoner/test", tags=["settings"])
+    def test_reasoner(body: ReasonerUpdate) -> EndpointTest:
+        """One small request (no screen content) with these settings, not saved; the reply
+        or the error."""
+        return svc.reasoner.test(body)
+
+    @r.get("/reasoner/local", tags=["settings"])
+    def local_reasoners() -> list[LocalModelServer]:
+        """OpenAI-compatible servers found on 127.0.0.1 (Ollama, LM Studio, llama.cpp)."""
+        return svc.reasoner.local()
+
+    @r.post("/reasoner/local/{which}", tags=["settings"])
+    def use_local_reasoner(which: str, request: Request) -> ReasonerPrefs:
+        """Use a found local server: reasoner=openai, its base URL and first model."""
+        return svc.reasoner.use_local(which, by=getattr(request.state, "client", None))
 
     return r
 

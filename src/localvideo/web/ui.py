@@ -250,7 +250,7 @@ def ui_router(svc: Service) -> APIRouter:
     @r.get("/settings", response_class=HTMLResponse)
     def settings(request: Request) -> Response:
         return render(request, "settings.html", "settings", s=svc.prefs.get(),
-                      config_path=str(svc.settings.config_path))
+                      r=svc.reasoner.get(), config_path=str(svc.settings.config_path))
 
     @r.get("/audit", response_class=HTMLResponse)
     def audit(request: Request) -> Response:

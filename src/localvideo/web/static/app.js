@@ -114,6 +114,66 @@ function onSettings() {
   });
 }
 
+function onReasoner() {
+  const form = document.getElementById("reasoner-form");
+  if (!form) return;
+  const status = document.getElementById("reasoner-status");
+  const result = document.getElementById("reasoner-result");
+  const body = () => {
+    const f = new FormData(form);
+    const b = { reasoner: f.get("reasoner"), base_url: f.get("base_url"), model: f.get("model") };
+    if (f.get("key")) b.key = f.get("key");
+    return b;
+  };
+  const show = (r) => {
+    // The server answers the key masked only; the typed one leaves the page.
+    form.elements.key.value = "";
+    form.elements.key.placeholder = r.key ? `stored: ${r.key}` : (r.key_env ? `from ${r.key_env}` : "none stored");
+    document.getElementById("reasoner-key").textContent = r.key ? `Stored key for ${r.key_name}: ${r.key}` : "";
+    document.getElementById("reasoner-sends").textContent = r.sends;
+    form.elements.model.placeholder = r.model_used || "";
+  };
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      show(await api("POST", "/api/reasoner", { ...body(), window: new FormData(form).get("window") }));
+      status.textContent = "Saved.";
+    } catch (e) { status.textContent = e.message; }
+  });
+  document.getElementById("reasoner-test").addEventListener("click", async (ev) => {
+    ev.target.disabled = true; status.textContent = "Testing…"; result.hidden = true;
+    try {
+      const t = await api("POST", "/api/reasoner/test", body());
+      result.textContent = t.ok ? `${t.reasoner} ${t.model || ""} at ${t.endpoint || "this machine"} answered in ${t.seconds}s:\n${t.answer}`
+        : `${t.reasoner} failed: ${t.error}${t.hint ? "\n→ " + t.hint : ""}`;
+      result.className = `wide test-${t.ok ? "ok" : "failed"}`;
+      status.textContent = t.ok ? "The endpoint answers." : "The endpoint failed.";
+    } catch (e) { status.textContent = e.message; }
+    result.hidden = false; ev.target.disabled = false;
+  });
+  api("GET", "/api/reasoner/local").then((servers) => {
+    const box = document.getElementById("reasoner-local-buttons");
+    for (const s of servers) {
+      const btn = document.createElement("button");
+      btn.type = "button"; btn.className = "btn local-use";
+      btn.textContent = s.configured ? `${s.label} — in use` : s.label;
+      btn.disabled = s.configured || !s.model;
+      btn.title = `${s.base_url} — models: ${s.models.join(", ") || "none"}`;
+      btn.addEventListener("click", async () => {
+        try {
+          const r = await api("POST", `/api/reasoner/local/${encodeURIComponent(s.slug)}`);
+          form.elements.reasoner.value = r.reasoner; form.elements.base_url.value = r.base_url || "";
+          form.elements.model.value = r.model || ""; show(r);
+          btn.textContent = `${s.label} — in use`; btn.disabled = true;
+          status.textContent = "Saved.";
+        } catch (e) { status.textContent = e.message; }
+      });
+      box.append(btn);
+    }
+    document.getElementById("reasoner-local").hidden = servers.length === 0;
+  }).catch(() => {});
+}
+
 function onAsk() {
   const form = document.getElementById("ask-form");
   if (!form) return;
@@ -160,4 +220,4 @@ function onFallbackImages() {
   });
 }
 
-document.addEventListener("DOMContentLoaded", () => { onFallbackImages(); onPause(); onAct(); onGenerate(); onSettings(); onAsk(); onMoment(); });
+document.addEventListener("DOMContentLoaded", () => { onFallbackImages(); onPause(); onAct(); onGenerate(); onSettings(); onReasoner(); onAsk(); onMoment(); });
