@@ -198,3 +198,24 @@ def test_one_colour_is_exact() -> None:
     assert not one_colour(px)
     assert not one_colour(np.random.default_rng(2).integers(0, 255, (1080, 1920, 4),
                                                              dtype=np.uint8))
+
+
+def test_live_status_lines_show_a_health_problem() -> None:
+    """`record`'s live line and `observe`'s status line carry the verdict when it is not ok."""
+    from localvideo.cli.record import _status_line
+    from localvideo.cli.serve import _status_text
+    from localvideo.service.models import CaptureHealthState, RecordProgress
+
+    blank = CaptureHealthState(state="blank", message="the captured frames are all one colour "
+                               "while a window is on screen (foot — notes)", since=1.0,
+                               backend="x11", path="xshm", why="")
+    progress = dict(elapsed=12.0, app="foot", title="notes", frames_seen=24, frames_encoded=1,
+                    frames_skipped=0, frames_excluded=0, chunk=None, bytes=0,
+                    encoder="libx264", paused=False, disk_paused=False)
+    line = _status_line(RecordProgress(**progress, health=blank)).plain
+    assert "capture blank: the captured frames are all one colour" in line, line
+    ok = blank.model_copy(update={"state": "ok", "message": ""})
+    assert "capture" not in _status_line(RecordProgress(**progress, health=ok)).plain
+    observe = _status_text([], "http://127.0.0.1:8765/", blank).plain
+    assert "capture blank" in observe and "foot — notes" in observe, observe
+    assert "capture" not in _status_text([], "http://127.0.0.1:8765/", ok).plain
