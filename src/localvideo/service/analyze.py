@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from ..analyze import index
@@ -20,7 +19,7 @@ from ..store import frames as frames_db
 from ..store import observations as obs_db
 from ..store import text as text_db
 from ..units import parse_duration
-from .context import Context, maybe_moment
+from .context import Context, Progress, check_limit, maybe_moment
 from .models import (
     AnalysisStatus,
     AnalyzeRequest,
@@ -36,8 +35,6 @@ from .models import (
     TimeSpan,
     When,
 )
-
-Progress = Callable[[dict[str, Any]], None]
 
 MIN_WINDOW = 5.0
 STATUSES = ("pending", "done", "failed")
@@ -171,8 +168,7 @@ class AnalyzeArea:
         default hybrid once `analyze` has embedded anything, else keyword."""
         from ..analyze import embed
 
-        if limit < 1:
-            raise UsageError(f"--limit must be at least 1 (got {limit})")
+        check_limit(limit)
         hits = embed.search(self._ctx.db, query, mode=mode, app=app,
                             since=maybe_moment(since, "--since"),
                             until=maybe_moment(until, "--until"), limit=limit,

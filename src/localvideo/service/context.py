@@ -7,8 +7,10 @@ One small typed object handed to each area, instead of areas reaching each other
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from ..config import Settings
 from ..errors import UsageError
@@ -17,6 +19,13 @@ from ..store.db import Database
 from ..store.layout import inside
 from ..units import parse_time
 from .models import When
+
+# What long operations call with their progress events (a dict with an "event" or "phase").
+Progress = Callable[[dict[str, Any]], None]
+
+# The largest number SQLite takes as an integer: a bigger --limit is a usage error here, not
+# an OverflowError in the store.
+_MAX_LIMIT = 2**63 - 1
 
 
 class Context:
@@ -72,3 +81,9 @@ def confine(root: Path, path: Path | str, what: str, hint: str | None = None) ->
     except UsageError as exc:
         raise OutsideStoreError(f"refused {what}: {exc.message}",
                                 hint or exc.hint) from exc
+
+
+def check_limit(limit: int | None, what: str = "--limit") -> None:
+    """The one rule for a count a caller asks for: None (no limit) or 1 … 2**63 - 1."""
+    if limit is not None and not 1 <= limit <= _MAX_LIMIT:
+        raise UsageError(f"{what} must be a whole number from 1 (got {limit})", f"e.g. {what} 20")

@@ -22,7 +22,7 @@ from ..store import jobs as store
 from ..store.lock import PidLock, holder_pid
 from .context import Context
 from .models import GenerateParams, GenerateRequest, Job
-from .synth import SynthArea
+from .synth import SynthArea, check_prompt
 
 INTERRUPTED = {"type": "Interrupted", "message": "the server stopped before this job finished",
                "hint": "submit it again (the same seed gives the same clip)"}
@@ -140,9 +140,7 @@ class JobsArea:
         parameter of the API must not reach files elsewhere on the machine."""
         req = GenerateRequest.of(**params.model_dump(exclude_none=True))
         self._synth.confine(req)
-        if not req.prompt.strip():
-            raise UsageError("a generation needs a prompt",
-                             'e.g. localvideo generate "a red fox running through snow"')
+        check_prompt(req.prompt)
         q = self._own_queue()
         job_id = store.add_job(self._ctx.db, "generate",
                                req.model_dump(mode="json", exclude_defaults=True), os.getpid())

@@ -718,6 +718,49 @@ class PrefsUpdate(Request):
     max_age: str | float | None = Field(default=None, description='"30d" or seconds')
 
 
+# -- privacy: tokens, audit, lock (service/privacy.py) ----------------------------------------
+
+class AuditEntry(Model):
+    """One read of the screen history through the API, the web UI or MCP."""
+
+    id: int
+    ts: float = Field(description="unix seconds of the read")
+    channel: str = Field(description="api | ui | mcp")
+    client: str = Field(description="token name ('owner' for the main token) or mcp:<session>")
+    scope: str = Field(description="full | read | search, or the MCP server's limits")
+    action: str = Field(description="frame | chunk | text | search | answer | observation | "
+                                    "timeline | clip | page | ...")
+    target: str = Field(description="the request: path and query, or tool and arguments")
+    status: int = Field(description="HTTP status (MCP: 200 answered, 423 locked, 403 outside "
+                                    "its limits, 400 failed)")
+
+
+class LockState(Model):
+    """Whether the API, the UI and MCP refuse reads, since when and why."""
+
+    locked: bool
+    since: float | None = Field(default=None, description="unix seconds it was locked")
+    reason: str | None = Field(default=None, description="cli | idle | api")
+    idle_after: float | None = Field(default=None, description="seconds without a read "
+                                     "through API/UI/MCP before it locks itself; None: never")
+    needs_secret: bool = Field(default=False, description="unlock asks for the passphrase")
+
+
+class TokenInfo(Model):
+    """A named API token (never its secret)."""
+
+    name: str
+    scope: str
+    created: float
+    last_used: float | None = None
+
+
+class NewToken(TokenInfo):
+    """A token just made: its secret, this once."""
+
+    token: str = Field(description="shown once; only its SHA-256 is stored")
+
+
 # -- encryption at rest (service/encryption.py) -----------------------------------------------
 
 class EncryptionStatus(Model):

@@ -23,13 +23,11 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field
-
 from ..errors import LockedError, NotFoundError, ScopeError, UsageError
 from ..store import audit as audit_db
 from ..store.db import Conn, delete_kv, put_kv
 from .context import Context, maybe_moment
-from .models import Model, When
+from .models import AuditEntry, LockState, NewToken, TokenInfo, When
 from .token import TokenArea
 
 Scope = Literal["full", "read", "search"]
@@ -49,39 +47,6 @@ class Client:
     name: str
     scope: str
     channel: str = "api"          # api | ui | mcp
-
-
-class AuditEntry(Model):
-    id: int
-    ts: float = Field(description="unix seconds of the read")
-    channel: str = Field(description="api | ui | mcp")
-    client: str = Field(description="token name ('owner' for the main token) or mcp:<session>")
-    scope: str = Field(description="full | read | search, or the MCP server's limits")
-    action: str = Field(description="frame | chunk | text | search | answer | observation | "
-                                    "timeline | clip | page | ...")
-    target: str = Field(description="the request: path and query, or tool and arguments")
-    status: int = Field(description="HTTP status (MCP: 200 answered, 423 locked, 403 outside "
-                                    "its limits, 400 failed)")
-
-
-class LockState(Model):
-    locked: bool
-    since: float | None = Field(default=None, description="unix seconds it was locked")
-    reason: str | None = Field(default=None, description="cli | idle | api")
-    idle_after: float | None = Field(default=None, description="seconds without a read "
-                                     "through API/UI/MCP before it locks itself; None: never")
-    needs_secret: bool = Field(default=False, description="unlock asks for the passphrase")
-
-
-class TokenInfo(Model):
-    name: str
-    scope: str
-    created: float
-    last_used: float | None = None
-
-
-class NewToken(TokenInfo):
-    token: str = Field(description="shown once; only its SHA-256 is stored")
 
 
 @dataclass(frozen=True)

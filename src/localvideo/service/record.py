@@ -20,7 +20,7 @@ from ..store import observations as obs_db
 from ..store import retention
 from ..store.recovery import recover
 from ..units import format_ts, parse_duration
-from .context import Context, confine, maybe_moment, moment
+from .context import Context, check_limit, confine, maybe_moment, moment
 from .models import (
     AppFrames,
     CaptureHealthState,
@@ -144,9 +144,7 @@ class RecordArea:
     def chunks(self, since: When | None = None, until: When | None = None,
                limit: int | None = None) -> list[LocalChunk]:
         """Chunks overlapping [since, until], newest last (the newest ``limit`` of them)."""
-        if limit is not None and not 1 <= limit <= 2**63 - 1:
-            raise UsageError(f"--limit must be a whole number from 1 (got {limit})",
-                             "e.g. --limit 20")
+        check_limit(limit)
         db = self._ctx.db
         rows = frames_db.list_chunks(db, maybe_moment(since, "--since"),
                                      maybe_moment(until, "--until"), limit)

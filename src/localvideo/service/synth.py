@@ -13,7 +13,6 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -35,7 +34,6 @@ from ..synth.family import Request
 from ..synth.family import get as get_family
 from ..synth.planner import make_plan, query_vram
 from ..synth.presets import (
-    PRESETS,
     Profile,
     ResolvedModel,
     get_preset,
@@ -45,7 +43,7 @@ from ..synth.presets import (
 )
 from ..synth.torchdeps import require_synth, versions
 from ..units import parse_size
-from .context import Context, OutsideStoreError, confine
+from .context import Context, OutsideStoreError, Progress, check_limit, confine
 from .models import (
     BatchReport,
     BatchRequest,
@@ -58,7 +56,6 @@ from .models import (
     PulledModel,
 )
 
-Progress = Callable[[dict[str, Any]], None]
 HOSTED = ("replicate", "fal", "veo", "runway")
 BACKENDS = ("diffusers", "comfyui", *HOSTED)
 _PARAMS = ("frames", "height", "width", "fps", "steps", "guidance")
@@ -67,6 +64,13 @@ _PARAMS = ("frames", "height", "width", "fps", "steps", "guidance")
 # synth.engine (numpy and PyAV, through synth/video.py and media.py), synth.comfyui and
 # synth.hosted (HTTP clients and provider SDKs, ~0.3 s each) and synth.batch (Ray glue) are
 # paid for only by the commands that generate, decode or probe.
+
+
+def check_prompt(prompt: object) -> None:
+    """The one rule for a generation's prompt, whichever backend or front end it came from."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise UsageError("the prompt is empty",
+                         'pass a prompt: localvideo generate "a red fox running through snow"')
 
 
 def _slug(text: str, n: int = 32) -> str:
@@ -163,9 +167,7 @@ class SynthArea:
         if seed is None:
             # Recorded in the sidecar, so a lucky clip can be made again.
             seed = random.SystemRandom().randrange(2**31)
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise UsageError("the prompt is empty",
-                             'pass a prompt: localvideo generate "a red fox running through snow"')
+        check_prompt(prompt)
         try:
             req = Request(prompt=prompt, negative=given.get("negative"), image=image,
                           frames=int(values["frames"]), height=int(values["height"]),
@@ -337,9 +339,7 @@ class SynthArea:
         if isinstance(wf, Path) and not wf.is_file():
             raise UsageError(f"workflow {wf} does not exist",
                              "pass --workflow with a graph saved in ComfyUI's API format")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise UsageError("the prompt is empty",
-                             'pass a prompt: localvideo generate "a red fox running through snow"')
+        check_prompt(prompt)
         img = Path(str(image)).expanduser() if image else None
         if img is not None and not img.is_file():
             raise UsageError(f"image {img} does not exist", "pass --image with a PNG or JPEG")
@@ -387,9 +387,7 @@ class SynthArea:
         if gen.model_path:
             raise UsageError(f"--model-path is for local weights, not --backend {backend}",
                              "drop --model-path and name the provider's model with --model")
-        if not isinstance(gen.prompt, str) or not gen.prompt.strip():
-            raise UsageError("the prompt is empty",
-                             'pass a prompt: localvideo generate "a red fox running through snow"')
+        check_prompt(gen.prompt)
         hreq = HostedRequest(prompt=gen.prompt, image=gen.image, negative=gen.negative,
                              seed=gen.seed, width=gen.width, height=gen.height,
                              params=dict(gen.params or {}))
@@ -556,8 +554,7 @@ class SynthArea:
 
     def clips(self, limit: int | None = None) -> list[LocalClip]:
         """Generated clips, newest last."""
-        if limit is not None and limit < 1:
-            raise UsageError(f"--limit must be at least 1 (got {limit})")
+        check_limit(limit)
         return [self._clip_row(r) for r in clips_db.list_clips(self._ctx.db, limit)]
 
     def clip(self, clip_id: int) -> LocalClip:
@@ -632,4 +629,4 @@ def _probe(path: Path) -> dict[str, Any]:
             "height": info.height, "fps": info.fps, "codec": info.codec, "bytes": info.bytes}
 
 
-__all__ = ["SynthArea", "PRESETS"]
+__all__ = ["SynthArea", "check_prompt"]
