@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from ..reason.base import EarlierObservation, ScreenText, WindowSession
+from .redact import redact_text
 
 MAX_FRAME_CHARS = 600        # screen text per key frame in a request
 MAX_TEXT_CHARS = 12000       # screen text per request
@@ -26,8 +27,6 @@ class Scrub:
         self.found = 0
 
     def __call__(self, text: str) -> str:
-        from .redact import redact_text
-
         clean, found = redact_text(text)
         self.found += len(found)
         return clean

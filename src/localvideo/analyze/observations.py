@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +25,14 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from ..errors import EndpointError, MissingKeyError, ReasonerError, UsageError
+from ..reason.base import (
+    ASK_SCHEMA,
+    OBSERVATION_SCHEMA,
+    AskedTime,
+    ImagePart,
+    Reasoner,
+    ReasonRequest,
+)
 from ..store import frames as frames_db
 from ..store import observations as obs_db
 from ..store import text as text_db
@@ -37,13 +46,13 @@ from ..units import (
     question_times,
     strip_times,
 )
-from . import context, index
+from . import context, embed, index
 from .context import Scrub
+from .redact import blur_regions, redact_boxes
 from .sampler import FrameRow, crop_box, images_at
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..reason.base import ImagePart, Reasoner, ReasonRequest
 
 OBSERVE_SYSTEM = (
     "You watch a person's screen activity through a timeline of the windows they used, the "
@@ -90,9 +99,6 @@ def _pick_images(rows: list[text_db.KeyFrame], limit: int) -> list[text_db.KeyFr
 
 def build_images(settings: Settings, rows: list[text_db.KeyFrame]) -> list[ImagePart]:
     """Decode, crop to the window, blur redacted words, encode as JPEG."""
-    from ..reason.base import ImagePart
-    from .redact import blur_regions, redact_boxes
-
     by_chunk: dict[str, list[text_db.KeyFrame]] = {}
     for r in rows:
         if r.path and r.pts is not None:
@@ -128,8 +134,6 @@ def build_images(settings: Settings, rows: list[text_db.KeyFrame]) -> list[Image
 
 def build_observe(settings: Settings, db: Database, reasoner: Reasoner, start: float,
                   end: float) -> Built:
-    from ..reason.base import OBSERVATION_SCHEMA, ReasonRequest
-
     sess = index.sessions(db, start, end, drop_excluded=True)
     rows = text_db.keyframes_in(db, start, end)
     scrub = Scrub()
@@ -244,8 +248,6 @@ def run_observation(settings: Settings, db: Database, reasoner: Reasoner,
 # -- ask ------------------------------------------------------------------------------------
 
 def keywords(question: str) -> list[str]:
-    import re
-
     words = [w.lower() for w in re.findall(r"\w+", strip_times(question))]
     return list(dict.fromkeys(w for w in words
                               if len(w) > 2 and w not in STOP_WORDS and w not in OVERVIEW_WORDS
@@ -269,8 +271,6 @@ def _frames_in(db: Database, start: float, end: float, n: int) -> list[int]:
 def build_ask(settings: Settings, db: Database, question: str, since: float | None,
               until: float | None,
               ) -> tuple[ReasonRequest, list[dict[str, Any]], list[TimeWindow]]:
-    from ..reason.base import ASK_SCHEMA, AskedTime, ReasonRequest
-
     # Times the question names ("at 14:00", "yesterday", "last 20 minutes") pick the screen
     # text of those moments, and narrow the word search to them unless --since/--until did.
     windows = [w for w in question_times(question)
@@ -287,8 +287,6 @@ def build_ask(settings: Settings, db: Database, question: str, since: float | No
         since, until = windows[0].start, windows[0].end
     hits: list[dict[str, Any]] = []
     if words:
-        from . import embed
-
         # By words and, once the screen text is embedded, by meaning: a question in other
         # words than the screen still finds the moment.
         hits = embed.search(db, question, words=" OR ".join(words), since=since, until=until,

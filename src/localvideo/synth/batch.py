@@ -40,7 +40,13 @@ from typing import Any
 
 from ..errors import DependencyError, LocalVideoError, OutOfMemoryError, SynthError, UsageError
 from .family import Request
-from .presets import ResolvedModel
+from .family import get as get_family
+from .planner import apply_vae_plan, make_plan, query_vram
+from .presets import ResolvedModel, resolve
+from .torchdeps import require_synth, versions
+
+# torch and synth.engine (numpy, PyAV and the diffusers pipelines) are imported inside the
+# worker's methods: the driver that reads the jobs file and talks to Ray never loads them.
 
 RAY_HINT = "install the ray extra: pip install 'localvideo[ray]'"
 Event = Callable[[dict[str, Any]], None]
@@ -211,9 +217,6 @@ def resolve_jobs(jobs: list[Job], defaults: dict[str, Any], *, models_dir: Path,
     """Resolve every job's model and parameters (the job's fields over ``defaults``, the
     command's flags, over the preset's and family's defaults). A job without a seed gets a
     random one now, so a retry makes the same clip and the sidecar can say which."""
-    from .family import get as get_family
-    from .presets import resolve
-
     models: dict[tuple[str | None, str | None], ResolvedModel] = {}
     items: list[WorkItem] = []
     for i, job in enumerate(jobs):
@@ -316,7 +319,6 @@ class BatchWorker:
     def _loader(self, family: Any, model: ResolvedModel, req: Request, plan: Any,
                 device: str, speed: Any) -> tuple[Any, str, dict[str, Any]]:
         from .engine import load_pipeline
-        from .planner import apply_vae_plan
 
         cls_name = family.pipeline_class(model, with_image=req.image is not None)
         key = (str(model.path), cls_name, plan.dtype, plan.offload,
@@ -349,8 +351,6 @@ class BatchWorker:
             torch.cuda.empty_cache()
 
     def _plan(self, item: WorkItem, device: str) -> Any:
-        from .planner import make_plan, query_vram
-
         req, kind = item.request, device.split(":")[0]
         vram = self.config.max_vram
         if kind == "cuda":
@@ -385,7 +385,6 @@ class BatchWorker:
 
     def _run(self, item: WorkItem, on_progress: Event | None, t0: float) -> dict[str, Any]:
         from . import engine
-        from .torchdeps import require_synth, versions
 
         require_synth()
         device = self._device()

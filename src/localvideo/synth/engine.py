@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import OutOfMemoryError, SynthError, UsageError
 from .family import Family, Request
 from .family import get as get_family
-from .planner import Plan, apply_vae_plan
+from .planner import Plan, apply_plan, apply_vae_plan, dtype_for
 from .presets import ResolvedModel
 from .torchdeps import require_synth
 from .video import to_uint8, write_mp4
@@ -137,8 +137,6 @@ def load_pipeline(family: Family, model: ResolvedModel, req: Request, plan: Plan
         raise SynthError(f"cannot load {cls_name} from {model.path}: {exc}",
                          "check the folder is a complete diffusers snapshot; "
                          "`localvideo models pull NAME` fetches one") from exc
-    from .planner import apply_plan
-
     apply_plan(pipe, plan, device)
     pipe.set_progress_bar_config(disable=True)
     return pipe, cls_name, apply_speed(pipe, speed)
@@ -280,8 +278,6 @@ def decode_file(path: Path, out: Path, *, device: str, tiling: bool = True,
         raise UsageError(f"the model folder {model_dir} (its VAE decodes these latents) is gone",
                          "restore the model folder, or `localvideo models pull NAME`")
     family = get_family(payload["family"])
-    from .planner import dtype_for
-
     dtype = getattr(torch, dtype_for(device.split(":")[0]))
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from ..errors import UsageError
-from .presets import ResolvedModel
+from .presets import PRESETS, ResolvedModel
+from .torchdeps import dtype_kwargs
 
 
 @dataclass
@@ -110,15 +113,11 @@ class Family:
         return model.i2v
 
     def i2v_presets(self) -> str:
-        from .presets import PRESETS
-
         names = [p.name for p in PRESETS.values() if p.family == self.name and p.i2v]
         return ", ".join(names) or "none in this family"
 
     def load(self, model: ResolvedModel, cls_name: str, dtype: Any) -> Any:
-        import diffusers
-
-        from .torchdeps import dtype_kwargs
+        import diffusers  # seconds to import: only a run that loads a pipeline pays
 
         cls = getattr(diffusers, cls_name)
         return cls.from_pretrained(str(model.path), **dtype_kwargs(dtype))
@@ -127,8 +126,6 @@ class Family:
         import diffusers
 
         cls_name = model_index(model_dir).get("vae", [None, None])[1]
-        from .torchdeps import dtype_kwargs
-
         cls = getattr(diffusers, str(cls_name))
         return cls.from_pretrained(str(model_dir), subfolder="vae", **dtype_kwargs(dtype))
 
@@ -146,8 +143,6 @@ class Family:
             "guidance_scale": req.guidance, "generator": generator, "output_type": "latent",
         }
         if req.image is not None:
-            from PIL import Image
-
             with Image.open(req.image) as im:
                 kwargs["image"] = im.convert("RGB").resize((req.width, req.height))
         last: dict[str, Any] = {}
@@ -195,6 +190,7 @@ _FAMILIES: dict[str, Family] = {}
 
 def get(name: str) -> Family:
     if not _FAMILIES:
+        # Each family module imports this one (a cycle at the top).
         from .cogvideox import CogVideoX
         from .hunyuan import Hunyuan
         from .hunyuan15 import Hunyuan15

@@ -395,7 +395,7 @@ def profile_from_dir(model_dir: Path, family: str) -> Profile:
                  tcfg.get("num_attention_heads", 1) * tcfg.get("attention_head_dim", 64))
     patch_raw = tcfg.get("patch_size", 1)
     patch = int(patch_raw[-1] if isinstance(patch_raw, list) else patch_raw or 1)
-    from .family import get as get_family
+    from .family import get as get_family  # family imports this module: a cycle
 
     spatial, temporal = get_family(family).vae_factors(vcfg)
     base = {"ltx": _LTX, "wan": _WAN13, "hunyuan": _HY, "cogvideox": _COG2,
