@@ -13,6 +13,7 @@ import copy
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,9 +85,10 @@ class ChunkReader:
         self.interval = settings.analyze.keyframe_interval
         self._seen: dict[int, tuple[int, int]] = {}   # chunk being written → (bytes, last row)
         self._decoders: dict[int, ChunkDecoder] = {}
-        # The last key frame read (its window, gray pixels and words): the next one in the
-        # same window reads only the rows that changed (analyze/region.py).
-        self._last_read: region.LastRead | None = None
+        # The last key frame read in each of the last few windows (gray pixels and words):
+        # the next one in that window reads only the rows that changed since, and nothing
+        # when the user switches back to a window that did not change (analyze/region.py).
+        self._reads: OrderedDict[tuple[str, str], region.LastRead] = OrderedDict()
         self._last_seen: dict[int, tuple[FrameRow, Any, Any]] = {}
         self._embed_error: str | None = None
 
@@ -306,17 +308,18 @@ class ChunkReader:
         image = dec.image(box)
         x0, y0, x1, y1 = box
         gray = np.array(dec.gray()[y0:y1, x0:x1])
-        last = self._last_read
-        # The same window as the last key frame read: only its changed rows are read again
-        # (analyze/region.py); another window, a new size or most of it changed: all of it.
-        bands = (region.changed_bands(last.gray, gray, last.result.words)
-                 if last is not None and (last.app, last.title) == (row.app, row.title)
-                 else None)
+        key = (row.app, row.title)
+        last = self._reads.pop(key, None)
+        # A window read before: only its rows that changed since are read again
+        # (analyze/region.py); a new window, a new size or most of it changed: all of it.
+        bands = region.changed_bands(last.gray, gray, last.result.words) if last else None
         if bands is None or last is None:
             result = ocr.read_text(image, self.lang)
         else:
             result = region.read_changed(image, last.result, bands, self.lang)
-        self._last_read = region.LastRead(row.app, row.title, gray, result)
+        self._reads[key] = region.LastRead(row.app, row.title, gray, result)
+        while len(self._reads) > region.WINDOWS_KEPT:
+            self._reads.popitem(last=False)
         with self.db.tx() as conn:
             text_db.save_text(conn, row.id, text=result.text,
                               words_json=json.dumps(result.words, separators=(",", ":")),

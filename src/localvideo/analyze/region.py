@@ -5,6 +5,9 @@ types, each cadence key frame differs from the last by a line or two. When the w
 the same and only bands of rows changed, only those bands are read; the words of the last
 key frame outside them are kept, so the frame's text is whole, as if read entirely.
 
+The same holds across window switches: the last read of each of the last few windows is
+kept, so switching back to a page that did not change costs no OCR at all.
+
 A band is widened to the full boxes of the words it touches (a glyph cut in half reads as
 garbage), and when the bands cover most of the window (a page turned, a log scrolled)
 the whole frame is read as before.
@@ -25,6 +28,7 @@ PAD = 6               # rows around a change: the rest of a glyph's line above a
 JOIN_GAP = 12         # bands closer than this are read as one
 MAX_SHARE = 0.5       # changed rows above this share of the height: read the whole frame
 PIXEL_DELTA = 16      # gray levels a pixel must move to count (encoder noise stays below)
+WINDOWS_KEPT = 4      # windows whose last read is kept (a 1080p one: 2 MB of gray pixels)
 
 
 @dataclass
