@@ -24,6 +24,9 @@ Five scenarios, each against real processes (`localvideo record --virtual-displa
    scopes, foreign Host headers: 0 crashes, 0 5xx, no response carries a canary file placed
    next to the store or /etc/passwd.
 
+``--encrypted`` runs the same with every store encrypted at rest (`encrypt enable
+--passphrase`, the passphrase in LOCALVIDEO_PASSPHRASE for every process).
+
 Prints one table (and --json writes the figures).
 """
 
@@ -125,8 +128,27 @@ def reap(proc: subprocess.Popen[bytes], extra: list[int] = ()) -> None:  # type:
         proc.wait(10)
 
 
+ENCRYPTED = False        # --encrypted: every store sealed (SQLCipher index, AES-GCM chunks)
+PASSPHRASE = "chaos-bench-passphrase"
+
+
 def ro(db_path: Path) -> sqlite3.Connection:
+    """A connection for a look at the index from outside the service (a dead recorder's rows
+    before recovery). Encrypted, it goes through the store's own opening (the key)."""
+    if ENCRYPTED:
+        from localvideo.store.db import Database
+
+        return Database(db_path).conn
     return sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+
+
+def encrypt(data: Path) -> None:
+    """Seal a new store before anything records into it (--encrypted)."""
+    if not ENCRYPTED:
+        return
+    r = cli(data, "encrypt", "enable", "--passphrase")
+    if r.returncode:
+        raise SystemExit(f"encrypt enable failed:\n{r.stdout}{r.stderr}")
 
 
 def integrity(svc: Service) -> bool:
@@ -157,6 +179,7 @@ def kill_recorder(work: Path, kills: int, rng: random.Random) -> dict[str, Any]:
     verified: set[int] = set()
     lost_max, lost_total, recovered, emptied, damaged, ok, before_first = 0, 0, 0, 0, 0, 0, 0
     problems: list[str] = []
+    encrypt(data)
     for i in range(kills):
         proc = spawn(data, "record", "--virtual-display", "--chunk-seconds", "2", "--fps", "4",
                      "--codec", "h264", log=work / "kill-record.log")
@@ -268,6 +291,7 @@ def disk_full(work: Path) -> dict[str, Any]:
     # back more than the recorder's resume headroom (8 MB), as freeing space would.
     with tmpfs(work / "disk", "32m") as mnt:
         data = mnt / "lv"
+        encrypt(data)
         svc = Service(load_settings(data, {"record": {"fps": 10.0, "min_free_bytes": 0,
                                                       "chunk_seconds": 1.0, "quality": 0,
                                                       "codec": "h264"}}))
@@ -315,6 +339,7 @@ def kill_observe(work: Path, runs: int, rng: random.Random) -> dict[str, Any]:
     env = {"LOCALVIDEO_RECORD_CHUNK_SECONDS": "3", "LOCALVIDEO_ANALYZE_WINDOW": "10s",
            "LOCALVIDEO_ANALYZE_KEYFRAME_INTERVAL": "2"}
     results = []
+    encrypt(data)
     for i in range(runs):
         port = free_port()
         proc = spawn(data, "observe", "--virtual-display", "--port", str(port), "--reasoner",
@@ -375,6 +400,7 @@ def endpoint_down(work: Path, outage: float) -> dict[str, Any]:
     from reason.servers import OpenAIServer
 
     data = work / "outage"
+    encrypt(data)
     r = cli(data, "record", "--virtual-display", "--duration", "24", "--chunk-seconds", "6",
             "--fps", "2", "--codec", "h264", timeout=300)
     if r.returncode:
@@ -669,6 +695,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, help="malformed requests (1000, quick 300)")
     ap.add_argument("--only", default="kill,disk,observe,outage,fuzz",
                     help="comma-separated scenarios to run")
+    ap.add_argument("--encrypted", action="store_true", help="every store encrypted at rest "
+                    "(`encrypt enable --passphrase`, LOCALVIDEO_PASSPHRASE for every process)")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -676,6 +704,10 @@ def main() -> None:
     if os.geteuid() != 0 and "disk" in args.only:
         raise SystemExit("the disk-full scenario mounts a tmpfs, which needs root "
                          "(or leave it out: --only kill,observe,outage,fuzz)")
+    if args.encrypted:
+        global ENCRYPTED
+        ENCRYPTED = True
+        os.environ["LOCALVIDEO_PASSPHRASE"] = ENV["LOCALVIDEO_PASSPHRASE"] = PASSPHRASE
     rng = random.Random(args.seed)
     kills = args.kills or (5 if args.quick else 20)
     outage = args.outage or (20.0 if args.quick else 60.0)
@@ -683,7 +715,8 @@ def main() -> None:
     only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="lv-chaos-"))
     os.chmod(work, 0o755)       # the canary is readable by anyone: only the server may not
-    fig: dict[str, Any] = {"seed": args.seed, "quick": args.quick}
+    fig: dict[str, Any] = {"seed": args.seed, "quick": args.quick,
+                           "encrypted": args.encrypted}
     t0 = time.time()
     try:
         for name, run in (
@@ -710,9 +743,10 @@ def main() -> None:
         else:
             print(f"work folder kept: {work}", file=sys.stderr)
     print(table(fig))
-    print(f"\n{'quick' if args.quick else 'full'} run, seed {args.seed}, "
-          f"{fig['seconds']:.0f} s; command: .venv/bin/python bench/chaos.py"
-          f"{' --quick' if args.quick else ''}")
+    flags = (" --quick" if args.quick else "") + (" --encrypted" if args.encrypted else "")
+    print(f"\n{'quick' if args.quick else 'full'} run{', encrypted' if args.encrypted else ''}"
+          f", seed {args.seed}, {fig['seconds']:.0f} s; command: .venv/bin/python "
+          f"bench/chaos.py{flags}")
 
 
 if __name__ == "__main__":
