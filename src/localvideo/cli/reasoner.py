@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from ..service.reasoner import ReasonerPrefs, ReasonerUpdate
+from ..service.models import ReasonerPrefs, ReasonerUpdate
 from .common import DataDir, JsonFlag, console, open_service, print_json
 
 NameOpt = Annotated[str | None, typer.Option(

@@ -788,3 +788,68 @@ class Exported(Model):
     out: str
     files: list[str]
     bytes: int
+
+
+# -- the reasoning endpoint (service/reasoner.py) ------------------------------------------
+
+ReasonerName = Literal["auto", "offline", "anthropic", "openai", "gemini"]
+
+
+class ReasonerPrefs(Model):
+    """The reasoning endpoint as configured, and where screen text would go."""
+
+    reasoner: str = Field(description="as configured: auto, offline, anthropic, openai, gemini")
+    resolved: str = Field(description="the reasoner that runs now (auto resolved)")
+    base_url: str | None = Field(default=None, description="as configured (None: default)")
+    endpoint: str | None = Field(default=None,
+                                 description="the URL requests go to; None for offline")
+    host: str | None = Field(default=None, description="the host screen text is sent to")
+    local: bool = Field(description="nothing leaves this machine (offline or a loopback URL)")
+    model: str | None = Field(default=None, description="as configured (None: default)")
+    model_used: str | None = Field(default=None, description="the model that runs now")
+    window: float = Field(description="seconds of activity per observation")
+    key_name: str | None = Field(default=None, description="the key store entry it uses")
+    key: str = Field(default="", description="the stored key, masked; empty when none")
+    key_env: str = Field(default="", description="an environment variable supplying a key")
+    sends: str = Field(description="what is sent, and where, in a sentence")
+
+
+class ReasonerUpdate(Request):
+    """A change of the reasoning endpoint; fields left out stay as they are. ``base_url`` or
+    ``model`` empty: the reasoner's default. ``key``: stored in the key store under the
+    reasoner's name, never answered back."""
+
+    noun: ClassVar[str] = "reasoner"
+    reasoner: ReasonerName | None = None
+    base_url: str | None = Field(default=None, description="http(s) URL, or empty for the "
+                                                           "default")
+    model: str | None = None
+    window: str | float | None = Field(default=None, description='"5m" or seconds')
+    key: str | None = Field(default=None, description="an API key to store (write-only)")
+
+
+class EndpointTest(Model):
+    """The outcome of one small request to the endpoint."""
+
+    ok: bool
+    reasoner: str
+    model: str | None = None
+    endpoint: str | None = None
+    answer: str | None = Field(default=None, description="the model's reply, when ok")
+    error: str | None = Field(default=None, description="what went wrong, when not ok")
+    hint: str | None = None
+    seconds: float
+
+
+class LocalModelServer(Model):
+    """An OpenAI-compatible server found listening on a loopback port."""
+
+    name: str = Field(description="Ollama, LM Studio, llama.cpp or 'local server'")
+    slug: str = Field(description="how `localvideo reasoner use` names it")
+    port: int
+    base_url: str
+    models: list[str]
+    model: str | None = Field(default=None, description="the model offered")
+    label: str = Field(description='the button\'s words, e.g. "Use Ollama (llama3.2)"')
+    command: str = Field(description="the one command that uses it")
+    configured: bool = Field(description="the reasoner already points at it")

@@ -295,7 +295,7 @@ _ACTIONS: tuple[tuple[str, str], ...] = (
     ("/api/timeline", "timeline"), ("/api/observations", "observation"),
     ("/api/ask", "answer"), ("/api/clips", "clip"), ("/api/actions", "action"),
     ("/api/jobs", "job"), ("/api/audit", "audit"), ("/api/settings", "settings"),
-    ("/api/models", "models"),
+    ("/api/reasoner", "settings"), ("/api/models", "models"),
     # The UI's pages, by what they show.
     ("/search", "search"), ("/moment", "frame"), ("/observations", "observation"),
     ("/clips", "clip"), ("/audit", "audit"), ("/settings", "settings"),

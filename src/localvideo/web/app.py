@@ -41,22 +41,25 @@ from ..service.models import (
     Clip,
     Deleted,
     EncryptionStatus,
+    EndpointTest,
     FrameInfo,
     GenerateParams,
     GenerateRequest,
     HostedPreview,
     Job,
+    LocalModelServer,
     ModelPreset,
     Observation,
     PauseState,
     PrefsUpdate,
+    ReasonerPrefs,
+    ReasonerUpdate,
     RecordPrefs,
     SearchHit,
     Segment,
     Status,
 )
 from ..service.privacy import AuditEntry, Client, LockState, action_for, gated
-from ..service.reasoner import EndpointTest, LocalModelServer, ReasonerPrefs, ReasonerUpdate
 
 log = logging.getLogger("localvideo.web")
 
