@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..errors import UsageError
+from ..service import Service
 from ..service.models import BatchRequest, GenerateRequest, HostedPreview, Plan
 from ..service.synth import HOSTED
 from ..units import format_bytes, format_ts
@@ -151,7 +152,7 @@ def _ask_hosted(preview: HostedPreview) -> None:
         raise typer.Exit(1)
 
 
-def _run_batch(svc: Any, req: BatchRequest, json_out: bool) -> None:
+def _run_batch(svc: Service, req: BatchRequest, json_out: bool) -> None:
     """A line per job as it starts, ends, retries or fails; the report at the end."""
     def on_event(e: dict[str, Any]) -> None:
         kind, line = e["event"], f"line {e.get('line')}"
