@@ -8,8 +8,9 @@ Two rules live here once:
 
 - **What a response exposes.** A field that only makes sense on this machine (``abs_path``,
   a file's place in this machine's filesystem) is declared on a ``Local…`` subclass; the
-  public model without it is what the REST API and MCP return.
-- **Request validation.** Request models forbid unknown fields; :meth:`Model.of` turns a
+  public model without it is what the REST API and MCP return. An agent (MCP) gets no file
+  path of the store at all: :class:`ScreenHit` is a search hit without one.
+- **Request validation.** Request models forbid unknown fields; :meth:`Request.of` turns a
   pydantic error into a :class:`UsageError` naming the field, so a bad argument reads the
   same from every front end.
 """
