@@ -122,11 +122,14 @@ def test_settings_page_sets_tests_and_offers_the_local_model(page: Any, server: 
     page.select_option("#reasoner-form select[name=reasoner]", "openai")
     page.fill("#reasoner-form input[name=base_url]", f"{llm.url}/v1")
     page.fill("#reasoner-form input[name=model]", "llama3.2")
+    assert page.locator("#reasoner-pending").inner_text() == \
+        f"Not saved yet: on Save, screen text will be sent to 127.0.0.1:{llm.port} (this machine)."
     page.click("#reasoner-test")
     result = page.locator("#reasoner-result.test-ok")
     result.wait_for()
     assert "Hello from llama3.2 on this machine." in result.inner_text()
     assert len(llm.model_calls()) == 1 and not server.svc.settings.analyze.base_url
+    page.screenshot(path=str(tmp_path / "settings-tested.png"), full_page=True)
     # A dead port: the error and the hint.
     page.fill("#reasoner-form input[name=base_url]", f"http://127.0.0.1:{free_port()}/v1")
     page.click("#reasoner-test")
@@ -137,6 +140,8 @@ def test_settings_page_sets_tests_and_offers_the_local_model(page: Any, server: 
     page.fill("#reasoner-form input[name=base_url]", "https://api.openai.com/v1")
     page.fill("#reasoner-form input[name=model]", "gpt-4o-mini")
     page.fill("#reasoner-form input[name=key]", KEY)
+    assert "sent to api.openai.com — off this machine" in \
+        page.locator("#reasoner-pending").inner_text()
     page.click("#reasoner-form button[type=submit]")
     page.wait_for_function("document.querySelector('#reasoner-status').textContent === 'Saved.'")
     assert page.input_value("#reasoner-form input[name=key]") == ""

@@ -133,9 +133,27 @@ function onReasoner() {
     document.getElementById("reasoner-sends").textContent = r.sends;
     form.elements.model.placeholder = r.model_used || "";
   };
+  // Before Save: say where the typed settings would send screen text (the saved ones are
+  // what the sentence above describes).
+  const pending = document.getElementById("reasoner-pending");
+  const defaults = JSON.parse(form.dataset.defaults);
+  let saved = JSON.stringify(body());
+  form.addEventListener("input", () => {
+    const b = body();
+    if (JSON.stringify(b) === saved) { pending.hidden = true; return; }
+    let host = "";
+    try { host = new URL(b.base_url || defaults[b.reasoner] || "").host; } catch (e) { host = ""; }
+    const local = /^(127\.|localhost|\[::1\])/.test(host);
+    pending.textContent = b.reasoner === "offline" ? "Not saved yet: on Save, nothing will leave this machine."
+      : b.reasoner === "auto" ? "Not saved yet: on Save, auto picks the endpoint from your keys and environment."
+      : `Not saved yet: on Save, screen text will be sent to ${host || "(no valid URL)"}${local ? " (this machine)" : " — off this machine"}.`;
+    pending.hidden = false;
+  });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    pending.hidden = true;
     try {
+      saved = JSON.stringify({ ...body(), key: undefined });
       show(await api("POST", "/api/reasoner", { ...body(), window: new FormData(form).get("window") }));
       status.textContent = "Saved.";
     } catch (e) { status.textContent = e.message; }
@@ -163,7 +181,7 @@ function onReasoner() {
         try {
           const r = await api("POST", `/api/reasoner/local/${encodeURIComponent(s.slug)}`);
           form.elements.reasoner.value = r.reasoner; form.elements.base_url.value = r.base_url || "";
-          form.elements.model.value = r.model || ""; show(r);
+          form.elements.model.value = r.model || ""; show(r); pending.hidden = true; saved = JSON.stringify(body());
           btn.textContent = `${s.label} — in use`; btn.disabled = true;
           status.textContent = "Saved.";
         } catch (e) { status.textContent = e.message; }
