@@ -214,8 +214,16 @@ class ChunkWriter(ChunkFile):
             except (media.FFmpegError, OSError) as exc:
                 log.error("closing %s failed: %s", self.path, exc)
             finally:
-                if self._sealed is not None:
-                    self._sealed.close()
+                self._close_sealed()
+
+    def _close_sealed(self) -> None:
+        # The sealed file's final record needs disk space too: a full disk must end in a
+        # pause, not in an OSError out of the recorder (bench/chaos.py --encrypted).
+        if self._sealed is not None:
+            try:
+                self._sealed.close()
+            except OSError as exc:
+                log.error("closing the sealed %s failed: %s", self.path, exc)
 
     def _abandon(self) -> None:
         self._closed = True
@@ -223,8 +231,7 @@ class ChunkWriter(ChunkFile):
             self._out.close()
         except (media.FFmpegError, OSError):
             pass
-        if self._sealed is not None:
-            self._sealed.close()
+        self._close_sealed()
         self.path.unlink(missing_ok=True)
 
 

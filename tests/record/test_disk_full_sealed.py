@@ -1,0 +1,56 @@
+"""A full disk with encryption at rest: the sealed chunk's last record cannot be written
+either, and the recorder must still pause, not die (found by bench/chaos.py --encrypted).
+The store lives on a small tmpfs mounted for the test (needs root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from record_helpers import Step, run_scripted
+
+from localvideo.config import load_settings
+from localvideo.service import Service
+
+PASS = "sealed disk full"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.fail("mounting a tmpfs needs root; run the tests as root (CI does)")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_enospc_in_a_sealed_chunk_pauses_recording(small_disk: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCALVIDEO_PASSPHRASE", PASS)
+    data = small_disk / "lv"
+    Service(load_settings(data)).encryption.enable(passphrase=PASS)
+    svc = Service(load_settings(data, {"record": {"fps": 20.0, "min_free_bytes": 0,
+                                                  "chunk_seconds": 0.4, "quality": 0,
+                                                  "codec": "h264"}}))
+    svc.record.recover()
+    rng = np.random.default_rng(7)
+    steps = [Step(rng.integers(0, 255, (360, 480, 4), dtype=np.uint8), screen=(480, 360))
+             for _ in range(60)]
+    summary = run_scripted(svc, steps, timeout=4)      # raised OSError out of the thread before
+    assert summary["disk_paused"] is True and summary["frames_seen"] < len(steps)
+    assert "disk full" in (summary["last_error"] or "")
+    assert svc.db.one("PRAGMA integrity_check")[0] == "ok"
+    log = (data / "logs" / "recorder.log").read_text()
+    assert "closing the sealed" in log
+    svc.close()
