@@ -63,3 +63,16 @@ def test_a_recording_row_whose_file_never_appeared_is_removed(
     done = svc.record.recover()
     assert [e["path"] for e in done["empty"]] == [row["path"]] and not done["damaged"]
     assert svc.db.query("SELECT id FROM chunks") == []
+
+
+def test_a_zero_byte_chunk_file_is_removed(make_service: Callable[..., Service],
+                                          data_dir: Path) -> None:
+    # Killed between creating the file and writing its header.
+    svc = make_service()
+    run_scripted(svc, [Step(glyph(solid(200, 120), i * 5, 9)) for i in range(3)])
+    (row,) = svc.db.query("SELECT id, path FROM chunks")
+    empty = (data_dir / row["path"]).with_name("chunk_235959_002.mp4")
+    empty.write_bytes(b"")
+    done = svc.record.recover()
+    assert [e["path"] for e in done["empty"]] == [empty.relative_to(data_dir).as_posix()]
+    assert not empty.exists() and not done["damaged"]

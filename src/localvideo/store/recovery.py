@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import crypto
+from ..errors import LocalVideoError
 from .db import Database
 
 if TYPE_CHECKING:
@@ -66,7 +68,7 @@ def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
         for row in db.query("SELECT id, path, start_ts, end_ts FROM chunks WHERE state = 'recording'"):
             path = data_dir / row["path"]
             p = probe_chunk(path)
-            if _header_only(p) or not path.exists():
+            if not path.exists() or _header_only(p, path):
                 # Killed before the first fragment, or before the file was even created.
                 _drop_empty(db, path, row["id"], row["path"])
                 done["empty"].append({"id": row["id"], "path": row["path"]})
@@ -96,7 +98,7 @@ def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
             if recorder_alive and path.stat().st_mtime > _recent():
                 continue  # being created by the live recorder right now
             p = probe_chunk(path)
-            if _header_only(p):
+            if _header_only(p, path):
                 _drop_empty(db, path, None, rel)
                 done["empty"].append({"id": None, "path": rel})
                 continue
@@ -115,11 +117,25 @@ def recover(db: Database, data_dir: Path, recordings_dir: Path, *,
     return done
 
 
-def _header_only(p: Decodable) -> bool:
+def _header_only(p: Decodable, path: Path | None = None) -> bool:
     """A recorder killed before its first fragment leaves the MP4 header alone (~760 bytes:
-    ftyp + moov, a codec and no picture). Nothing was recorded in it, so it is removed rather
-    than kept as "damaged"; a file that does not even parse (no codec) stays damaged."""
-    return p.frames == 0 and p.codec is not None
+    ftyp + moov, a codec and no picture), or less: an empty file, or a sealed file (encryption
+    at rest) with no record after its own header. Nothing was recorded in it, so it is
+    removed rather than kept as "damaged"; a file that does not parse stays damaged."""
+    if p.frames:
+        return False
+    if p.codec is not None:
+        return True
+    return path is not None and _no_bytes(path)
+
+
+def _no_bytes(path: Path) -> bool:
+    try:
+        if path.stat().st_size == 0:
+            return True
+        return crypto.is_sealed(path) and len(crypto.read_plain(path)) == 0
+    except (OSError, LocalVideoError):
+        return False     # a torn or foreign file: damaged, shown as such
 
 
 def _drop_empty(db: Database, path: Path, chunk_id: int | None, rel: str) -> None:
