@@ -172,12 +172,18 @@ def sessions(db: Database, since: float | None = None, until: float | None = Non
     return _merge(runs, merge_gap)
 
 
+# A blank or locked screen is never "a glance at another window": its span stays on the
+# timeline however short (store.frames.SCREEN_TITLES).
+SCREEN_STATE_TITLES = frozenset(frames_db.SCREEN_TITLES.values())
+
+
 def _merge(runs: list[Session], gap: float) -> list[Session]:
     out: list[Session] = []
     for run in runs:
         if len(out) >= 2:
             short, before = out[-1], out[-2]
             if (short.duration < gap and (before.app, before.title) == (run.app, run.title)
+                    and short.title not in SCREEN_STATE_TITLES
                     and abs(before.end_ts - short.start_ts) < 1e-6
                     and abs(short.end_ts - run.start_ts) < 1e-6):
                 # A glance at another window: fold it into the session around it.
