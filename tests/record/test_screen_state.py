@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from record_helpers import Step, decode_all, glyph, run_scripted, solid
 
-from localvideo.errors import ScreenLockedError
+from localvideo.errors import NotFoundError, ScreenLockedError
 from localvideo.record import recorder as rec_mod
 from localvideo.service import Service
 
@@ -32,6 +32,9 @@ def test_locked_screen_is_indexed_as_locked(make_service: Callable[..., Service]
         if r["state"] == "locked":
             assert r["chunk_id"] is None and r["pts"] is None
             assert r["title"] == "[screen locked]"
+    # A moment of the lock has no picture, and says why (not "excluded for privacy").
+    with pytest.raises(NotFoundError, match="the screen was locked"):
+        svc.record.frame_image(next(r["ts"] for r in rows if r["state"] == "locked"))
     # The chunk ended at the lock and a new one began after it: no video of the lock.
     chunks = svc.record.chunks()
     assert len(chunks) == 2 and summary["frames_encoded"] == 2

@@ -223,6 +223,13 @@ class RecordArea:
         """The decoded pixels of a moment (cropped to the window rectangle with ``crop``)."""
         info = self.frame_info(at)
         if info.chunk_id is None or info.pts is None:
+            if info.title in frames_db.SCREEN_TITLES.values():
+                # A blank or locked screen is indexed as such, with no picture kept.
+                state = "locked" if "locked" in (info.title or "") else "blank"
+                raise NotFoundError(
+                    f"the frame at {info.ts} was not stored: the screen was {state} "
+                    "(the index keeps the moment, not a picture of it)",
+                    "pick another time; `localvideo timeline` shows the span")
             raise NotFoundError(
                 f"the frame at {info.ts} was not stored: the window was excluded for privacy",
                 "pick another time, or change [record] exclude_apps / exclude_titles")
