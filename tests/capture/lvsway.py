@@ -118,9 +118,11 @@ class SwaySession:
             argv = ["runuser", "-u", USER, "--", "env", "-i",
                     *(f"{k}={v}" for k, v in env.items()), *argv]
             env = {}
+        # cwd "/": the checkout may sit in a 0700 folder (mktemp -d, as CI clones) that
+        # lvtest cannot enter, and foot then exits before it opens a window.
         proc = subprocess.Popen(argv, env=env or None, stdin=subprocess.DEVNULL,
                                 stdout=out or subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, cwd="/")
         self.procs.append(proc)
         return proc
 
