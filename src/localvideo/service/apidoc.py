@@ -66,7 +66,10 @@ def _methods(cls: type) -> Iterator[tuple[str, Callable[..., object]]]:
 
 
 def _type_name(tp: object) -> str:
-    return _short(inspect.formatannotation(tp))
+    # A model whose forward references pydantic has not resolved yet (it does so lazily, so
+    # this depends on what ran before in the process) would print as ForwardRef('X').
+    text = inspect.formatannotation(tp)
+    return _short(re.sub(r"ForwardRef\('([^']*)'\)", r"\1", text))
 
 
 def render() -> str:
