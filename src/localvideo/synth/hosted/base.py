@@ -221,9 +221,19 @@ class HostedProvider(ABC):
     @abstractmethod
     def estimate(self, model: str, req: HostedRequest) -> Estimate: ...
 
-    @abstractmethod
     def native_params(self, model: str, req: HostedRequest) -> dict[str, Any]:
-        """The provider-native parameters that will be sent besides prompt and image."""
+        """The provider-native parameters that will be sent besides prompt and image.
+
+        Replicate's and fal's models mostly name these ``seed`` and ``negative_prompt``;
+        providers with other names or required fields override this."""
+        params: dict[str, Any] = {}
+        if req.seed is not None:
+            params["seed"] = int(req.seed)
+        if req.negative:
+            params["negative_prompt"] = req.negative
+        params.update(req.params)
+        params.pop("image_field", None)    # ours: which input field takes the image
+        return params
 
     @abstractmethod
     def image_transport(self) -> str: ...

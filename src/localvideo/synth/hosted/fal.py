@@ -55,16 +55,6 @@ class FalProvider(HostedProvider):
     def image_transport(self) -> str:
         return "inline in the request as a base64 data URI (image_url)"
 
-    def native_params(self, model: str, req: HostedRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        if req.seed is not None:
-            params["seed"] = int(req.seed)
-        if req.negative:
-            params["negative_prompt"] = req.negative
-        params.update(req.params)
-        params.pop("image_field", None)
-        return params
-
     def _client(self) -> Any:
         try:
             import fal_client

@@ -51,16 +51,6 @@ class ReplicateProvider(HostedProvider):
     def image_transport(self) -> str:
         return "uploaded to Replicate's file store (POST /v1/files), the model gets its URL"
 
-    def native_params(self, model: str, req: HostedRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        if req.seed is not None:
-            params["seed"] = int(req.seed)
-        if req.negative:
-            params["negative_prompt"] = req.negative
-        params.update(req.params)
-        params.pop("image_field", None)
-        return params
-
     def _client(self) -> Any:
         try:
             import replicate
