@@ -224,9 +224,16 @@ def test_children_stop_when_the_supervisor_is_killed_outright(tmp_path: Path) ->
     proc = subprocess.Popen([PY, "-c", supervisor])
     log = tmp_path / "child.log"
     end = time.time() + 20
-    while time.time() < end and "ready" not in (log.read_text() if log.exists() else ""):
+
+    def ready() -> bool:
+        # A line of its own: the log's "starting:" header quotes the child's script, whose
+        # print('ready') would match a plain substring test before the child had even set
+        # its handler (then the SIGINT killed it: flaky under load).
+        return log.exists() and re.search(r"^ready$", log.read_text(), re.M) is not None
+
+    while time.time() < end and not ready():
         time.sleep(0.1)
-    assert "ready" in log.read_text()
+    assert ready(), log.read_text() if log.exists() else "no child log"
     proc.kill()  # SIGKILL: the supervisor runs no cleanup at all
     proc.wait()
     end = time.time() + 10
