@@ -100,6 +100,11 @@ def test_encrypted_store_end_to_end(desktop: Any, tmp_path: Path) -> None:
 
     # 3. Record and read more with encryption on (the chunks sealed as they are written).
     enabled_at = time.time()
+    # A new window in front: its first frame is a key frame, so the analysis surely reads a
+    # sealed chunk (an unchanged window waits for the 10-s key-frame cadence, which a 6-s
+    # recording may or may not reach: this test was flaky before).
+    desktop.activate(desktop.xterm("enc-sealed", f"sealed text {WORD} here",
+                                   geometry="60x10+60+60", font_size=20))
     record(data, env, 6)
     ok("analyze", "--data-dir", str(data), env=env)
     chunks = json.loads(ok("chunks", "--json", "--data-dir", str(data), env=env))
