@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from lvsway import need, wait_for
 
+from localvideo.supervise import stop_processes
+
 BUS_NAME = "org.freedesktop.portal.Desktop"
 OBJECT = "/org/freedesktop/portal/desktop"
 
@@ -96,18 +98,8 @@ class PipeWireSession:
         return found
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
+        # The project's one TERM → wait → KILL escalation, newest process first.
+        stop_processes(list(reversed(self.procs)), sig=signal.SIGTERM, timeout=5)
         import shutil
 
         shutil.rmtree(self.rt, ignore_errors=True)

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from localvideo.capture.sway import SwayIPC
+from localvideo.supervise import stop_processes
 
 USER = "lvtest"
 SETUP_HINT = "run the README's test command (scripts/test.sh → scripts/setup.sh test)"
@@ -197,18 +198,8 @@ class SwaySession:
             pytest.fail(f"wtype exited {p.returncode}")
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
+        # The project's one TERM → wait → KILL escalation, newest process first.
+        stop_processes(list(reversed(self.procs)), sig=signal.SIGTERM, timeout=5)
         # Xwayland and the session bus may have left the process group: find them by the
         # private runtime dir in their environment, and end each by pid.
         for pid in self._stragglers():
