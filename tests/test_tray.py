@@ -29,31 +29,50 @@ def lv(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-TRAY_ROWS = 40      # trayer docks at the top edge, 32 px high
+def panel(env: dict[str, str], host_pid: int) -> tuple[int, int, int, int] | None:
+    """Where trayer's dock window ("panel") is now: x, y, width, height. It grows as icons
+    dock, so it is looked up on every screenshot; looking only inside it keeps any other
+    window on the shared display (left by an earlier test) from matching an icon colour."""
+    found = subprocess.run(["xdotool", "search", "--pid", str(host_pid), "--name", "^panel$"],
+                           env=env, capture_output=True, text=True).stdout.split()
+    for wid in found:
+        geo = dict(line.split("=", 1) for line in subprocess.run(
+            ["xdotool", "getwindowgeometry", "--shell", wid], env=env, capture_output=True,
+            text=True).stdout.split() if "=" in line)
+        if geo.get("HEIGHT") == "32":
+            return int(geo["X"]), int(geo["Y"]), int(geo["WIDTH"]), int(geo["HEIGHT"])
+    return None
 
 
-def screenshot(env: dict[str, str], path: Path) -> np.ndarray:
-    """The whole display saved to ``path``; returned: the tray's strip along the top."""
+def screenshot(env: dict[str, str], path: Path, host_pid: int) -> tuple[np.ndarray, int, int]:
+    """The whole display saved to ``path``; returned: trayer's panel and its top-left corner
+    (an empty picture while the panel is not mapped)."""
     factory = getattr(mss, "MSS", None) or mss.mss
     with factory(display=env["DISPLAY"]) as s:
         shot = s.grab(s.monitors[1])
     im = np.asarray(Image.frombytes("RGB", shot.size, shot.rgb))
     Image.fromarray(im).save(path)
-    return im[:TRAY_ROWS]
+    rect = panel(env, host_pid)
+    if rect is None:
+        return im[:0, :0], 0, 0
+    x, y, w, h = rect
+    return im[y:y + h, x:x + w], x, y
 
 
 def pixels(im: np.ndarray, state: str) -> np.ndarray:
     return np.all(np.abs(im.astype(int) - COLOURS[state]) < 12, axis=-1)
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 20, what: str = "") -> Any:
+def wait_for(cond: Callable[[], Any], timeout: float = 20, what: str = "",
+             seen: dict[str, int] | None = None) -> Any:
     end = time.time() + timeout
     while time.time() < end:
         got = cond()
         if got:
             return got
         time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}"
+                         + (f" (pixels of each icon colour in the panel: {seen})" if seen else ""))
 
 
 def test_icon_pictures_differ_by_state() -> None:
@@ -73,51 +92,62 @@ def test_tray_click_pauses_and_resumes_the_recorder(desktop: Any, tmp_path: Path
     env = {**desktop.env, "LOCALVIDEO_HOME": str(tmp_path / "unused"),
            "LOCALVIDEO_RECORD_EXCLUDE_TITLES": '["secret-tray-window"]'}
     shown = desktop.xterm("tray-test-window", "something to record", geometry="60x10+80+120")
-    host = subprocess.Popen([trayer, "--edge", "top", "--align", "right", "--widthtype",
-                             "request", "--height", "32", "--SetDockType", "true",
-                             "--transparent", "false", "--tint", "0xffffff"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rec = lv("record", "--data-dir", str(data), env=env)
-    tray = None
+    tray = host = None
     try:
         wait_for(lambda: (data / "index.sqlite3").exists(), what="the recorder's index")
         tray = lv("tray", "--poll", "0.3", "--data-dir", str(data), env=env)
+        # The tray host starts after the icon exists (a panel that comes up late at login):
+        # the icon must still dock. pystray alone docked only at start (the icon never showed).
+        wait_for(lambda: subprocess.run(["xdotool", "search", "--name", "^localvideo: "],
+                                        env=env, capture_output=True).returncode == 0,
+                 timeout=45, what="the tray icon's window")
+        host = subprocess.Popen([trayer, "--edge", "top", "--align", "right", "--widthtype",
+                                 "request", "--height", "32", "--SetDockType", "true",
+                                 "--transparent", "false", "--tint", "0xffffff"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        hpid = host.pid
+
+        seen: dict[str, int] = {}
 
         def icon_in(state: str, name: str) -> tuple[int, int] | None:
-            im = screenshot(env, tmp_path / f"{name}.png")
-            m = pixels(im, state)
+            im, x0, y0 = screenshot(env, tmp_path / f"{name}.png", hpid)
+            seen.clear()
+            seen.update({s: int(pixels(im, s).sum()) for s in COLOURS})
             others = [s for s in ("recording", "paused", "excluded") if s != state]
-            if m.sum() < 100 or any(pixels(im, s).sum() > 20 for s in others):
+            if seen[state] < 100 or any(seen[s] > 20 for s in others):
                 return None
-            ys, xs = np.nonzero(m)
-            return int(xs.mean()), int(ys.mean())
+            ys, xs = np.nonzero(pixels(im, state))
+            return x0 + int(xs.mean()), y0 + int(ys.mean())
 
         # 1. The icon docks in the tray and says "recording" (red) while the recorder runs.
-        x, y = wait_for(lambda: icon_in("recording", "1-recording"), what="a red tray icon")
+        x, y = wait_for(lambda: icon_in("recording", "1-recording"), timeout=45,
+                        what="a red tray icon", seen=seen)
         # 2. A real click (XTEST) on it pauses the recorder; the icon turns amber.
         desktop.xdotool("mousemove", str(x), str(y), "click", "1")
-        wait_for(lambda: icon_in("paused", "2-paused"), what="the amber paused icon")
+        wait_for(lambda: icon_in("paused", "2-paused"), what="the amber paused icon", seen=seen)
         st = json.loads(subprocess.run(
             [sys.executable, "-m", "localvideo", "status", "--json", "--data-dir", str(data)],
             env=env, capture_output=True, text=True, timeout=60).stdout)
         assert st["paused"] is True and st["recorder"]["running"] is True
         # 3. Clicked again: recording again.
         desktop.xdotool("mousemove", str(x), str(y), "click", "1")
-        wait_for(lambda: icon_in("recording", "3-resumed"), what="the red icon again")
+        wait_for(lambda: icon_in("recording", "3-resumed"), what="the red icon again", seen=seen)
         # 4. An excluded window comes to the front: grey, struck through; and back.
         desktop.xterm("secret-tray-window", "not to be stored", geometry="60x10+200+200")
-        wait_for(lambda: icon_in("excluded", "4-excluded"), what="the grey excluded icon")
+        wait_for(lambda: icon_in("excluded", "4-excluded"), what="the grey excluded icon", seen=seen)
         desktop.activate(shown)
-        wait_for(lambda: icon_in("recording", "4-shown"), what="the red icon after it")
+        wait_for(lambda: icon_in("recording", "4-shown"), what="the red icon after it", seen=seen)
         # 5. The recorder stops: the icon says so (failing: black with a red ring).
         rec.send_signal(signal.SIGINT)
         rec.wait(30)
-        wait_for(lambda: pixels(screenshot(env, tmp_path / "4-failing.png"), "failing").sum()
-                 > 100, what="the failing icon")
+        wait_for(lambda: pixels(screenshot(env, tmp_path / "4-failing.png", hpid)[0],
+                                "failing").sum() > 100, what="the failing icon")
         # 6. SIGTERM (what observe sends) quits it and the icon leaves the tray.
         tray.send_signal(signal.SIGTERM)
         assert tray.wait(15) == 0, tray.stderr.read() if tray.stderr else ""
-        im = screenshot(env, tmp_path / "5-gone.png")
+        im = screenshot(env, tmp_path / "5-gone.png", hpid)[0]
+        assert im.size, "trayer's panel was not found after the tray quit"
         assert not any(pixels(im, s).sum() > 20 for s in ("paused", "failing"))
     finally:
         for p in (tray, rec, host):
@@ -144,12 +174,15 @@ def test_observe_starts_the_tray_and_stops_it_with_the_rest(desktop: Any,
                             str(free_port()), "--data-dir", str(data)], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: pixels(screenshot(env, tmp_path / "observe.png"), "recording").sum()
-                 > 100 and not pixels(screenshot(env, tmp_path / "observe.png"),
-                                      "failing").any(),
+        def says_recording() -> bool:
+            im = screenshot(env, tmp_path / "observe.png", host.pid)[0]
+            return bool(pixels(im, "recording").sum() > 100 and not pixels(im, "failing").any())
+
+        wait_for(says_recording,
                  timeout=60, what="observe's tray icon saying recording")
         obs.send_signal(signal.SIGINT)
         out, _ = obs.communicate(timeout=60)
+        gone = screenshot(env, tmp_path / "observe-gone.png", host.pid)[0]
     finally:
         for p in (obs, host):
             if p.poll() is None:
@@ -157,5 +190,5 @@ def test_observe_starts_the_tray_and_stops_it_with_the_rest(desktop: Any,
                 p.wait(10)
     assert obs.returncode == 0, out
     assert "tray" in out and "stopped (" in out, out
-    im = screenshot(env, tmp_path / "observe-gone.png")
-    assert not pixels(im, "recording").any(), "the icon outlived observe"
+    assert gone.size, "trayer's panel was not found after observe stopped"
+    assert not pixels(gone, "recording").any(), "the icon outlived observe"

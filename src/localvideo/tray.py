@@ -132,6 +132,7 @@ class Tray:
         icon.visible = True
         _listen_for_clicks(icon)
         while not self._stop.is_set():
+            _dock_when_a_tray_appears(icon)
             self.refresh()
             self._stop.wait(self.poll)
 
@@ -173,6 +174,19 @@ def _listen_for_clicks(icon: Any) -> None:
         display.flush()
     except Exception as exc:  # python-xlib raises its own error types
         log.warning("cannot listen for clicks on the tray icon: %s", exc)
+
+
+def _dock_when_a_tray_appears(icon: Any) -> None:
+    """pystray 0.19.5's plain-X11 backend docks once, when the icon is shown: with no tray
+    host running then (a panel that starts after us at login, a tray restarted by the user)
+    it logs "Failed to dock icon" and never tries again, so the icon stayed invisible for the
+    whole session. Ask the tray host again on every poll until one takes the icon."""
+    if getattr(icon, "_systray_manager", True) is not None or not hasattr(icon, "_dock_window"):
+        return                          # docked already, or another backend
+    try:
+        icon._dock_window()
+    except Exception as exc:  # python-xlib raises its own error types
+        log.debug("no tray host to dock in yet: %s", exc)
 
 
 __all__ = ["COLOURS", "Tray", "current_state", "icon_image"]
