@@ -33,7 +33,7 @@ def _planes(c: Canvas) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("size", [(640, 360), (641, 359)])    # xterm sizes are often odd
-@pytest.mark.parametrize("rows", [(100, 109), (0, 9), (350, 359), (41, 42)])
+@pytest.mark.parametrize("rows", [(100, 109), (0, 9), (350, 359), (41, 42), (60, 70), (0, 359)])
 def test_band_draw_matches_a_full_conversion(size: tuple[int, int],
                                              rows: tuple[int, int]) -> None:
     w, h = size
@@ -58,6 +58,23 @@ def test_band_draw_matches_a_full_conversion(size: tuple[int, int],
     for got, want in zip(by_band[1:], whole[1:], strict=True):
         # Chroma is filtered across a row or two; the band's margin keeps it within 1.
         assert int(np.abs(got.astype(int) - want.astype(int)).max()) <= 1
+
+
+@pytest.mark.parametrize("h", [1080, 1081, 63, 1])
+def test_band_spans_changes_far_apart(h: int) -> None:
+    """Two changes in strips far apart (a clock at the top, a prompt at the bottom): the band
+    runs from the first changed row to the last, wherever the 64-row strips fall."""
+    a = solid(40, h)
+    change = ChangeTest()
+    assert change.changed(a, ("r",))
+    b = a.copy()
+    b[0, 3, :3] = 0
+    b[h - 1, 39, :3] = 0
+    assert change.changed(b, ("r",)) and change.band == (0, h)
+    c = b.copy()
+    c[h // 3, 0, 0] ^= 1
+    c[(2 * h) // 3, 5, 1] ^= 1
+    assert change.changed(c, ("r",)) and change.band == (h // 3, (2 * h) // 3 + 1)
 
 
 def test_band_is_none_when_the_window_changes() -> None:
