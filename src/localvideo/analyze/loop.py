@@ -311,12 +311,13 @@ class ChunkReader:
         key = (row.app, row.title)
         last = self._reads.pop(key, None)
         # A window read before: only its rows that changed since are read again
-        # (analyze/region.py); a new window, a new size or most of it changed: all of it.
-        bands = region.changed_bands(last.gray, gray, last.result.words) if last else None
-        if bands is None or last is None:
+        # (analyze/region.py), or the rows that scrolled in; a new window, a new size or
+        # most of it changed: all of it.
+        how = region.plan(last.gray, gray, last.result) if last else None
+        if how is None:
             result = ocr.read_text(image, self.lang)
         else:
-            result = region.read_changed(image, last.result, bands, self.lang)
+            result = region.read_changed(image, how.kept, how.bands, self.lang)
         self._reads[key] = region.LastRead(row.app, row.title, gray, result)
         while len(self._reads) > region.WINDOWS_KEPT:
             self._reads.popitem(last=False)
