@@ -21,23 +21,28 @@ from typing import Any
 from ..crypto import ENCRYPT_EXTRA_HINT
 from ..errors import DependencyError, LockedError, StoreError
 
-try:
-    from sqlcipher3 import dbapi2 as _sqlcipher
-except ImportError:  # the [encrypt] extra is not installed
-    _sqlcipher = None
+# sqlcipher3 (its own SQLite, ~5 MB resident) is imported on first use, by a store that is
+# encrypted or becoming so: a plain store's recorder never loads it.
+_sqlcipher: Any = None
 
-# What a query module catches: the stdlib's errors and, when the index is SQLCipher's, its
-# binding's own (they are separate classes, not subclasses of sqlite3's).
-ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,) + (
-    (_sqlcipher.Error,) if _sqlcipher is not None else ())
-OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError,) + (
-    (_sqlcipher.OperationalError,) if _sqlcipher is not None else ())
+# What a query module catches (``except cipher.ERRORS``, read at the time of the exception):
+# the stdlib's errors and, once a SQLCipher index has been opened, its binding's own (they
+# are separate classes, not subclasses of sqlite3's).
+ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
 
 
 def module() -> Any:
+    global _sqlcipher, ERRORS, OPERATIONAL_ERRORS
     if _sqlcipher is None:
-        raise DependencyError("this store's index is encrypted and sqlcipher3 is not installed",
-                              ENCRYPT_EXTRA_HINT)
+        try:
+            from sqlcipher3 import dbapi2
+        except ImportError as exc:  # the [encrypt] extra is not installed
+            raise DependencyError("this store's index is encrypted and sqlcipher3 is not "
+                                  "installed", ENCRYPT_EXTRA_HINT) from exc
+        ERRORS = (sqlite3.Error, dbapi2.Error)
+        OPERATIONAL_ERRORS = (sqlite3.OperationalError, dbapi2.OperationalError)
+        _sqlcipher = dbapi2
     return _sqlcipher
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import StoreError
-from .cipher import OPERATIONAL_ERRORS
+from . import cipher
 from .db import Conn
 
 SEARCH_FAILED_HINT = "run `localvideo analyze` again; it rebuilds missing text"
@@ -221,7 +221,7 @@ def search(db: Conn, match: str, *, app: str | None = None, since: float | None 
     params.append(limit)
     try:
         rows = db.execute(" ".join(sql), params).fetchall()
-    except OPERATIONAL_ERRORS as exc:
+    except cipher.OPERATIONAL_ERRORS as exc:
         # The caller's expression is valid syntax; this is a damaged index, not user input.
         raise StoreError(f"search failed: {exc}", SEARCH_FAILED_HINT) from exc
     return [SearchHit(*r) for r in rows]
