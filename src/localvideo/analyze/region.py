@@ -42,6 +42,8 @@ SHIFT_DELTA = 64
 MARGIN = 3            # blank rows left around the ink of a band: tesseract wants a border
 WINDOWS_KEPT = 4      # windows whose last read is kept (a 1080p one: 2 MB of gray pixels)
 PROFILE_DELTA = 1.0   # mean gray levels two rows may differ by to vote for a shift
+BLOCK = 64            # columns per block whose means must agree too
+BLOCK_DELTA = 3.0     # mean gray levels two blocks may differ by (a digit moves ~5-10)
 SHIFTS_TRIED = 3      # the best-voted shifts checked pixel by pixel
 MIN_VOTES = 0.2       # share of a frame's inked rows that must agree on a shift
 
@@ -72,7 +74,7 @@ def plan(before: np.ndarray, after: np.ndarray, last: ocr.OcrResult) -> Plan | N
     if before.shape != after.shape or before.ndim != 2:
         return None
     h = after.shape[0]
-    in_place = _changed_rows(before, after)
+    in_place = _worth_reading(_changed_rows(before, after), after, last.words)
     best: Plan | None = None
     if in_place.size <= MAX_SHARE * h:
         bands = _bands(in_place, h, last.words)
@@ -81,10 +83,10 @@ def plan(before: np.ndarray, after: np.ndarray, last: ocr.OcrResult) -> Plan | N
             if in_place.size == 0 or _rows_in(bands) <= 2 * PAD + JOIN_GAP + 40:
                 return _trimmed(best, after)   # a line or two typed: no scroll beats that
     for k in _shifts(before, after):
-        rows = _changed_rows(before, after, k)
+        moved = _moved(last, k, h)
+        rows = _worth_reading(_changed_rows(before, after, k), after, moved.words)
         if rows.size > MAX_SHARE * h or (best is not None and rows.size >= in_place.size):
             continue
-        moved = _moved(last, k, h)
         bands = _bands(rows, h, moved.words)
         if bands is not None and (best is None or _rows_in(bands) < _rows_in(best.bands)):
             best = Plan(k, bands, moved)
@@ -133,24 +135,50 @@ def _changed_rows(before: np.ndarray, after: np.ndarray, k: int = 0) -> np.ndarr
     return np.union1d(rows, new) if new.size else rows
 
 
+def _worth_reading(rows: np.ndarray, after: np.ndarray,
+                   words: list[dict[str, Any]]) -> np.ndarray:
+    """The changed rows that hold ink now or a word of the last read: a row that only lost
+    the ink of a line scrolled away (the descenders above a log's top line) has nothing to
+    read, and reading it would re-read the line it borders."""
+    if rows.size == 0:
+        return rows
+    covered = np.zeros(after.shape[0], bool)
+    for w in words:
+        covered[max(0, int(w["y"])):max(0, int(w["y"]) + int(w["h"]))] = True
+    return rows[(np.ptp(after[rows], axis=1) > PIXEL_DELTA) | covered[rows]]
+
+
 def _shifts(before: np.ndarray, after: np.ndarray) -> list[int]:
     """The shifts k (after[y] ≈ before[y + k]) most rows with ink agree on, best first.
 
-    A row's mean gray level tells lines of text apart well enough to vote (blank rows,
-    which match any shift, do not vote); the vote only proposes, :func:`_changed_rows`
-    checks every pixel.
+    Two rows vote for the shift between them when their mean gray levels agree over the
+    whole row and over each block of ``BLOCK`` columns: a log's lines differ only in a
+    number, which the whole row's mean hardly sees (it voted for every multiple of the line
+    height). Blank rows, which match any shift, do not vote. The vote only proposes;
+    :func:`_changed_rows` checks every pixel.
     """
     h = after.shape[0]
     ya, yb = _inked(after), _inked(before)
     if ya.size < 4 or yb.size < 4:
         return []
-    pa = after[ya].mean(axis=1, dtype=np.float32)
-    pb = before[yb].mean(axis=1, dtype=np.float32)
-    ia, ib = np.nonzero(np.abs(pa[:, None] - pb[None, :]) <= PROFILE_DELTA)
+    fa, fb = _features(after[ya]), _features(before[yb])
+    ia, ib = np.nonzero(np.abs(fa[:, :1] - fb[:, :1].T) <= PROFILE_DELTA)
+    same = (np.abs(fa[ia] - fb[ib]) <= BLOCK_DELTA).all(axis=1)
+    ia, ib = ia[same], ib[same]
     votes = np.bincount(yb[ib] - ya[ia] + h, minlength=2 * h)
     votes[h] = 0                                  # no shift is tried in place already
     top = np.argsort(votes)[::-1][:SHIFTS_TRIED]
     return [int(i) - h for i in top if votes[i] >= max(4, MIN_VOTES * ya.size)]
+
+
+def _features(rows: np.ndarray) -> np.ndarray:
+    """Per row: its mean gray level, then the means of its blocks of ``BLOCK`` columns."""
+    n, w = rows.shape
+    whole = rows.mean(axis=1, dtype=np.float32)[:, None]
+    if w < 2 * BLOCK:
+        return whole
+    blocks = rows[:, :w - w % BLOCK].reshape(n, -1, BLOCK).mean(axis=2, dtype=np.float32)
+    return np.concatenate([whole, blocks], axis=1)
 
 
 def _inked(gray: np.ndarray) -> np.ndarray:
