@@ -195,3 +195,85 @@ def test_a_line_typed_in_place_is_not_taken_for_a_scroll() -> None:
     how = region.plan(gray(before), gray(after), first)
     assert how is not None and how.shift == 0 and len(how.bands) == 1
     assert how.bands[0][0] > HEIGHT - 4 * PITCH
+
+
+# -- words seen before (region.WordCache) ---------------------------------------------------
+
+def text_page(lines: list[str]) -> Image.Image:
+    img = Image.new("RGB", (WIDTH, HEIGHT), "white")
+    d = ImageDraw.Draw(img)
+    font = ImageFont.truetype(FONT, 16)
+    for i, text in enumerate(lines):
+        d.text((8, 8 + i * PITCH), text, fill="black", font=font)
+    return img
+
+
+def document(first: int, n: int = 28) -> list[str]:
+    """Lines of a long document as ``less`` pages it: numbered, the words recurring."""
+    return [f"{i}. {WORDS[i % 20]} {WORDS[(i * 3) % 20]} the {WORDS[(i * 7 + 1) % 20]} "
+            f"of {WORDS[(i * 11 + 2) % 20]} and {WORDS[(i * 13 + 5) % 20]} in section {i}:"
+            for i in range(first, first + n)]
+
+
+def test_a_turned_page_of_known_words_reads_only_its_new_words(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = region.WordCache()
+    first = text_page(document(0))
+    assert cache.read(first, gray(first)).text.split() == ocr.read_text(first).text.split()
+    turned = text_page(document(28))
+    spy = Spy(monkeypatch)
+    got = cache.read(turned, gray(turned))
+    # One tesseract call, on the lines' new numbers only: the old words are painted over.
+    assert spy.rows < 2 * HEIGHT
+    # The words kept are tesseract's reading of the same pixels on the first page (where,
+    # in another line's context, it read "lantern" as "Lantern" now and then): as good as
+    # a whole read, against what is on the page.
+    truth = " ".join(document(28)).split()
+    whole = ocr.read_text(turned)
+    got_lines = got.text.splitlines()
+    assert len(got_lines) == len(whole.text.splitlines()) == 28
+
+    def right(text: str) -> float:
+        return difflib.SequenceMatcher(None, text.split(), truth).ratio()
+
+    assert right(got.text) >= min(0.98, right(whole.text) - 0.01), (got.text, whole.text)
+    # The new words, every number, read right.
+    for i, text in enumerate(got_lines, start=28):
+        assert text.startswith(f"{i}. ") and text.endswith(f" section {i}:"), text
+
+
+def test_a_word_one_letter_apart_is_read_not_taken_from_the_cache() -> None:
+    cache = region.WordCache()
+    lines = ["remember the lantern for the harbour meeting tonight"] * 3 + document(0, 20)
+    first = text_page(lines)
+    cache.read(first, gray(first))
+    # Same width in a monospace font, one glyph apart: a cache keyed loosely would say
+    # "lantern" and "harbour" again.
+    changed = ["remember the lanterm for the harhour meeting tonight"] + lines[1:]
+    after = text_page(changed)
+    got = cache.read(after, gray(after))
+    # (tesseract reads this font's "l" as "L" now and then, in a whole read too)
+    assert got.text.lower().splitlines()[0].split() == \
+        ["remember", "the", "lanterm", "for", "the", "harhour", "meeting", "tonight"]
+    assert got.text.lower().splitlines()[1].split()[2] == "lantern"
+
+
+def test_a_frame_of_mostly_new_words_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = region.WordCache()
+    first = text_page(document(0))
+    cache.read(first, gray(first))
+    other = page(500, status=False)
+    spy = Spy(monkeypatch)
+    got = cache.read(other, gray(other))
+    assert spy.rows == HEIGHT
+    assert got.text.split() == ocr.read_text(other).text.split()
+
+
+def test_the_cache_through_the_encoder_keeps_nearly_every_word(tmp_path: Path) -> None:
+    cache = region.WordCache()
+    *_, first, turned = encoded(tmp_path, text_page(document(0)), text_page(document(0)),
+                                text_page(document(28)))
+    cache.read(first, gray(first))
+    got = cache.read(turned, gray(turned))
+    close_words(got, ocr.read_text(turned))
+    assert "28." in got.text.split() and "section 55:" in got.text

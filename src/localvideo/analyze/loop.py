@@ -27,7 +27,7 @@ from ..store import frames as frames_db
 from ..store import text as text_db
 from ..store.db import Database
 from ..store.layout import inside
-from . import embed, index, ocr, region
+from . import embed, index, region
 from .sampler import (
     ChunkDecoder,
     FrameRow,
@@ -89,6 +89,9 @@ class ChunkReader:
         # the next one in that window reads only the rows that changed since, and nothing
         # when the user switches back to a window that did not change (analyze/region.py).
         self._reads: OrderedDict[tuple[str, str], region.LastRead] = OrderedDict()
+        # Words read before, by their pixels: a page of words seen before reads only its
+        # new ones (analyze/region.py).
+        self._words = region.WordCache()
         self._last_seen: dict[int, tuple[FrameRow, Any, Any]] = {}
         self._embed_error: str | None = None
 
@@ -315,9 +318,10 @@ class ChunkReader:
         # most of it changed: all of it.
         how = region.plan(last.gray, gray, last.result) if last else None
         if how is None:
-            result = ocr.read_text(image, self.lang)
+            result = self._words.read(image, gray, self.lang)
         else:
-            result = region.read_changed(image, how.kept, how.bands, self.lang)
+            result = region.read_changed(image, how.kept, how.bands, self.lang, self._words,
+                                         gray)
         self._reads[key] = region.LastRead(row.app, row.title, gray, result)
         while len(self._reads) > region.WINDOWS_KEPT:
             self._reads.popitem(last=False)

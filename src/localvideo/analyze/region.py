@@ -18,11 +18,20 @@ lines cost their new lines, not the page.
 A band is widened to the full boxes of the words it touches (a glyph cut in half reads as
 garbage), and when the bands cover most of the window (a page turned) the whole frame is
 read as before.
+
+What is read goes through :class:`WordCache`: a screen draws the same words in the same
+font over and over (a page turned in ``less`` shows new lines of old words), and a word
+drawn again is the same pixels. Each run of ink tesseract read is kept with what it read;
+a run whose pixels match a kept one (each pixel within ``MATCH_DELTA``: encoder noise
+stays under ~60, another glyph moves strokes by 150-250) takes its words, and only the
+runs never seen are read — in place, the known ones painted over, all lines that hold one
+stacked in one tesseract call. A frame mostly unknown is read whole, as before.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +55,13 @@ BLOCK = 64            # columns per block whose means must agree too
 BLOCK_DELTA = 3.0     # mean gray levels two blocks may differ by (a digit moves ~5-10)
 SHIFTS_TRIED = 3      # the best-voted shifts checked pixel by pixel
 MIN_VOTES = 0.2       # share of a frame's inked rows that must agree on a shift
+INK_DELTA = 64        # gray levels from the background that make a pixel ink (for runs)
+WORD_GAP = 0.6        # blank columns, in line heights, that end a run of ink: a space in
+                      # a monospace font is wider, the gap inside a word ("r k") narrower
+MATCH_DELTA = 96      # a pixel this far from a kept run's: another word
+KNOWN_SHARE = 0.5     # below this share of the ink area known, read the frame whole
+RUNS_KEPT = 20000     # runs kept (~300 bytes of pixels each); then the cache starts over
+LINE_MARGIN = 8       # rows of background above and below each line on the sheet
 
 
 @dataclass
@@ -235,14 +251,180 @@ def _join(bands: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def read_changed(image: Image.Image, last: ocr.OcrResult, bands: list[tuple[int, int]],
-                 lang: str = "eng") -> ocr.OcrResult:
-    """The text of ``image``: the bands read now, the rest taken from ``last``."""
+                 lang: str = "eng", cache: WordCache | None = None,
+                 gray: np.ndarray | None = None) -> ocr.OcrResult:
+    """The text of ``image``: the bands read now (through ``cache`` when given, with
+    ``gray`` the image's gray pixels), the rest taken from ``last``."""
     started = time.perf_counter()
     words = [w for w in last.words
              if not any(int(w["y"]) < b and int(w["y"]) + int(w["h"]) > a for a, b in bands)]
     for a, b in bands:
-        strip = ocr.read_text(image.crop((0, a, image.width, b)), lang)
-        words += [{**w, "y": int(w["y"]) + a} for w in strip.words]
+        strip = image.crop((0, a, image.width, b))
+        read = cache.read(strip, gray[a:b], lang) if cache is not None and gray is not None \
+            else ocr.read_text(strip, lang)
+        words += [{**w, "y": int(w["y"]) + a} for w in read.words]
     words.sort(key=lambda w: (int(w["y"]), int(w["x"])))
     ms = (time.perf_counter() - started) * 1000
     return ocr.OcrResult(text=ocr.words_text(words), words=words, ms=ms)
+
+
+Run = tuple[int, int, int, int]        # x0, y0, x1, y1 of a run of ink, tight
+
+
+def runs(gray: np.ndarray) -> list[Run]:
+    """Runs of ink, line by line: the words (or groups of words) a reader would see."""
+    bg = int(np.median(gray[::4, ::4]))
+    ink = np.abs(gray.astype(np.int16) - bg) > INK_DELTA
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ink.any(axis=1).astype(np.int8), [0]])))
+    out: list[Run] = []
+    for y0, y1 in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        band = ink[y0:y1]
+        xs = np.flatnonzero(band.any(axis=0))
+        breaks = np.flatnonzero(np.diff(xs) > max(3, round(WORD_GAP * (y1 - y0))))
+        starts = np.concatenate([xs[:1], xs[breaks + 1]]).tolist()
+        ends = (np.concatenate([xs[breaks], xs[-1:]]) + 1).tolist()
+        for a, b in zip(starts, ends, strict=True):
+            r = np.flatnonzero(band[:, a:b].any(axis=1))
+            out.append((a, y0 + int(r[0]), b, y0 + int(r[-1]) + 1))
+    return out
+
+
+def _inside(w: dict[str, Any], run: Run, slack: int = 3) -> bool:
+    x0, y0, x1, y1 = run
+    return (int(w["x"]) >= x0 - slack and int(w["x"]) + int(w["w"]) <= x1 + slack
+            and int(w["y"]) >= y0 - slack and int(w["y"]) + int(w["h"]) <= y1 + slack)
+
+
+class WordCache:
+    """Runs of ink tesseract has read, by their pixels, with the words it read in them."""
+
+    def __init__(self, limit: int = RUNS_KEPT) -> None:
+        self.limit = limit
+        self.size = 0
+        # (h, w) → the runs of that size: their pixels stacked, and their words (x, y
+        # relative to the run).
+        self._runs: OrderedDict[tuple[int, int],
+                                tuple[list[np.ndarray], list[list[dict[str, Any]]]]] = OrderedDict()
+        self._stacks: dict[tuple[int, int], np.ndarray] = {}
+
+    def lookup(self, pixels: np.ndarray) -> list[dict[str, Any]] | None:
+        """The words of a kept run with these pixels (each within MATCH_DELTA), or None."""
+        shape = (int(pixels.shape[0]), int(pixels.shape[1]))
+        kept = self._runs.get(shape)
+        if kept is None:
+            return None
+        stack = self._stacks.get(shape)
+        if stack is None:
+            stack = self._stacks[shape] = np.stack(kept[0]).astype(np.int16)
+        far = np.abs(stack - pixels.astype(np.int16)) > MATCH_DELTA
+        ok = np.flatnonzero(~far.reshape(len(stack), -1).any(axis=1))
+        return kept[1][int(ok[0])] if ok.size else None
+
+    def learn(self, gray: np.ndarray, found: list[Run], words: list[dict[str, Any]]) -> None:
+        """Keep each run whose words lie wholly inside it (none cut by its edges)."""
+        rows: dict[int, list[dict[str, Any]]] = {}     # words by 32-row stretch they touch
+        for w in words:
+            for i in range(int(w["y"]) // 32, (int(w["y"]) + int(w["h"])) // 32 + 1):
+                rows.setdefault(i, []).append(w)
+        for run in found:
+            x0, y0, x1, y1 = run
+            near = {id(w): w for i in range(y0 // 32, y1 // 32 + 1) for w in rows.get(i, [])}
+            touching = [w for w in near.values() if int(w["x"]) < x1
+                        and int(w["x"]) + int(w["w"]) > x0 and int(w["y"]) < y1
+                        and int(w["y"]) + int(w["h"]) > y0]
+            if not touching or not all(_inside(w, run) for w in touching):
+                continue
+            pixels = gray[y0:y1, x0:x1]
+            if self.lookup(pixels) is not None:
+                continue
+            if self.size >= self.limit:
+                self._runs.clear()
+                self._stacks.clear()
+                self.size = 0
+            shape = (y1 - y0, x1 - x0)
+            pix, texts = self._runs.setdefault(shape, ([], []))
+            pix.append(pixels.copy())
+            texts.append([{**w, "x": int(w["x"]) - x0, "y": int(w["y"]) - y0}
+                          for w in sorted(touching, key=lambda w: int(w["x"]))])
+            self._stacks.pop(shape, None)
+            self.size += 1
+
+    def read(self, image: Image.Image, gray: np.ndarray, lang: str = "eng") -> ocr.OcrResult:
+        """The text of ``image`` (``gray``: its gray pixels): known runs from the cache, the
+        others read; mostly unknown: read whole."""
+        started = time.perf_counter()
+        found = runs(gray)
+        known: list[dict[str, Any]] = []
+        unknown: list[Run] = []
+        area = known_area = 0
+        for run in found:
+            x0, y0, x1, y1 = run
+            area += (x1 - x0) * (y1 - y0)
+            hit = self.lookup(gray[y0:y1, x0:x1])
+            if hit is None:
+                unknown.append(run)
+            else:
+                known_area += (x1 - x0) * (y1 - y0)
+                known += [{**w, "x": int(w["x"]) + x0, "y": int(w["y"]) + y0} for w in hit]
+        if not area or known_area < KNOWN_SHARE * area:
+            whole = ocr.read_text(image, lang)
+            self.learn(gray, found, whole.words)
+            return whole
+        new = self._read_unknown(image, unknown, found, lang)
+        self.learn(gray, unknown, new)
+        words = sorted(known + new, key=lambda w: (int(w["y"]), int(w["x"])))
+        return ocr.OcrResult(text=ocr.words_text(words), words=words,
+                             ms=(time.perf_counter() - started) * 1000)
+
+    @staticmethod
+    def _read_unknown(image: Image.Image, unknown: list[Run], found: list[Run], lang: str
+                      ) -> list[dict[str, Any]]:
+        """The unknown runs where they are, each with its neighbours on the line for context,
+        the other runs painted over with the background, the lines that hold one stacked on
+        one sheet: one tesseract call that sees them at their own scale and spacing.
+
+        Read alone, a number lost its punctuation ("44." read "44,", "155." "155);"); with
+        the words beside it, as in a whole read, it did not. Only the unknown runs' words
+        are taken from this read."""
+        if not unknown:
+            return []
+        wanted = set(unknown)
+        lines: list[list[Run]] = []
+        for run in sorted(found, key=lambda r: (r[1], r[0])):
+            if lines and run[1] < max(r[3] for r in lines[-1]) \
+                    and run[3] > min(r[1] for r in lines[-1]):
+                lines[-1].append(run)
+            else:
+                lines.append([run])
+        arr = np.asarray(image.convert("RGB"))
+        bg = np.median(arr[::8, ::8].reshape(-1, 3), axis=0).astype(np.uint8)
+        strips: list[np.ndarray] = []
+        places: list[tuple[int, int, int, list[Run]]] = []   # sheet y, window y, height, runs
+        at = 0
+        for line in lines:
+            line.sort()
+            mine = [i for i, r in enumerate(line) if r in wanted]
+            if not mine:
+                continue
+            shown = sorted({j for i in mine for j in (i - 1, i, i + 1) if 0 <= j < len(line)})
+            top = max(0, min(line[j][1] for j in shown) - LINE_MARGIN)
+            bottom = min(arr.shape[0], max(line[j][3] for j in shown) + LINE_MARGIN)
+            strip = np.empty((bottom - top, arr.shape[1], 3), np.uint8)
+            strip[:] = bg
+            for j in shown:
+                x0, y0, x1, y1 = line[j]
+                strip[y0 - top:y1 - top, x0:x1] = arr[y0:y1, x0:x1]
+            strips.append(strip)
+            places.append((at, top, bottom - top, [line[i] for i in mine]))
+            at += bottom - top
+        read = ocr.read_text(Image.fromarray(np.concatenate(strips)), lang)
+        out = []
+        for w in read.words:
+            middle = int(w["y"]) + int(w["h"]) / 2
+            for sheet_y, top, height, runs_here in places:
+                if sheet_y <= middle < sheet_y + height:
+                    moved = {**w, "y": int(w["y"]) - sheet_y + top}
+                    if any(_inside(moved, r) for r in runs_here):
+                        out.append(moved)
+                    break
+        return out
