@@ -394,10 +394,16 @@ def main() -> None:
             from localvideo.service import Service
 
             svc = Service.open(ours_dir)
-            row = svc.db.one("SELECT ts FROM frames WHERE title LIKE 'editor%' AND changed = 1 "
-                             "ORDER BY ts DESC LIMIT 1")
-            if row:
-                ocr_ours = ocr_recall(svc.record.frame_image(row[0], crop=True))
+            # The best of the last few changed editor frames, as for the baselines: a run
+            # that stops just after the editor is brought back to the front has its last
+            # frame taken while xterm repaints (recall 0.04 once, on a half-drawn window).
+            rows = svc.db.query("SELECT ts FROM frames WHERE title LIKE 'editor%' AND "
+                              "changed = 1 ORDER BY ts DESC LIMIT 6")
+            for (ts,) in rows:
+                r = ocr_recall(svc.record.frame_image(ts, crop=True))
+                ocr_ours = r if ocr_ours is None or (r or 0) > ocr_ours else ocr_ours
+                if ocr_ours and ocr_ours > 0.9:
+                    break
             svc.close()
             ocr_base = best_recall(base_dir)
             ocr_grab = best_recall(grab_dir)
