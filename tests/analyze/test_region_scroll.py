@@ -277,3 +277,15 @@ def test_the_cache_through_the_encoder_keeps_nearly_every_word(tmp_path: Path) -
     got = cache.read(turned, gray(turned))
     close_words(got, ocr.read_text(turned))
     assert "28." in got.text.split() and "section 55:" in got.text
+
+
+def test_the_cache_stays_within_its_bytes() -> None:
+    first = text_page(document(0))
+    found = region.runs(gray(first))
+    words = ocr.read_text(first).words
+    cache = region.WordCache(limit=4000)
+    cache.learn(gray(first), found, words)
+    assert 0 < cache.bytes <= 4000 and cache.size < len(found)
+    roomy = region.WordCache()
+    roomy.learn(gray(first), found, words)
+    assert roomy.size > 100 > cache.size            # (most runs are one word each)

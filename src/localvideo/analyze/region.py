@@ -60,7 +60,8 @@ WORD_GAP = 0.6        # blank columns, in line heights, that end a run of ink: a
                       # a monospace font is wider, the gap inside a word ("r k") narrower
 MATCH_DELTA = 96      # a pixel this far from a kept run's: another word
 KNOWN_SHARE = 0.5     # below this share of the ink area known, read the frame whole
-RUNS_KEPT = 20000     # runs kept (~300 bytes of pixels each); then the cache starts over
+RUNS_BYTES = 8 << 20  # pixels of runs kept (a word of a 1080p terminal: ~500 bytes; a
+                      # page adds ~100 words); past it the cache starts over
 LINE_MARGIN = 8       # rows of background above and below each line on the sheet
 
 
@@ -298,9 +299,10 @@ def _inside(w: dict[str, Any], run: Run, slack: int = 3) -> bool:
 class WordCache:
     """Runs of ink tesseract has read, by their pixels, with the words it read in them."""
 
-    def __init__(self, limit: int = RUNS_KEPT) -> None:
+    def __init__(self, limit: int = RUNS_BYTES) -> None:
         self.limit = limit
-        self.size = 0
+        self.size = 0          # runs kept
+        self.bytes = 0
         # (h, w) → the runs of that size: their pixels stacked, and their words (x, y
         # relative to the run).
         self._runs: OrderedDict[tuple[int, int],
@@ -315,8 +317,8 @@ class WordCache:
             return None
         stack = self._stacks.get(shape)
         if stack is None:
-            stack = self._stacks[shape] = np.stack(kept[0]).astype(np.int16)
-        far = np.abs(stack - pixels.astype(np.int16)) > MATCH_DELTA
+            stack = self._stacks[shape] = np.stack(kept[0])
+        far = np.abs(stack.astype(np.int16) - pixels.astype(np.int16)) > MATCH_DELTA
         ok = np.flatnonzero(~far.reshape(len(stack), -1).any(axis=1))
         return kept[1][int(ok[0])] if ok.size else None
 
@@ -337,10 +339,10 @@ class WordCache:
             pixels = gray[y0:y1, x0:x1]
             if self.lookup(pixels) is not None:
                 continue
-            if self.size >= self.limit:
+            if self.bytes + 2 * pixels.size > self.limit:     # (the pixels, and in a stack)
                 self._runs.clear()
                 self._stacks.clear()
-                self.size = 0
+                self.size = self.bytes = 0
             shape = (y1 - y0, x1 - x0)
             pix, texts = self._runs.setdefault(shape, ([], []))
             pix.append(pixels.copy())
@@ -348,6 +350,7 @@ class WordCache:
                           for w in sorted(touching, key=lambda w: int(w["x"]))])
             self._stacks.pop(shape, None)
             self.size += 1
+            self.bytes += 2 * pixels.size
 
     def read(self, image: Image.Image, gray: np.ndarray, lang: str = "eng") -> ocr.OcrResult:
         """The text of ``image`` (``gray``: its gray pixels): known runs from the cache, the
