@@ -26,6 +26,9 @@ a run whose pixels match a kept one (each pixel within ``MATCH_DELTA``: encoder 
 stays under ~60, another glyph moves strokes by 150-250) takes its words, and only the
 runs never seen are read — in place, the known ones painted over, all lines that hold one
 stacked in one tesseract call. A frame mostly unknown is read whole, as before.
+
+Measured on bench/analyze.py's maximized workload (docs/analyze.md): a page turned in
+``less`` ~1.3 CPU-s instead of ~5, the analysis 15 % of a core instead of 31 %.
 """
 
 from __future__ import annotations
