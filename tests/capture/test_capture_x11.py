@@ -78,6 +78,12 @@ def test_title_change_is_seen(desktop: XDisplay, backend: X11Backend) -> None:
     desktop.xdotool("set_window", "--name", "After – ünïcode", str(wid))
     f = backend.grab()
     assert f is not None and f.title == "After – ünïcode"
+    # A browser-length title (longer than one request's default 40 bytes, and than 1 KB)
+    # arrives whole.
+    for long in ("Résumé – " + "a tab with a long title " * 6, "x" * 3000):
+        desktop.xdotool("set_window", "--name", long, str(wid))
+        f = backend.grab()
+        assert f is not None and f.title == long
 
 
 def test_display_mode_whole_monitor_with_active_app(desktop: XDisplay) -> None:

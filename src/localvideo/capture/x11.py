@@ -44,6 +44,9 @@ _GONE = (xerror.BadWindow, xerror.BadDrawable, xerror.BadMatch, xerror.BadValue)
 _LOST = (xerror.ConnectionClosedError, ConnectionError, BrokenPipeError, OSError)
 
 
+TITLE_WORDS = 256    # a window title of up to 1 KB arrives in one request
+
+
 def _open_mss(display_name: str) -> Any:
     # mss 10.x prefers mss.MSS (mss.mss() warns); 9.x only has mss.mss. Both default to the
     # XShmGetImage path on Linux in 10.x.
@@ -142,10 +145,14 @@ class X11Backend(CaptureBackend):
         return None
 
     def _title(self, w: Window) -> str:
-        prop = self._x(lambda: w.get_full_property(self._net_wm_name, self._utf8))
+        # sizehint in 32-bit units: python-xlib's default (10) fetches 40 bytes and asks again
+        # for the rest, so a browser tab's title cost two round trips on every grab.
+        prop = self._x(lambda: w.get_full_property(self._net_wm_name, self._utf8,
+                                                   sizehint=TITLE_WORDS))
         if prop is not None and prop.value:
             return bytes(prop.value).decode("utf-8", "replace")
-        prop = self._x(lambda: w.get_full_property(Xatom.WM_NAME, X.AnyPropertyType))
+        prop = self._x(lambda: w.get_full_property(Xatom.WM_NAME, X.AnyPropertyType,
+                                                   sizehint=TITLE_WORDS))
         if prop is None or not prop.value:
             return ""
         raw = bytes(prop.value)
