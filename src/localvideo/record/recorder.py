@@ -289,6 +289,7 @@ class Recorder:
         ch = self.chunk
         if ch is not None and (frame.ts - ch.start_ts >= self.rs.chunk_seconds
                                or screen != ch.screen):
+            ch = None          # no reference may keep the old chunk's canvas past its close
             self._close_chunk()
         excluded = self.filter.exclusion.matches(frame.app, frame.title)
         skip_excluded = excluded and self.filter.excluded_action == "skip"
@@ -403,6 +404,11 @@ class Recorder:
         if ch is None:
             return
         self.chunk = None
+        self._finish_chunk(ch, state)
+        del ch                  # the canvas and its planes go before the heap is trimmed
+        _trim_heap()
+
+    def _finish_chunk(self, ch: _Chunk, state: str) -> None:
         ch.writer.close()
         self._flush()
         if ch.writer.frames == 0:
@@ -417,7 +423,6 @@ class Recorder:
             log.error("%s", exc)
         log.info("chunk %s %s: %d frames, %d bytes", ch.rel, state, ch.writer.frames,
                  ch.writer.bytes)
-        _trim_heap()
 
     def _drop_empty(self, ch: _Chunk) -> None:
         """A chunk that never got a picture (its encoder failed at once) is not kept."""
