@@ -102,26 +102,6 @@ class Desktop:
         self.vd.stop()
 
 
-def workload(d: Desktop, duration: float, stop: threading.Event) -> None:
-    """Typing (~20 s), a scrolling log (~10 s), an idle page (~20 s), repeated."""
-    editor = d.xterm("editor - notes.txt", "100x30+60+60", "stty -echoctl; exec cat >/dev/null")
-    log = d.xterm("build log", "110x35+500+150", LOG_SCRIPT)
-    docs = d.xterm("docs - README", "90x40+900+80", DOCS_SCRIPT)
-    t0 = time.time()
-    k = 0
-    while not stop.is_set() and time.time() - t0 < duration:
-        d.activate(editor)
-        end = time.time() + 20
-        while time.time() < end and not stop.is_set():
-            d.xdotool("type", "--delay", "110", "--window", str(editor),
-                      SENTENCES[k % len(SENTENCES)] + "\n")
-            k += 1
-        d.activate(log)
-        stop.wait(10)
-        d.activate(docs)
-        stop.wait(20)
-
-
 LOG_SCRIPT = ("i=0; while :; do i=$((i+1)); echo \"[build] step $i compiling module_$i.c "
               "... ok\"; sleep 0.4; done")
 DOCS_SCRIPT = ("printf '%s\\n' 'localvideo README' '' 'Record the active window at 2 FPS' "
@@ -133,13 +113,15 @@ PAGER_SCRIPT = ("i=0; while [ $i -lt 4000 ]; do i=$((i+1)); echo \"$i. chapter $
                 ">/tmp/lv-bench-pager-$$.txt; exec less -S /tmp/lv-bench-pager-$$.txt")
 
 
-def workload_maximized(d: Desktop, duration: float, stop: threading.Event) -> None:
-    """Maximized windows: typing (~20 s), paging a long document (~10 s, a page every 2 s),
-    a full-screen scrolling log (~10 s), an idle page (~20 s), repeated."""
-    editor = d.xterm("editor - notes.txt", "max", "stty -echoctl; exec cat >/dev/null")
-    pager = d.xterm("pager - manual.txt", "max", PAGER_SCRIPT)
-    log = d.xterm("build log", "max", LOG_SCRIPT)
-    docs = d.xterm("docs - README", "max", DOCS_SCRIPT)
+def _cycle(d: Desktop, duration: float, stop: threading.Event, where: dict[str, str],
+           pager: bool) -> None:
+    """Typing (~20 s), with ``pager`` a long document paged through (~10 s, a page every
+    2 s), a scrolling log (~10 s), an idle page (~20 s), repeated; ``where`` places each
+    window (an xterm geometry, or "max")."""
+    editor = d.xterm("editor - notes.txt", where["editor"], "stty -echoctl; exec cat >/dev/null")
+    book = d.xterm("pager - manual.txt", where["pager"], PAGER_SCRIPT) if pager else None
+    log = d.xterm("build log", where["log"], LOG_SCRIPT)
+    docs = d.xterm("docs - README", where["docs"], DOCS_SCRIPT)
     t0 = time.time()
     k = 0
     while not stop.is_set() and time.time() - t0 < duration:
@@ -149,15 +131,29 @@ def workload_maximized(d: Desktop, duration: float, stop: threading.Event) -> No
             d.xdotool("type", "--delay", "110", "--window", str(editor),
                       SENTENCES[k % len(SENTENCES)] + "\n")
             k += 1
-        d.activate(pager)
-        for _ in range(5):
-            if stop.wait(2):
-                return
-            d.xdotool("key", "--window", str(pager), "space")
+        if book is not None:
+            d.activate(book)
+            for _ in range(5):
+                if stop.wait(2):
+                    return
+                d.xdotool("key", "--window", str(book), "space")
         d.activate(log)
         stop.wait(10)
         d.activate(docs)
         stop.wait(20)
+
+
+def workload(d: Desktop, duration: float, stop: threading.Event) -> None:
+    """Typing (~20 s), a scrolling log (~10 s), an idle page (~20 s), repeated."""
+    _cycle(d, duration, stop, {"editor": "100x30+60+60", "log": "110x35+500+150",
+                               "docs": "90x40+900+80"}, pager=False)
+
+
+def workload_maximized(d: Desktop, duration: float, stop: threading.Event) -> None:
+    """Maximized windows: typing (~20 s), paging a long document (~10 s, a page every 2 s),
+    a full-screen scrolling log (~10 s), an idle page (~20 s), repeated."""
+    _cycle(d, duration, stop, dict.fromkeys(("editor", "pager", "log", "docs"), "max"),
+           pager=True)
 
 
 WORKLOADS = {"typical": workload, "maximized": workload_maximized}
