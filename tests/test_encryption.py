@@ -212,13 +212,7 @@ os.kill(os.getpid(), signal.SIGKILL)
     raw = (tmp_path / "c.mp4").read_bytes()
     plain, final = crypto.unseal_bytes(raw, tmp_path / "c.mp4", keys=keys)
     assert not final                       # no final record: it was cut short
-    n = 0
-    try:
-        with av.open(io.BytesIO(plain)) as c:
-            for _ in c.decode(video=0):
-                n += 1
-    except av.error.FFmpegError:
-        pass
+    n = decodes_partial(plain)
     assert n >= 11, n
     with pytest.raises(av.error.InvalidDataError):
         decodes(str(tmp_path / "c.mp4"))
