@@ -9,8 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import mss
 import numpy as np
 import pytest
 from PIL import Image
+from waiting import wait_for
 
 from localvideo.tray import COLOURS, icon_image
 
@@ -63,18 +62,6 @@ def pixels(im: np.ndarray, state: str) -> np.ndarray:
     return np.all(np.abs(im.astype(int) - COLOURS[state]) < 12, axis=-1)
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 20, what: str = "",
-             seen: dict[str, int] | None = None) -> Any:
-    end = time.time() + timeout
-    while time.time() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}"
-                         + (f" (pixels of each icon colour in the panel: {seen})" if seen else ""))
-
-
 def test_icon_pictures_differ_by_state() -> None:
     seen = {}
     for state in COLOURS:
@@ -95,13 +82,13 @@ def test_tray_click_pauses_and_resumes_the_recorder(desktop: Any, tmp_path: Path
     rec = lv("record", "--data-dir", str(data), env=env)
     tray = host = None
     try:
-        wait_for(lambda: (data / "index.sqlite3").exists(), what="the recorder's index")
+        wait_for(lambda: (data / "index.sqlite3").exists(), 20, "the recorder's index")
         tray = lv("tray", "--poll", "0.3", "--data-dir", str(data), env=env)
         # The tray host starts after the icon exists (a panel that comes up late at login):
         # the icon must still dock. pystray alone docked only at start (the icon never showed).
         wait_for(lambda: subprocess.run(["xdotool", "search", "--name", "^localvideo: "],
                                         env=env, capture_output=True).returncode == 0,
-                 timeout=45, what="the tray icon's window")
+                 45, "the tray icon's window")
         host = subprocess.Popen([trayer, "--edge", "top", "--align", "right", "--widthtype",
                                  "request", "--height", "32", "--SetDockType", "true",
                                  "--transparent", "false", "--tint", "0xffffff"], env=env,
@@ -109,6 +96,13 @@ def test_tray_click_pauses_and_resumes_the_recorder(desktop: Any, tmp_path: Path
         hpid = host.pid
 
         seen: dict[str, int] = {}
+
+        def colours() -> str:
+            return f"pixels of each icon colour in the panel: {seen}"
+
+        def wait_icon(state: str, name: str, what: str, timeout: float = 20) -> Any:
+            return wait_for(lambda: icon_in(state, name), timeout, what, detail=colours,
+                            every=0.3)
 
         def icon_in(state: str, name: str) -> tuple[int, int] | None:
             im, x0, y0 = screenshot(env, tmp_path / f"{name}.png", hpid)
@@ -121,28 +115,27 @@ def test_tray_click_pauses_and_resumes_the_recorder(desktop: Any, tmp_path: Path
             return x0 + int(xs.mean()), y0 + int(ys.mean())
 
         # 1. The icon docks in the tray and says "recording" (red) while the recorder runs.
-        x, y = wait_for(lambda: icon_in("recording", "1-recording"), timeout=45,
-                        what="a red tray icon", seen=seen)
+        x, y = wait_icon("recording", "1-recording", "a red tray icon", 45)
         # 2. A real click (XTEST) on it pauses the recorder; the icon turns amber.
         desktop.xdotool("mousemove", str(x), str(y), "click", "1")
-        wait_for(lambda: icon_in("paused", "2-paused"), what="the amber paused icon", seen=seen)
+        wait_icon("paused", "2-paused", "the amber paused icon")
         st = json.loads(subprocess.run(
             [sys.executable, "-m", "localvideo", "status", "--json", "--data-dir", str(data)],
             env=env, capture_output=True, text=True, timeout=60).stdout)
         assert st["paused"] is True and st["recorder"]["running"] is True
         # 3. Clicked again: recording again.
         desktop.xdotool("mousemove", str(x), str(y), "click", "1")
-        wait_for(lambda: icon_in("recording", "3-resumed"), what="the red icon again", seen=seen)
+        wait_icon("recording", "3-resumed", "the red icon again")
         # 4. An excluded window comes to the front: grey, struck through; and back.
         desktop.xterm("secret-tray-window", "not to be stored", geometry="60x10+200+200")
-        wait_for(lambda: icon_in("excluded", "4-excluded"), what="the grey excluded icon", seen=seen)
+        wait_icon("excluded", "4-excluded", "the grey excluded icon")
         desktop.activate(shown)
-        wait_for(lambda: icon_in("recording", "4-shown"), what="the red icon after it", seen=seen)
+        wait_icon("recording", "4-shown", "the red icon after it")
         # 5. The recorder stops: the icon says so (failing: black with a red ring).
         rec.send_signal(signal.SIGINT)
         rec.wait(30)
         wait_for(lambda: pixels(screenshot(env, tmp_path / "4-failing.png", hpid)[0],
-                                "failing").sum() > 100, what="the failing icon")
+                                "failing").sum() > 100, 20, "the failing icon", every=0.3)
         # 6. SIGTERM (what observe sends) quits it and the icon leaves the tray.
         tray.send_signal(signal.SIGTERM)
         assert tray.wait(15) == 0, tray.stderr.read() if tray.stderr else ""
@@ -178,8 +171,7 @@ def test_observe_starts_the_tray_and_stops_it_with_the_rest(desktop: Any,
             im = screenshot(env, tmp_path / "observe.png", host.pid)[0]
             return bool(pixels(im, "recording").sum() > 100 and not pixels(im, "failing").any())
 
-        wait_for(says_recording,
-                 timeout=60, what="observe's tray icon saying recording")
+        wait_for(says_recording, 60, "observe's tray icon saying recording", every=0.3)
         obs.send_signal(signal.SIGINT)
         out, _ = obs.communicate(timeout=60)
         gone = screenshot(env, tmp_path / "observe-gone.png", host.pid)[0]

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lvsway import need, wait_for
+from lvsway import need
+from waiting import wait_for
 
 from localvideo.supervise import stop_processes
 

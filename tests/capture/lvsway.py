@@ -19,11 +19,11 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from localvideo.capture.sway import SwayIPC
 from localvideo.supervise import stop_processes
@@ -39,15 +39,6 @@ def need(program: str) -> str:
     return path
 
 
-def wait_for(cond: Callable[[], Any], timeout: float, what: str,
-             log: Callable[[], str] = lambda: "") -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    pytest.fail(f"{what} did not happen within {timeout:g} s\n{log()}")
 
 
 class SwaySession:
