@@ -14,7 +14,9 @@ readable; the last lines are quoted when a child dies.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -294,11 +296,19 @@ class Supervisor:
                  "last_exit": p.last_exit} for p in self.parts]
 
 
+def tray_possible() -> bool:
+    """A desktop to show an icon on and pystray to show it (the [tray] extra)."""
+    desktop = platform.system() in ("Darwin", "Windows") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return desktop and importlib.util.find_spec("pystray") is not None
+
+
 def observe_parts(data_dir: Path, *, host: str, port: int,
                   record_args: list[str] | None = None,
                   analyze_args: list[str] | None = None,
-                  python: str | None = None) -> list[Part]:
-    """The three children of `observe`, sharing one data dir."""
+                  python: str | None = None, tray: bool = False) -> list[Part]:
+    """The children of `observe`, sharing one data dir: record, analyze, serve and, with
+    ``tray`` where a tray is possible, the icon (its Quit stops observe: this process)."""
     if sys.platform == "win32":
         raise UsageError("observe's supervisor needs POSIX process groups and signals, which "
                          "Windows does not have",
@@ -309,8 +319,12 @@ def observe_parts(data_dir: Path, *, host: str, port: int,
     if not port_free(host, port):
         raise UsageError(f"port {port} on {host} is already in use (another localvideo "
                          "serve or observe?)", f"pass --port {port + 1}, or stop the other one")
-    return [
+    parts = [
         Part("record", [*base, "record", *dd, *(record_args or [])]),
         Part("analyze", [*base, "analyze", "--follow", *dd, *(analyze_args or [])]),
         Part("serve", [*base, "serve", *dd, "--host", host, "--port", str(port)]),
     ]
+    if tray and tray_possible():
+        parts.append(Part("tray", [*base, "tray", *dd, "--quit-pid", str(os.getpid())],
+                          restart=False))
+    return parts

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from rich.text import Text
 from ..errors import LocalVideoError, NoDisplayError
 from ..service import Service
 from ..service.models import CaptureHealthState
-from ..supervise import Part, Supervisor, observe_parts
+from ..supervise import Supervisor, observe_parts
 from ..units import format_ts, parse_duration
 from .common import DataDir, JsonFlag, console, err_console, open_service, print_json
 from .record import health_text
@@ -54,7 +52,7 @@ def _status_text(snapshot: list[dict[str, Any]], url: str,
         if p["restarts"]:
             line.append(f" ({p['restarts']}×)", style="yellow")
     line.append(f"   {url}", style="cyan")
-    if health is not None and health.state not in ("ok", "starting"):
+    if health is not None and not health.seeing:
         line.append("\n")
         line.append_text(health_text(health))
     return line
@@ -80,13 +78,6 @@ class _HealthWatch:
             except LocalVideoError:
                 self._health = None   # the index is busy or locked: say nothing rather than crash
         return self._health
-
-
-def _has_tray() -> bool:
-    """A desktop to show an icon on and pystray to show it (the [tray] extra)."""
-    desktop = platform.system() in ("Darwin", "Windows") or bool(
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return desktop and importlib.util.find_spec("pystray") is not None
 
 
 def register(app: typer.Typer) -> None:
@@ -129,12 +120,7 @@ def register(app: typer.Typer) -> None:
         analyze_args = ["--reasoner", reasoner] if reasoner else []
         parts = observe_parts(settings.data_dir, host=settings.serve.host,
                               port=settings.serve.port, record_args=record_args,
-                              analyze_args=analyze_args)
-        if tray and not virtual_display and _has_tray():
-            # Recording you can see; its Quit stops observe (and so every part).
-            parts.append(Part("tray", [sys.executable, "-m", "localvideo", "tray",
-                                       "--data-dir", str(settings.data_dir),
-                                       "--quit-pid", str(os.getpid())], restart=False))
+                              analyze_args=analyze_args, tray=tray and not virtual_display)
 
         stop = threading.Event()
 
