@@ -36,7 +36,7 @@ def _status_line(s: RecordProgress) -> Text:
         line.append(f" · excluded {s.frames_excluded}", style="magenta")
     chunk = (s.chunk or "-").rsplit("/", 1)[-1]
     line.append(f"  {chunk} {format_bytes(s.bytes or 0)}  [{s.encoder}]", style="dim")
-    if s.health is not None and s.health.state not in ("ok", "starting"):
+    if s.health is not None and not s.health.seeing:
         line.append("\n")
         line.append_text(health_text(s.health))
     return line
@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
             h = rec.health
             via = f" ({h.backend} via {h.path})" if h.path else f" ({h.backend})" if h.backend \
                 else ""
-            if h.state in ("ok", "starting"):
+            if h.seeing:
                 console.print(f"  capture: {h.state}{via}", highlight=False, soft_wrap=True)
             else:
                 line = health_text(h)

@@ -148,6 +148,11 @@ class CaptureHealthState(Model):
     path: str = Field(default="", description="how pixels are read (xshm, portal, ...)")
     why: str = Field(default="", description="why this backend and path were chosen")
 
+    @property
+    def seeing(self) -> bool:
+        """The capture sees the screen, or is about to: nothing to warn about."""
+        return self.state in ("ok", "starting")
+
 
 class RecordProgress(Model):
     """What a running recorder reports about once a second."""
