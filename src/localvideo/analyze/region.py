@@ -304,13 +304,17 @@ class WordCache:
 
     def __init__(self, limit: int = RUNS_BYTES) -> None:
         self.limit = limit
-        self.size = 0          # runs kept
-        self.bytes = 0
+        self.bytes = 0         # what the kept runs take, stacks included
         # (h, w) → the runs of that size: their pixels stacked, and their words (x, y
         # relative to the run).
         self._runs: OrderedDict[tuple[int, int],
                                 tuple[list[np.ndarray], list[list[dict[str, Any]]]]] = OrderedDict()
         self._stacks: dict[tuple[int, int], np.ndarray] = {}
+
+    @property
+    def size(self) -> int:
+        """Runs kept."""
+        return sum(len(pix) for pix, _ in self._runs.values())
 
     def lookup(self, pixels: np.ndarray) -> list[dict[str, Any]] | None:
         """The words of a kept run with these pixels (each within MATCH_DELTA), or None."""
@@ -345,14 +349,13 @@ class WordCache:
             if self.bytes + 2 * pixels.size > self.limit:     # (the pixels, and in a stack)
                 self._runs.clear()
                 self._stacks.clear()
-                self.size = self.bytes = 0
+                self.bytes = 0
             shape = (y1 - y0, x1 - x0)
             pix, texts = self._runs.setdefault(shape, ([], []))
             pix.append(pixels.copy())
             texts.append([{**w, "x": int(w["x"]) - x0, "y": int(w["y"]) - y0}
                           for w in sorted(touching, key=lambda w: int(w["x"]))])
             self._stacks.pop(shape, None)
-            self.size += 1
             self.bytes += 2 * pixels.size
 
     def read(self, image: Image.Image, gray: np.ndarray, lang: str = "eng") -> ocr.OcrResult:
