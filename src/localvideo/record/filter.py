@@ -140,19 +140,18 @@ def _changed_band(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
     Strip by strip from the top, then from the bottom: a page that changed everywhere costs
     two strips, a typed line about one pass (finding the rows with ``(a != b).any(axis=1)``
     read the whole frame: 1.4 ms a 1080p page, now 0.1)."""
-    h = a.shape[0]
-    starts = range(0, h, STRIP)
-    first = next((y for y in starts if not np.array_equal(a[y:y + STRIP], b[y:y + STRIP])),
-                 None)
+    def same(y: int) -> bool:
+        return bool(np.array_equal(a[y:y + STRIP], b[y:y + STRIP]))
+
+    def rows_differing(y: int) -> np.ndarray:
+        return y + np.flatnonzero((a[y:y + STRIP] != b[y:y + STRIP]).any(axis=1))
+
+    starts = range(0, a.shape[0], STRIP)
+    first = next((y for y in starts if not same(y)), None)
     if first is None:
         return None
-    last = next(y for y in reversed(starts)
-                if y == first or not np.array_equal(a[y:y + STRIP], b[y:y + STRIP]))
-    top = first + int(np.flatnonzero((a[first:first + STRIP] != b[first:first + STRIP])
-                                     .any(axis=1))[0])
-    bottom = last + int(np.flatnonzero((a[last:last + STRIP] != b[last:last + STRIP])
-                                       .any(axis=1))[-1]) + 1
-    return top, bottom
+    last = next(y for y in reversed(starts) if y == first or not same(y))
+    return int(rows_differing(first)[0]), int(rows_differing(last)[-1]) + 1
 
 
 @dataclass
