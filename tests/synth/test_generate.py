@@ -200,11 +200,16 @@ def test_decode_from_saved_latents_reproduces_the_clip(tiny_model: Callable[[str
     assert r["plan"] == first["plan"] and r["seed"] == first["seed"]
     a = np.stack(read_mp4(out)[4]).astype(np.int16)
     b = np.stack(read_mp4(again)[4]).astype(np.int16)
-    # Usually bit-identical; under a loaded machine the CPU VAE's float reductions have been
-    # seen to move a pixel by a level or two (one full-suite run in ~15), so allow that much —
-    # a wrong latent, seed or decode noise moves whole frames far more.
+    # Usually bit-identical. Under a loaded machine the CPU VAE's float reductions have been
+    # seen to move a pixel by a level, and x264 then takes other decisions on these 32x32
+    # noise frames: measured here, a +-1 nudge to 1 % of the pixels moves the encoded clip by
+    # 0.3 levels on average and up to 12 at a pixel (CI once saw 1.2 and 23). So judge the
+    # whole clip by PSNR: re-encodes of clips nudged by +-1 to +-2 anywhere measured 39-48 dB,
+    # while a wrong latent or seed (the seed-8 clip) measured 18.5 dB.
     diff = np.abs(a - b)
-    assert a.shape == b.shape and diff.mean() < 0.5 and diff.max() <= 8, (diff.mean(), diff.max())
+    mse = float((diff.astype(np.float64) ** 2).mean())
+    psnr = 99.0 if mse == 0 else 10 * np.log10(255 ** 2 / mse)
+    assert a.shape == b.shape and psnr >= 30, (psnr, diff.mean(), diff.max())
     # Default output: beside the latents, named after them — but never over the clip that
     # is already there.
     before = out.read_bytes()
