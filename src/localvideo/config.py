@@ -213,6 +213,10 @@ class AnalyzeSettings(_Section):
     ocr_lang: str = Field(
         default="eng", pattern=r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$",
         description="a tesseract language code such as eng, deu or eng+deu")
+    ocr_engine: Literal["auto", "library", "program"] = Field(
+        default="auto",
+        description="how tesseract runs: auto, library (in process, through tesserocr) or "
+                    "program (the tesseract executable, one process per read)")
     embed_model: str = Field(
         default="wordllama", pattern=r"^[A-Za-z0-9_.-]+$",
         description="the embedding model for search by meaning: wordllama (bundled), hashing, "

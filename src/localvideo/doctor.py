@@ -160,7 +160,7 @@ def check_encoders(settings: Settings) -> Check:
                                                  "hardware": hw, "chain": chain})
 
 
-def check_tesseract() -> Check:
+def check_tesseract(engine: str = "auto") -> Check:
     exe = shutil.which("tesseract")
     fix = install_command("tesseract") or "install tesseract-ocr (https://tesseract-ocr.github.io)"
     if not exe:
@@ -173,8 +173,17 @@ def check_tesseract() -> Check:
                                timeout=10).stdout.strip().splitlines()[1:]
     except (OSError, subprocess.SubprocessError, IndexError) as exc:
         return Check("tesseract", False, f"tesseract does not answer: {exc}", fix)
-    return Check("tesseract", True, f"{version}; languages: {', '.join(langs) or 'none'}",
-                 data={"version": version, "languages": langs})
+    from .analyze import ocr
+
+    try:
+        ocr.set_engine(engine)
+        reads = ocr.check_tesseract()      # "library 5.5.4" or "program 5.3.0"
+    except LocalVideoError as exc:
+        return Check("tesseract", False, f"{version}; the {engine} OCR engine cannot run: "
+                     f"{exc.message}", exc.hint or fix)
+    return Check("tesseract", True, f"{version}; languages: {', '.join(langs) or 'none'}; "
+                 f"reads through the {reads}",
+                 data={"version": version, "languages": langs, "engine": reads})
 
 
 def check_gpu() -> Check:
@@ -365,7 +374,7 @@ def run_checks(settings: Settings, *, plan: PlanFn | None = None,
         if display.ok and prompt else check_capture(settings) if display.ok else
         Check("capture", False, "skipped: no display", display.fix),
         "encoders": check_encoders(settings),
-        "tesseract": check_tesseract(),
+        "tesseract": check_tesseract(settings.analyze.ocr_engine),
         "gpu": check_gpu(),
         "disk": check_disk(settings.data_dir, settings.record.min_free_bytes),
         "privacy": check_privacy(settings.data_dir),

@@ -13,6 +13,13 @@ from localvideo.analyze import ocr
 from localvideo.errors import DependencyError, UsageError
 
 
+@pytest.fixture(autouse=True)
+def engine_back_to_auto() -> object:
+    """Tests that pick an engine must not leave it picked for the rest of the run."""
+    yield
+    ocr.set_engine("auto")
+
+
 def words_of(result: ocr.OcrResult) -> set[str]:
     return {w["t"].strip(".,:;").lower() for w in result.words}
 
@@ -75,6 +82,7 @@ def test_terminal_columns_read_as_lines(desktop) -> None:  # type: ignore[no-unt
 def test_missing_tesseract_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     import pytesseract
 
+    ocr.set_engine("program")
     monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
     with pytest.raises(DependencyError) as err:
         ocr.check_tesseract()
@@ -84,7 +92,9 @@ def test_missing_tesseract_names_the_install_command(monkeypatch: pytest.MonkeyP
     assert "apt-get install tesseract-ocr" in (err.value.hint or "")
 
 
-def test_unknown_language_is_a_usage_error() -> None:
+@pytest.mark.parametrize("engine", ["library", "program"])
+def test_unknown_language_is_a_usage_error(engine: str) -> None:
+    ocr.set_engine(engine)
     with pytest.raises(UsageError) as err:
         ocr.read_text(render(["hello"], (200, 60)), lang="klingon")
     assert "ocr_lang" in (err.value.hint or "")
@@ -93,3 +103,49 @@ def test_unknown_language_is_a_usage_error() -> None:
 def test_tiny_or_empty_images_read_nothing() -> None:
     assert ocr.read_text(Image.new("RGB", (2, 2))).text == ""
     assert ocr.read_text(Image.new("RGB", (300, 100), "white")).words == []
+
+
+def test_both_engines_read_the_same_words_in_the_same_places() -> None:
+    # The library (libtesseract in this process, through tesserocr) and the program (the
+    # tesseract executable) are two versions of tesseract here (5.5 / 5.3): the words, their
+    # boxes and the rows must agree; confidences may differ by a few points.
+    page = render([f"{n:3d} quarterly revenue table staging credentials migration"
+                   for n in range(1, 11)], (900, 340))
+    ocr.set_engine("library")
+    assert ocr.check_tesseract().startswith("library ")
+    lib = ocr.read_text(page)
+    ocr.set_engine("program")
+    assert ocr.check_tesseract().startswith("program ")
+    prog = ocr.read_text(page)
+    assert len(lib.words) == 10 * 7
+    assert lib.text == prog.text
+    assert [(w["t"], w["x"], w["y"], w["w"], w["h"]) for w in lib.words] == \
+        [(w["t"], w["x"], w["y"], w["w"], w["h"]) for w in prog.words]
+    assert all(abs(a["c"] - b["c"]) <= 10 for a, b in zip(lib.words, prog.words, strict=True))
+
+
+def test_library_without_language_data_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Neither TESSDATA_PREFIX nor a tesseract program to ask where the data is.
+    monkeypatch.delenv("TESSDATA_PREFIX", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert ocr.tessdata_dir() is None
+    ocr.set_engine("library")
+    with pytest.raises(DependencyError) as err:
+        ocr.read_text(render(["hello"], (200, 60)))
+    assert "tesseract-ocr-eng" in (err.value.hint or "") and "TESSDATA_PREFIX" in err.value.hint
+    # auto falls back to the program, which is missing too: its own install hint.
+    ocr.set_engine("auto")
+    with pytest.raises(DependencyError) as err:
+        ocr.read_text(render(["hello"], (200, 60)))
+    assert "apt-get install tesseract-ocr" in (err.value.hint or "")
+    # TESSDATA_PREFIX alone is enough for the library.
+    monkeypatch.setenv("TESSDATA_PREFIX", "/usr/share/tesseract-ocr/5/tessdata")
+    ocr.set_engine("library")
+    assert "hello" in words_of(ocr.read_text(render(["hello"], (200, 60))))
+
+
+def test_unknown_engine_is_a_usage_error() -> None:
+    with pytest.raises(UsageError) as err:
+        ocr.set_engine("cuneiform")
+    assert "auto, library, program" in (err.value.hint or "")

@@ -27,7 +27,7 @@ from ..store import frames as frames_db
 from ..store import text as text_db
 from ..store.db import Database
 from ..store.layout import inside
-from . import embed, index, region
+from . import embed, index, ocr, region
 from .sampler import (
     ChunkDecoder,
     FrameRow,
@@ -82,6 +82,7 @@ class ChunkReader:
         self.on_progress = on_progress
         self.stop = stop or threading.Event()
         self.lang = settings.analyze.ocr_lang
+        ocr.set_engine(settings.analyze.ocr_engine)
         self.interval = settings.analyze.keyframe_interval
         self._seen: dict[int, tuple[int, int]] = {}   # chunk being written → (bytes, last row)
         self._decoders: dict[int, ChunkDecoder] = {}

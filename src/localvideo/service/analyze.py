@@ -12,7 +12,7 @@ from typing import Any
 
 from ..analyze import index
 from ..analyze.lock import AnalyzeLock
-from ..analyze.ocr import check_tesseract
+from ..analyze.ocr import check_tesseract, set_engine
 from ..errors import NotFoundError, UsageError
 from ..reason.base import Reasoner, ReasonRequest, describe_request, get_reasoner
 from ..store import frames as frames_db
@@ -64,6 +64,7 @@ class AnalyzeArea:
         if win < MIN_WINDOW:
             raise UsageError(f"--window must be at least {MIN_WINDOW:.0f}s (got {req.window})",
                              "use e.g. --window 30s, 5m or 1h")
+        set_engine(settings.analyze.ocr_engine)
         check_tesseract()
         with AnalyzeLock(settings.data_dir):
             return self._run(req, win, stop or threading.Event(), on_progress)
