@@ -229,12 +229,13 @@ def replay(data: Path, root: Path) -> dict[str, Any]:
 
 def log_lines(texts: list[str]) -> set[int]:
     """Step numbers of the bench's build-log lines read whole ("step 12 compiling module_12";
-    OCR may read the underscore as a space)."""
+    OCR may read the underscore as a space, or set it off by one: "module _12", which the
+    index's tokenizer splits into the same two words)."""
     import re
 
     found = set()
     for text in texts:
-        for a, b in re.findall(r"step (\d+) compiling module[ _]?(\d+)", text):
+        for a, b in re.findall(r"step (\d+) compiling module ?_? ?(\d+)", text):
             if a == b:
                 found.add(int(a))
     return found
