@@ -99,3 +99,31 @@ def test_non_contiguous_pixels_still_compare() -> None:
     other = big.copy()
     other[5, 20, 0] ^= 1
     assert change.changed(other[:, 10:330], ()) and change.band is None
+
+
+@pytest.mark.parametrize("compare", ["memcmp", "numpy"])
+def test_changed_band_finds_exactly_the_rows_that_differ(compare: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The C library's memcmp (strips compared as raw memory) and numpy's comparison must
+    # both give the rows a plain (a != b) finds, for every shape of change: none, one pixel,
+    # one line, the first or last row, across strip edges, everywhere; on widths whose rows
+    # are 8-byte words and on odd ones (4-byte words).
+    from localvideo.record import filter as flt
+
+    assert flt._MEMCMP is not None, "libc's memcmp did not load on this machine"
+    if compare == "numpy":
+        monkeypatch.setattr(flt, "_MEMCMP", None)
+    rng = np.random.default_rng(7)
+    for w, h in ((640, 360), (641, 359), (1920, 1080)):
+        a = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+        cases = [None, (0, 1), (h - 1, h), (63, 65), (64, 128), (0, h), (h // 2, h // 2 + 16)]
+        for rows in cases + [tuple(sorted(rng.integers(0, h, 2))) for _ in range(20)]:
+            b = a.copy()
+            if rows is not None and rows[1] > rows[0]:
+                x = int(rng.integers(0, w))
+                b[rows[0]:rows[1], x, int(rng.integers(0, 4))] ^= 0x80
+            differ = np.flatnonzero((a != b).any(axis=(1, 2)))
+            want = None if differ.size == 0 else (int(differ[0]), int(differ[-1]) + 1)
+            wa, wb = flt._words(a), flt._words(b)
+            assert wa is not None and wb is not None
+            assert flt._changed_band(wa, wb) == want, (compare, w, h, rows)

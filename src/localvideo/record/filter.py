@@ -12,8 +12,11 @@ Two decisions per frame, both cheap enough to run at the capture rate:
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,13 +79,13 @@ class ChangeTest:
             self.band = None
             self._remember(pixels, key)
             return True
-        # Fast path first: identical buffers are by far the most common case on a desktop.
-        # Compared as whole words, not bytes: ~3x faster on a 1080p frame (0.46 vs 1.35 ms).
+        # One pass from both ends finds the changed rows, or that there are none (by far the
+        # most common case on a desktop).
         a, b = _words(last), _words(pixels)
         if a is not None and b is not None:
-            if np.array_equal(a, b):
-                return False
             band = _changed_band(a, b)
+            if band is None:
+                return False
         elif np.array_equal(last, pixels):
             return False
         else:
@@ -134,13 +137,39 @@ def _words(px: np.ndarray) -> np.ndarray | None:
 STRIP = 64   # rows compared at a time when looking for the changed band
 
 
+def _libc_memcmp() -> Callable[[int, int, int], int] | None:
+    """The C library's memcmp, or None where it cannot be loaded (numpy compares then)."""
+    name = "msvcrt" if sys.platform == "win32" else ctypes.util.find_library("c")
+    try:
+        fn = ctypes.CDLL(name).memcmp if name else None
+    except (OSError, AttributeError):
+        return None
+    if fn is not None:
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    return fn
+
+
+# memcmp stops at the first difference and makes no temporary array: a 1080p window
+# compared whole in 0.3-0.4 ms, a typed line found in 0.3 ms, where numpy's array_equal
+# took 1.3 ms either way (it builds the whole boolean array, then reduces it).
+_MEMCMP = _libc_memcmp()
+
+
 def _changed_band(a: np.ndarray, b: np.ndarray) -> tuple[int, int] | None:
     """The first and one past the last row where ``a`` and ``b`` differ; None: equal.
 
-    Strip by strip from the top, then from the bottom: a page that changed everywhere costs
-    two strips, a typed line about one pass (finding the rows with ``(a != b).any(axis=1)``
-    read the whole frame: 1.4 ms a 1080p page, now 0.1)."""
+    ``a`` and ``b``: same-shape C-contiguous rows (of words). Strip by strip from the top,
+    then from the bottom: a page that changed everywhere costs two strips, a typed line about
+    one pass (finding the rows with ``(a != b).any(axis=1)`` read the whole frame: 1.4 ms a
+    1080p page, now 0.1)."""
+    h, row = a.shape[0], a.strides[0]
+    memcmp = _MEMCMP if a.flags.c_contiguous and b.flags.c_contiguous else None
+
     def same(y: int) -> bool:
+        if memcmp is not None:
+            return memcmp(a.ctypes.data + y * row, b.ctypes.data + y * row,
+                          (min(y + STRIP, h) - y) * row) == 0
         return bool(np.array_equal(a[y:y + STRIP], b[y:y + STRIP]))
 
     def rows_differing(y: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import crypto, media
+from .. import crypto, media, runtime
 from ..capture.base import CaptureBackend, Frame
 from ..capture.health import CaptureHealth
 from ..config import Settings
@@ -148,6 +148,7 @@ class Recorder:
         last_status = 0.0
         log.info("recording started: pid %d, mode %s, %.2f fps, encoder %s (chain %s)",
                  os.getpid(), self.rs.mode, self.rs.fps, self.encoder, self.plan.chain)
+        runtime.freeze_startup()
         try:
             while not stop.is_set():
                 now = time.monotonic()

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any
 
+from .. import runtime
 from ..analyze import index
 from ..analyze.lock import AnalyzeLock
 from ..analyze.ocr import check_tesseract, set_engine
@@ -85,10 +86,16 @@ class AnalyzeArea:
         described: set[tuple[float, float]] = set()   # --dry-run --follow: each window once
         started = time.time()
         first = True
+        frozen = False
         while True:
             total.add(reader.run_pass())
             if stop.is_set():
                 break
+            if req.follow and not frozen:
+                # Hours of passes ahead, over what start-up and the first pass loaded (the
+                # embedding model, tesseract): keep the collector off those objects.
+                runtime.freeze_startup()
+                frozen = True
             until, flush = index.analysed_until(db)
             if req.dry_run:
                 requests += self._dry_run(rsn, win, until, flush, emit, described)
