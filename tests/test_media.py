@@ -163,3 +163,26 @@ def test_two_writers_of_one_path_at_once_do_not_mix(tmp_path: Path) -> None:
     assert len(frames) == 6
     assert [close_to(p[16, 16], COLOURS[1 + i % 2]) for i, (_, p) in enumerate(frames)] == [True] * 6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["same.mp4"]
+
+
+@pytest.mark.parametrize("size", [(256, 16), (641, 359), (1920, 1080)])
+@pytest.mark.parametrize("full_range", [False, True], ids=["limited", "full"])
+def test_gray_at_is_ffmpegs_gray_without_converting_the_frame(size: tuple[int, int],
+                                                              full_range: bool) -> None:
+    # The analyzer's thumbnails sample the luma plane directly; the values must be exactly
+    # what FFmpeg's whole-frame gray conversion gives, for every one of the 256 luma values.
+    w, h = size
+    frame = av.VideoFrame(w, h, "yuv420p")
+    rng = np.random.default_rng(3)
+    for i, plane in enumerate(frame.planes):
+        a = np.frombuffer(plane, np.uint8)
+        a[:] = (np.arange(a.size) % 256) if i == 0 else rng.integers(0, 256, a.size)
+    if full_range:
+        frame.color_range = 2
+    dec = media.Decoded(0.0, frame)
+    whole = dec.gray()
+    for rows, cols in ((slice(None), slice(None)), (slice(3, h, 7), slice(5, w - 1, 12)),
+                       (slice(0, 1), slice(w - 1, w))):
+        got = dec.gray_at(rows, cols)
+        assert got.flags.c_contiguous and np.array_equal(got, whole[rows, cols]), (rows, cols)
+    assert len(np.unique(whole)) > (200 if not full_range else 255)   # all values were met

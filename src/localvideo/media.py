@@ -130,6 +130,10 @@ class Decodable:
     error: str | None = None  # why decoding stopped early, or why nothing decoded
 
 
+# FFmpeg's limited-range (MPEG) luma → gray, value by value: (Y − 16) · 255 / 219, rounded.
+_LIMITED_TO_FULL = np.clip((np.arange(256) - 16) * 255 / 219 + 0.5, 0, 255).astype(np.uint8)
+
+
 @dataclass
 class Decoded:
     """One decoded frame and its time in seconds into the file."""
@@ -139,6 +143,18 @@ class Decoded:
 
     def gray(self) -> np.ndarray:
         return self.frame.to_ndarray(format="gray")
+
+    def gray_at(self, rows: slice, cols: slice) -> np.ndarray:
+        """``gray()[rows, cols]`` taken from the luma plane: a strided sample costs only its
+        own pixels. Exactly FFmpeg's conversion (tests/test_media.py checks all 256 values)."""
+        f = self.frame
+        if f.format.name != "yuv420p":
+            return np.ascontiguousarray(self.gray()[rows, cols])
+        plane: Any = f.planes[0]   # a buffer; its stub does not say so
+        luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        sample = luma[:, :f.width][rows, cols]
+        # Full-range luma is gray as it is; limited (MPEG) range, the default, is stretched.
+        return np.ascontiguousarray(sample) if f.color_range == 2 else _LIMITED_TO_FULL[sample]
 
     def rgb(self) -> np.ndarray:
         return self.frame.to_ndarray(format="rgb24")

@@ -35,7 +35,7 @@ from .sampler import (
     SamplerState,
     crop_box,
     decode,
-    thumbnail,
+    frame_thumbnail,
 )
 
 Progress = Callable[[dict[str, Any]], None]
@@ -197,8 +197,7 @@ class ChunkReader:
                                                   "leave", sampler, before, handled):
                             break
                         handled = 0
-            gray = dec.gray()
-            thumb = thumbnail(gray, crop_box(row, gray.shape[1], gray.shape[0]))
+            thumb = frame_thumbnail(dec, row)
             before = copy.copy(sampler.state)
             reason = sampler.decide(row, thumb)
             if reason:
@@ -295,8 +294,7 @@ class ChunkReader:
         for dec in decode(path, pts - 0.002):
             if abs(dec.pts - pts) > 0.0015:
                 return None
-            gray = dec.gray()
-            return rows[0], dec, thumbnail(gray, crop_box(rows[0], gray.shape[1], gray.shape[0]))
+            return rows[0], dec, frame_thumbnail(dec, rows[0])
         return None
 
     def _rows(self, cid: int, after: float | None) -> dict[int, list[FrameRow]]:
