@@ -92,8 +92,9 @@ def test_missing_tesseract_names_the_install_command(monkeypatch: pytest.MonkeyP
     assert "apt-get install tesseract-ocr" in (err.value.hint or "")
 
 
-@pytest.mark.parametrize("engine", ["library", "program"])
+@pytest.mark.parametrize("engine", ["library", "program", "auto"])
 def test_unknown_language_is_a_usage_error(engine: str) -> None:
+    # auto: the library cannot load "klingon", the program is asked and says it has no data.
     ocr.set_engine(engine)
     with pytest.raises(UsageError) as err:
         ocr.read_text(render(["hello"], (200, 60)), lang="klingon")

@@ -128,20 +128,22 @@ def _use_library() -> bool:
     return _library_ok
 
 
-def _library_api(lang: str) -> Any:
+def _library_api(lang: str) -> Any | None:
+    """This thread's API for ``lang``, loaded once; None (remembered) when auto finds that
+    the library cannot load the language data: the program reads, and says what is wrong."""
     apis: dict[str, Any] | None = getattr(_tls, "apis", None)
     if apis is None:
         apis = _tls.apis = {}
-    api = apis.get(lang)
-    if api is None:
+    if lang not in apis:
         import tesserocr
 
         try:
-            api = tesserocr.PyTessBaseAPI(path=tessdata_dir() or "", lang=lang, psm=PSM)
+            apis[lang] = tesserocr.PyTessBaseAPI(path=tessdata_dir() or "", lang=lang, psm=PSM)
         except RuntimeError as exc:
-            raise _no_language(lang) from exc
-        apis[lang] = api
-    return api
+            if _engine != "auto":
+                raise _no_language(lang) from exc
+            apis[lang] = None
+    return apis[lang]
 
 
 def _no_language(lang: str) -> UsageError:
@@ -150,9 +152,12 @@ def _no_language(lang: str) -> UsageError:
                       "[analyze] ocr_lang in config.toml")
 
 
-def _library_data(gray: Image.Image, lang: str) -> dict[str, list[Any]]:
-    """The program's TSV table, from the library: raw gray bytes in, no file, no process."""
+def _library_data(gray: Image.Image, lang: str) -> dict[str, list[Any]] | None:
+    """The program's TSV table, from the library: raw gray bytes in, no file, no process;
+    None when the library cannot load ``lang`` (auto: the program reads instead)."""
     api = _library_api(lang)
+    if api is None:
+        return None
     api.SetImageBytes(gray.tobytes(), gray.width, gray.height, 1, gray.width)
     api.Recognize()
     data: dict[str, list[Any]] = {k: [] for k in TSV_COLUMNS}
@@ -206,8 +211,9 @@ def read_text(image: Image.Image, lang: str = "eng", timeout: float = 60.0) -> O
         return OcrResult(text="")
     prepared, scale = preprocess(image)
     started = time.perf_counter()
-    data = _library_data(prepared, lang) if _use_library() else \
-        _program_data(prepared, lang, timeout)
+    data = _library_data(prepared, lang) if _use_library() else None
+    if data is None:
+        data = _program_data(prepared, lang, timeout)
     ms = (time.perf_counter() - started) * 1000
     return _collect(data, scale, ms)
 
