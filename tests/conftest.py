@@ -14,7 +14,7 @@ import pytest
 from lvdesktop import XDisplay
 
 # Same seed, same clip: MKL's float kernels may take another path when a tensor lands at
-# another memory alignment, and three synth tests that compare two same-seed runs each
+# another memory alignment, and two synth tests that compare two same-seed runs each
 # failed once in ~15 CI runs by a level or two. Strict conditional numerical
 # reproducibility (read by MKL when torch first loads it, so set before any test imports
 # torch) makes the result independent of alignment at a fixed thread count.
