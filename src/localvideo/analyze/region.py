@@ -117,9 +117,8 @@ def _trimmed(how: Plan, after: np.ndarray) -> Plan:
     """The plan with its bands cut to the rows that have ink now (plus a margin): the rows
     a line scrolled out of, or an erased line, hold nothing to read. The last read's words
     anywhere in the untrimmed bands are still dropped."""
-    inked = np.ptp(after, axis=1) > PIXEL_DELTA
-    words = [w for w in how.kept.words
-             if not any(int(w["y"]) < b and int(w["y"]) + int(w["h"]) > a for a, b in how.bands)]
+    inked = _ink(after)
+    words = _outside(how.kept.words, how.bands)
     bands = []
     for a, b in how.bands:
         ys = np.flatnonzero(inked[a:b])
@@ -165,7 +164,7 @@ def _worth_reading(rows: np.ndarray, after: np.ndarray,
     covered = np.zeros(after.shape[0], bool)
     for w in words:
         covered[max(0, int(w["y"])):max(0, int(w["y"]) + int(w["h"]))] = True
-    return rows[(np.ptp(after[rows], axis=1) > PIXEL_DELTA) | covered[rows]]
+    return rows[_ink(after[rows]) | covered[rows]]
 
 
 def _shifts(before: np.ndarray, after: np.ndarray) -> list[int]:
@@ -201,8 +200,20 @@ def _features(rows: np.ndarray) -> np.ndarray:
     return np.concatenate([whole, blocks], axis=1)
 
 
+def _ink(rows: np.ndarray) -> np.ndarray:
+    """Per row: whether it holds anything to read (not one flat colour)."""
+    return np.ptp(rows, axis=1) > PIXEL_DELTA
+
+
 def _inked(gray: np.ndarray) -> np.ndarray:
-    return np.flatnonzero(np.ptp(gray, axis=1) > PIXEL_DELTA)
+    return np.flatnonzero(_ink(gray))
+
+
+def _outside(words: list[dict[str, Any]], bands: list[tuple[int, int]]
+             ) -> list[dict[str, Any]]:
+    """The words that no band touches (those are read again)."""
+    return [w for w in words
+            if not any(int(w["y"]) < b and int(w["y"]) + int(w["h"]) > a for a, b in bands)]
 
 
 def _moved(last: ocr.OcrResult, k: int, h: int) -> ocr.OcrResult:
@@ -260,8 +271,7 @@ def read_changed(image: Image.Image, last: ocr.OcrResult, bands: list[tuple[int,
     """The text of ``image``: the bands read now (through ``cache`` when given, with
     ``gray`` the image's gray pixels), the rest taken from ``last``."""
     started = time.perf_counter()
-    words = [w for w in last.words
-             if not any(int(w["y"]) < b and int(w["y"]) + int(w["h"]) > a for a, b in bands)]
+    words = _outside(last.words, bands)
     for a, b in bands:
         strip = image.crop((0, a, image.width, b))
         read = cache.read(strip, gray[a:b], lang) if cache is not None and gray is not None \
