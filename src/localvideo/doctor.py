@@ -165,19 +165,16 @@ def check_tesseract(engine: str = "auto") -> Check:
     fix = install_command("tesseract") or "install tesseract-ocr (https://tesseract-ocr.github.io)"
     if not exe:
         return Check("tesseract", False, "tesseract is not installed: no text search", fix)
+    from .analyze import ocr  # PIL and pytesseract: only when doctor runs
+
     try:
         out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
         version = (out.stdout or out.stderr).splitlines()[0].strip()
-        # First line is a header ("List of available languages in ..."), then one per line.
-        langs = subprocess.run([exe, "--list-langs"], capture_output=True, text=True,
-                               timeout=10).stdout.strip().splitlines()[1:]
+        langs = ocr.program_languages(exe)[1]
     except (OSError, subprocess.SubprocessError, IndexError) as exc:
         return Check("tesseract", False, f"tesseract does not answer: {exc}", fix)
-    from .analyze import ocr
-
     try:
-        ocr.set_engine(engine)
-        reads = ocr.check_tesseract()      # "library 5.5.4" or "program 5.3.0"
+        reads = ocr.check_tesseract(engine)      # "library 5.5.4" or "program 5.3.0"
     except LocalVideoError as exc:
         return Check("tesseract", False, f"{version}; the {engine} OCR engine cannot run: "
                      f"{exc.message}", exc.hint or fix)

@@ -53,10 +53,10 @@ class OcrResult:
     ms: float = 0.0                             # wall time of the tesseract call
 
 
-def check_tesseract() -> str:
-    """What reads screen text here ("library 5.5.4" / "program 5.3.0"), or a DependencyError
-    that says how to install it."""
-    if _use_library():
+def check_tesseract(engine: str | None = None) -> str:
+    """What reads screen text with ``engine`` (None: this process's) — "library 5.5.4" or
+    "program 5.3.0" — or a DependencyError that says how to install it."""
+    if _use_library(engine):
         import tesserocr
 
         return f"library {tesserocr.tesseract_version().split()[1]}"
@@ -71,25 +71,41 @@ def check_tesseract() -> str:
         raise DependencyError(f"tesseract cannot run: {exc}", INSTALL_HINT) from exc
 
 
+def program_languages(exe: str) -> tuple[str, list[str]]:
+    """What ``tesseract --list-langs`` says: the folder it reads language data from and the
+    languages there. OSError or SubprocessError when the program does not answer."""
+    out = subprocess.run([exe, "--list-langs"], capture_output=True, text=True,
+                         timeout=10).stdout.strip().splitlines()
+    # 'List of available languages in "/usr/share/tesseract-ocr/5/tessdata/" (3):'
+    folder = re.search(r'"(.+?)"', out[0]) if out else None
+    return (folder.group(1) if folder else ""), out[1:]
+
+
 # -- engines ---------------------------------------------------------------------------------
 
 _engine = "auto"
-_library_ok: bool | None = None      # auto: decided once per process
+# Why the library cannot read here (message, hint), or None; decided once per process.
+_NOT_YET: Any = object()
+_library_problem: tuple[str, str] | None = _NOT_YET
 _tls = threading.local()             # this thread's {lang: tesserocr API}
+
+
+def _known(name: str) -> str:
+    if name not in ENGINES:
+        raise UsageError(f"unknown OCR engine {name!r}", f"use one of: {', '.join(ENGINES)}")
+    return name
 
 
 def set_engine(name: str) -> None:
     """Choose the engine for this process ([analyze] ocr_engine): auto, library or program."""
-    global _engine, _library_ok
-    if name not in ENGINES:
-        raise UsageError(f"unknown OCR engine {name!r}", f"use one of: {', '.join(ENGINES)}")
-    _engine, _library_ok = name, None
+    global _engine, _library_problem
+    _engine, _library_problem = _known(name), _NOT_YET
 
 
 def tessdata_dir() -> str | None:
     """Where tesseract's language data lives: TESSDATA_PREFIX (tesseract's own variable),
-    else where the tesseract program reads it (its ``--list-langs`` names the folder), else
-    None. The library needs the path: the wheel's built-in default is not the distribution's."""
+    else where the tesseract program reads it, else None. The library needs the path: the
+    wheel's built-in default is not the distribution's."""
     env = os.environ.get("TESSDATA_PREFIX")
     if env and os.path.isdir(env):
         return env
@@ -97,35 +113,34 @@ def tessdata_dir() -> str | None:
     if exe is None:
         return None
     try:
-        head = subprocess.run([exe, "--list-langs"], capture_output=True, text=True,
-                              timeout=10).stdout.splitlines()[:1]
+        folder = program_languages(exe)[0]
     except (OSError, subprocess.SubprocessError):
         return None
-    found = re.search(r'"(.+?)"', head[0]) if head else None
-    return found.group(1) if found and os.path.isdir(found.group(1)) else None
+    return folder if folder and os.path.isdir(folder) else None
 
 
-def _use_library() -> bool:
-    """True when reads go through libtesseract in this process."""
-    global _library_ok
-    if _engine == "program":
+def _use_library(engine: str | None = None) -> bool:
+    """True when ``engine`` (None: this process's) reads through libtesseract in process;
+    "library" where it cannot run raises a DependencyError that says why."""
+    global _library_problem
+    engine = _known(engine or _engine)
+    if engine == "program":
         return False
-    if _library_ok is None:
+    if _library_problem is _NOT_YET:
         try:
             import tesserocr  # noqa: F401
         except ImportError as exc:
-            if _engine == "library":
-                raise DependencyError(f"tesserocr cannot be imported: {exc}",
-                                      "pip install tesserocr, or set [analyze] ocr_engine = "
-                                      "\"program\" to use the tesseract executable") from exc
-            _library_ok = False
+            _library_problem = (f"tesserocr cannot be imported: {exc}",
+                                "pip install tesserocr, or set [analyze] ocr_engine = "
+                                "\"program\" to use the tesseract executable")
         else:
-            _library_ok = tessdata_dir() is not None
-            if not _library_ok and _engine == "library":
-                raise DependencyError("tesseract's language data was not found",
-                                      "install tesseract-ocr-eng (it brings the data), or set "
-                                      "TESSDATA_PREFIX to the folder holding eng.traineddata")
-    return _library_ok
+            _library_problem = None if tessdata_dir() is not None else (
+                "tesseract's language data was not found",
+                "install tesseract-ocr-eng (it brings the data), or set TESSDATA_PREFIX to "
+                "the folder holding eng.traineddata")
+    if _library_problem is not None and engine == "library":
+        raise DependencyError(*_library_problem)
+    return _library_problem is None
 
 
 def _library_api(lang: str) -> Any | None:

@@ -13,7 +13,7 @@ from typing import Any
 from .. import runtime
 from ..analyze import index
 from ..analyze.lock import AnalyzeLock
-from ..analyze.ocr import check_tesseract, set_engine
+from ..analyze.ocr import check_tesseract
 from ..errors import NotFoundError, UsageError
 from ..reason.base import Reasoner, ReasonRequest, describe_request, get_reasoner
 from ..store import frames as frames_db
@@ -65,8 +65,7 @@ class AnalyzeArea:
         if win < MIN_WINDOW:
             raise UsageError(f"--window must be at least {MIN_WINDOW:.0f}s (got {req.window})",
                              "use e.g. --window 30s, 5m or 1h")
-        set_engine(settings.analyze.ocr_engine)
-        check_tesseract()
+        check_tesseract(settings.analyze.ocr_engine)
         with AnalyzeLock(settings.data_dir):
             return self._run(req, win, stop or threading.Event(), on_progress)
 
