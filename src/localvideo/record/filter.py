@@ -13,14 +13,13 @@ Two decisions per frame, both cheap enough to run at the capture rate:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import re
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import runtime
 from ..capture.base import Frame
 from ..errors import ConfigError
 
@@ -139,11 +138,7 @@ STRIP = 64   # rows compared at a time when looking for the changed band
 
 def _libc_memcmp() -> Callable[[int, int, int], int] | None:
     """The C library's memcmp, or None where it cannot be loaded (numpy compares then)."""
-    name = "msvcrt" if sys.platform == "win32" else ctypes.util.find_library("c")
-    try:
-        fn = ctypes.CDLL(name).memcmp if name else None
-    except (OSError, AttributeError):
-        return None
+    fn = getattr(runtime.libc(), "memcmp", None)
     if fn is not None:
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]

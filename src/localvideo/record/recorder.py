@@ -11,13 +11,11 @@ chunk growing while the recorder costs one small SQLite commit per second.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import logging
 import logging.handlers
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -169,7 +167,7 @@ class Recorder:
                     self._flush()
                 if mono - self._last_trim >= TRIM_EVERY:
                     self._last_trim = mono
-                    _trim_heap()
+                    runtime.trim_heap()
                 if on_status and mono - last_status >= STATUS_EVERY:
                     last_status = mono
                     on_status(self.status())
@@ -407,7 +405,7 @@ class Recorder:
         self.chunk = None
         self._finish_chunk(ch, state)
         del ch                  # the canvas and its planes go before the heap is trimmed
-        _trim_heap()
+        runtime.trim_heap()
 
     def _finish_chunk(self, ch: _Chunk, state: str) -> None:
         ch.writer.close()
@@ -498,21 +496,6 @@ class Recorder:
         self._last_disk_check = time.monotonic()
         if self.chunk is not None:
             self._close_chunk()
-
-
-def _trim_heap() -> None:
-    """Give freed buffers back to the OS: every TRIM_EVERY seconds and when a chunk closes.
-
-    Each chunk opens a new encoder (~40 MB of x264 buffers at 1080p) and each grab is a
-    fresh 8 MB copy; glibc keeps freed heap pages mapped, and over hours that read as slow
-    RSS growth. malloc_trim is glibc-only.
-    """
-    if sys.platform != "linux":
-        return
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _json(value: Any) -> str:
