@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,9 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))   # the fake reasoning endpoint (tests/reason/servers.py)
+sys.path.insert(0, str(ROOT / "tests"))   # the fake reasoning endpoint, the poll loop
+
+from waiting import poll  # noqa: E402
 
 from localvideo import media  # noqa: E402
 from localvideo.capture.base import CaptureBackend, Frame, WindowInfo  # noqa: E402
@@ -119,7 +121,7 @@ def gone(pids: list[int], timeout: float = 20) -> None:
         except (OSError, IndexError):
             return True
 
-    wait_for(lambda: all(dead(p) for p in pids), timeout, 0.02)
+    poll(lambda: all(dead(p) for p in pids), timeout, 0.02)
 
 
 def reap(proc: subprocess.Popen[bytes], extra: list[int] = ()) -> None:  # type: ignore[assignment]
@@ -159,16 +161,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, step: float = 0.1) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(step)
-    return None
 
 
 # -- 1. kill -9 of the recorder ---------------------------------------------------------------
@@ -306,7 +298,7 @@ def disk_full(work: Path) -> dict[str, Any]:
             rec = Recorder(svc.settings, svc.db, svc.device_id, backend)
             t = threading.Thread(target=lambda: out.update(rec.run(duration=90, stop=stop)))
             t.start()
-            paused_at = wait_for(lambda: rec.stats.disk_paused and time.time(), 60)
+            paused_at = poll(lambda: rec.stats.disk_paused and time.time(), 60)
             free_at_pause = shutil.disk_usage(mnt).free
             encoded_at_pause = rec.stats.frames_encoded
             grabs_at_pause = backend.grabs
@@ -314,8 +306,8 @@ def disk_full(work: Path) -> dict[str, Any]:
             grabs_while_paused = backend.grabs - grabs_at_pause
             filler.unlink()                               # space comes back
             freed_at = time.time()
-            resumed_at = wait_for(lambda: not rec.stats.disk_paused and time.time(), 30)
-            wait_for(lambda: rec.stats.frames_encoded > encoded_at_pause + 3, 20)
+            resumed_at = poll(lambda: not rec.stats.disk_paused and time.time(), 30)
+            poll(lambda: rec.stats.frames_encoded > encoded_at_pause + 3, 20)
             encoded_after = rec.stats.frames_encoded - encoded_at_pause
             stop.set()
             t.join(60)
@@ -423,7 +415,7 @@ def endpoint_down(work: Path, outage: float) -> dict[str, Any]:
                 return bool(conn.execute("SELECT count(*) FROM observations WHERE attempts > 0 "
                                          "AND status = 'pending'").fetchone()[0])
 
-        first_refused = wait_for(lambda: refused() and time.time(), 600, step=0.5)
+        first_refused = poll(lambda: refused() and time.time(), 600, every=0.5)
         if not first_refused:
             raise SystemExit(f"no observation was attempted:\n"
                              f"{(work / 'outage-analyze.log').read_text()[-2000:]}")
@@ -441,7 +433,7 @@ def endpoint_down(work: Path, outage: float) -> dict[str, Any]:
                                        "GROUP BY status").fetchall())
             return bool(st) and not st.get("pending") and not st.get("failed")
 
-        done_at = wait_for(lambda: settled() and time.time(), outage * 2 + 240, step=1.0)
+        done_at = poll(lambda: settled() and time.time(), outage * 2 + 240, every=1.0)
     finally:
         follow.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -579,7 +571,7 @@ def api_fuzz(work: Path, n: int, rng: random.Random, data: Path) -> dict[str, An
     by_kind: dict[str, Counter[int | None]] = {}
     leaks, fivexx, broken = 0, [], 0
     try:
-        if not wait_for(lambda: raw(port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if not poll(lambda: raw(port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                           b"Connection: close\r\n\r\n")[0] == 200, 60, 0.3):
             raise SystemExit(f"serve did not start:\n{log.read_text()[-2000:]}")
         for kind, method, target, headers, body in malformed_requests(rng, n, token,
