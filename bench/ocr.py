@@ -16,14 +16,10 @@ import argparse
 import json
 import random
 import resource
-import sys
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from localvideo.analyze import ocr  # noqa: E402
+from localvideo.analyze import ocr
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 VOCAB = ("the quarterly report needs revenue table fixed before friday remember rotate staging "

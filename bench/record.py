@@ -222,18 +222,29 @@ def run_x11grab(out_dir: Path, duration: float, env: dict[str, str]) -> subproce
 def warm_probe(data: Path, env: dict[str, str]) -> float:
     """Run ours' encoder probe into ``data`` the way a first start would, and return its
     CPU-seconds: a recorder pays it once per machine and FFmpeg version (it is cached in
-    the data dir), so the timed run starts from the cache as every later start does."""
-    code = ("import resource, sys; from pathlib import Path; "
-            "from localvideo.record.encoder import plan_encoders\n"
-            "from localvideo.store.layout import private_umask\n"
-            "private_umask()  # as the recorder itself would create the data dir\n"
-            "def cpu():\n"
-            "    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(w) for w in "
-            "(resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))\n"
-            "t = cpu(); plan_encoders(Path(sys.argv[1])); print(cpu() - t)")
-    out = subprocess.run([sys.executable, "-c", code, str(data)], env=env, check=True,
-                         capture_output=True, text=True, timeout=120).stdout
+    the data dir), so the timed run starts from the cache as every later start does. In a
+    process of its own, so the workload's xdotool children are not counted with it."""
+    out = subprocess.run([sys.executable, __file__, "--probe-worker", str(data)], env=env,
+                         check=True, capture_output=True, text=True, timeout=120).stdout
     return float(out.strip().splitlines()[-1])
+
+
+def probe_worker(data: Path) -> None:
+    """Prints the CPU-seconds (its own and its children's: the ffmpeg program is asked too)
+    of planning the encoders into ``data``."""
+    import resource
+
+    from localvideo.record.encoder import plan_encoders
+    from localvideo.store.layout import private_umask
+
+    def cpu() -> float:
+        return sum(u.ru_utime + u.ru_stime for u in map(
+            resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+
+    private_umask()     # the data dir is created as the recorder itself would create it
+    t = cpu()
+    plan_encoders(data)
+    print(cpu() - t)
 
 
 def wait_usage(proc: subprocess.Popen[bytes]) -> tuple[float, int]:
@@ -352,12 +363,16 @@ def main() -> None:
                     help="include the one-off encoder probe (first start on a machine) in "
                          "ours' figures; by default it runs before the timed run")
     ap.add_argument("--baseline-worker", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--probe-worker", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     duration = 60.0 if args.quick else args.duration
     global W, H
     W, H = (int(v) for v in args.size.lower().split("x"))
     if args.baseline_worker:
         baseline_worker(args.baseline_worker, duration)
+        return
+    if args.probe_worker:
+        probe_worker(args.probe_worker)
         return
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="lv-bench-"))
