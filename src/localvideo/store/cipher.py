@@ -25,25 +25,29 @@ from ..errors import DependencyError, LockedError, StoreError
 # encrypted or becoming so: a plain store's recorder never loads it.
 _sqlcipher: Any = None
 
-# What a query module catches (``except cipher.ERRORS``, read at the time of the exception):
-# the stdlib's errors and, once a SQLCipher index has been opened, its binding's own (they
-# are separate classes, not subclasses of sqlite3's).
-ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
-OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
-
-
 def module() -> Any:
-    global _sqlcipher, ERRORS, OPERATIONAL_ERRORS
+    global _sqlcipher
     if _sqlcipher is None:
         try:
             from sqlcipher3 import dbapi2
         except ImportError as exc:  # the [encrypt] extra is not installed
             raise DependencyError("this store's index is encrypted and sqlcipher3 is not "
                                   "installed", ENCRYPT_EXTRA_HINT) from exc
-        ERRORS = (sqlite3.Error, dbapi2.Error)
-        OPERATIONAL_ERRORS = (sqlite3.OperationalError, dbapi2.OperationalError)
         _sqlcipher = dbapi2
     return _sqlcipher
+
+
+def errors() -> tuple[type[Exception], ...]:
+    """What a query module catches (``except cipher.errors()``: evaluated when the exception
+    is raised): the stdlib's errors and, once a SQLCipher index has been opened, its
+    binding's own (separate classes, not subclasses of sqlite3's)."""
+    return (sqlite3.Error,) if _sqlcipher is None else (sqlite3.Error, _sqlcipher.Error)
+
+
+def operational_errors() -> tuple[type[Exception], ...]:
+    """The operational ones among :func:`errors` (a full disk, a damaged index)."""
+    return (sqlite3.OperationalError,) if _sqlcipher is None else (
+        sqlite3.OperationalError, _sqlcipher.OperationalError)
 
 
 def _key_pragma(key: bytes) -> str:
@@ -129,7 +133,7 @@ def _load_vec(conn: Any) -> None:
         conn.enable_load_extension(True)
         conn.load_extension(sqlite_vec.loadable_path())
         conn.enable_load_extension(False)
-    except (ImportError, AttributeError) + ERRORS:
+    except (ImportError, AttributeError) + errors():
         pass  # no vec0 table to copy needs it; the counts would tell otherwise
 
 
@@ -156,5 +160,5 @@ def integrity(path: Path, key: bytes | None) -> str:
         conn.close()
 
 
-__all__ = ["ERRORS", "OPERATIONAL_ERRORS", "connect", "export", "integrity", "module",
+__all__ = ["connect", "errors", "export", "integrity", "module", "operational_errors",
            "set_wal"]

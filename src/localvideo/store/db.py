@@ -75,7 +75,7 @@ class Database:
         except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if isinstance(exc, cipher.OPERATIONAL_ERRORS) and "full" in str(exc).lower():
+            if isinstance(exc, cipher.operational_errors()) and "full" in str(exc).lower():
                 raise DiskFullError(f"disk full while writing the index: {exc}",
                                     "free some space; recording resumes by itself") from exc
             raise
@@ -108,7 +108,7 @@ class Database:
                     conn.execute(stmt)
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
                 conn.execute("COMMIT")
-            except cipher.ERRORS as exc:
+            except cipher.errors() as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise StoreError(f"migration {name} failed on {self.path}: {exc}") from exc

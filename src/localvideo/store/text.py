@@ -221,7 +221,7 @@ def search(db: Conn, match: str, *, app: str | None = None, since: float | None 
     params.append(limit)
     try:
         rows = db.execute(" ".join(sql), params).fetchall()
-    except cipher.OPERATIONAL_ERRORS as exc:
+    except cipher.operational_errors() as exc:
         # The caller's expression is valid syntax; this is a damaged index, not user input.
         raise StoreError(f"search failed: {exc}", SEARCH_FAILED_HINT) from exc
     return [SearchHit(*r) for r in rows]

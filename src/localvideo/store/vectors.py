@@ -97,7 +97,7 @@ def has_vec(conn: Conn) -> bool:
     try:
         _raw(conn).execute("SELECT vec_version()").fetchone()
         return True
-    except cipher.OPERATIONAL_ERRORS:
+    except cipher.operational_errors():
         return False
 
 
@@ -116,7 +116,7 @@ def load_extension(conn: Conn) -> None:
         try:
             raw.enable_load_extension(True)
             raw.load_extension(path)
-        except cipher.ERRORS as exc:
+        except cipher.errors() as exc:
             raise DependencyError(f"cannot load sqlite-vec from {path}: {exc}", LOAD_HINT) from exc
         finally:
             raw.enable_load_extension(False)
@@ -477,7 +477,7 @@ def keyword_ranked(db: Conn, match: str, *, app: str | None = None,
             "f.ts AS ts FROM frame_fts JOIN frames f ON f.id = frame_fts.rowid "
             f"WHERE frame_fts MATCH ?{where} ORDER BY frame_fts.rowid DESC LIMIT ?) "
             "ORDER BY score, ts DESC", [match, *params, pool]).fetchall()
-    except cipher.OPERATIONAL_ERRORS as exc:
+    except cipher.operational_errors() as exc:
         raise StoreError(f"search failed: {exc}",
                          "run `localvideo analyze` again; it rebuilds missing text") from exc
     return [(int(r[0]), float(r[1])) for r in rows]
