@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from typing import Any
 
 import numpy as np
 import pytest
@@ -256,3 +257,69 @@ def test_direct_construction_checks_arguments(desktop: XDisplay) -> None:
         X11Backend(mode="fullscreen")
     with pytest.raises(UsageError, match="invalid display"):
         X11Backend(mode="display", display="second")
+
+
+def _set_resources(name: str, text: str | None) -> None:
+    """What `xrdb -merge` / a desktop's settings daemon does: RESOURCE_MANAGER on the root."""
+    conn = xdisplay.Display(name)
+    root = conn.screen().root
+    if text is None:
+        root.delete_property(Xatom.RESOURCE_MANAGER)
+    else:
+        root.change_property(Xatom.RESOURCE_MANAGER, Xatom.STRING, 8, text.encode())
+    conn.sync()
+    conn.close()
+
+
+def test_display_scale_follows_xft_dpi(desktop: XDisplay, backend: X11Backend) -> None:
+    desktop.xterm("Scaled", "s")
+    f = backend.grab()
+    assert f is not None and f.extra["scale"] == 1.0          # nothing set: 100 %
+    for resources, scale in (("Xcursor.size:\t48\nXft.dpi:\t192\n", 2.0),
+                             ("Xft.dpi: 144", 1.5),
+                             ("Xft.antialias:\t1\n", 1.0),       # no dpi: 100 %
+                             ("Xft.dpi:\tlarge\n", 1.0),         # unreadable: 100 %
+                             ("Xft.dpi:\t72\n", 1.0)):           # never below the pixels
+        _set_resources(desktop.name, resources)
+        f = backend.grab()
+        assert f is not None and f.extra["scale"] == scale, resources
+    _set_resources(desktop.name, None)
+    f = backend.grab()
+    assert f is not None and f.extra["scale"] == 1.0
+
+
+def test_title_and_active_window_are_asked_again_only_after_x_says_they_changed(
+        desktop: XDisplay, backend: X11Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = desktop.xterm("Cached A", "a", geometry="40x10+50+50")
+    b = desktop.xterm("Cached B", "b", geometry="40x10+700+400")
+    reads: list[int] = []
+    real = backend._read_title
+
+    def counted(w: Any) -> str:
+        reads.append(w.id)
+        return real(w)
+
+    monkeypatch.setattr(backend, "_read_title", counted)
+    for _ in range(5):
+        f = backend.grab()
+        assert f is not None and f.title == "Cached B"
+    assert reads == [b]                   # one request for five frames of a still title
+    desktop.xdotool("set_window", "--name", "Cached B, renamed", str(b))
+    f = backend.grab()
+    assert f is not None and f.title == "Cached B, renamed"
+    desktop.activate(a)
+    f = backend.grab()
+    assert f is not None and (f.title, f.extra["window_id"]) == ("Cached A", a)
+    # A title changed while its window was in the background is read when it comes back.
+    desktop.xdotool("set_window", "--name", "Cached B, again", str(b))
+    desktop.activate(b)
+    f = backend.grab()
+    assert f is not None and f.title == "Cached B, again"
+    assert reads == [b, b, a, b]
+    # Moving and resizing need no event: the rectangle is asked every frame.
+    before = (f.x, f.y, f.w, f.h)
+    desktop.xdotool("windowmove", "--sync", str(b), "300", "200")
+    desktop.xdotool("windowsize", "--sync", str(b), "500", "300")   # xterm snaps to cells
+    f = backend.grab()
+    assert f is not None and (f.x, f.y, f.w, f.h) == _content_origin(desktop.env, b)
+    assert (f.x, f.y) != before[:2] and (f.w, f.h) != before[2:]

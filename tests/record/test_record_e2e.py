@@ -247,3 +247,48 @@ def test_sigterm_closes_the_chunk_cleanly(desktop: Any, tmp_path: Path) -> None:
     (c,) = chunks_json(data, env)
     assert c["state"] == "closed" and c["frames"] >= 1
     assert len(decode_all(Path(c["abs_path"]))) == c["frames"]
+
+
+def test_4k_display_at_200_percent_records_a_1920_canvas_that_reads(tmp_path: Path) -> None:
+    """A 3840×2160 X screen whose desktop says 200 % (Xft.dpi 192, as GNOME or KDE set it):
+    the text is drawn twice as large, so the chunk is 1920 px wide — a quarter of the pixels
+    to grab, convert and encode — and the words still read from it."""
+    from lvdesktop import XDisplay
+    from Xlib import Xatom
+    from Xlib import display as xdisplay
+
+    from localvideo.analyze.ocr import read_text
+    from localvideo.service import Service
+
+    d = XDisplay(3840, 2160)
+    try:
+        conn = xdisplay.Display(d.name)
+        conn.screen().root.change_property(Xatom.RESOURCE_MANAGER, Xatom.STRING, 8,
+                                           b"Xft.dpi:\t192\n")
+        conn.sync()
+        conn.close()
+        words = "harbour quantum lantern meridian saffron glacier"
+        wid = d.xterm("HiDPI notes", words, geometry="200x50+0+0", font_size=11)
+        info = subprocess.run(["xwininfo", "-id", str(wid)], env=d.env, capture_output=True,
+                              text=True, check=True).stdout
+        ww, wh = (int(re.search(rf"{k}:\s+(\d+)", info).group(1))  # type: ignore[union-attr]
+                  for k in ("Width", "Height"))
+        data = tmp_path / "D"
+        r = lv("record", "--duration", "4", "--data-dir", str(data), env=d.env)
+        assert r.returncode == 0, r.stderr
+        (chunk,) = chunks_json(data, d.env)
+        assert (chunk["width"], chunk["height"]) == (1920, 1080)
+        svc = Service.open(data)
+        try:
+            row = svc.db.query("SELECT ts, w, h FROM frames WHERE chunk_id IS NOT NULL "
+                               "ORDER BY ts LIMIT 1")[0]
+            # The whole window, scaled down uniformly to fit the canvas (never cropped).
+            fit = min(1920 / ww, 1080 / wh)
+            assert ww > 1920 and (row["w"], row["h"]) == (int(ww * fit), int(wh * fit))
+            text = read_text(svc.record.frame_image(row["ts"], crop=True)).text.lower()
+        finally:
+            svc.close()
+        missing = [w for w in words.split() if w not in text]
+        assert not missing, f"unreadable on the 1920 canvas: {missing}\n{text}"
+    finally:
+        d.stop()

@@ -10,10 +10,23 @@ Finding the window, cheapest first:
 
 The content rectangle comes from ``translate_coords`` of the client window to the root,
 which excludes the manager's decoration (``xdotool getwindowgeometry`` includes it).
+
+Each python-xlib request is a round trip and ~0.2 ms of Python, and the recorder asks ~5 of
+them per frame. Two of the answers change rarely and X announces every change: the active
+window (``_NET_ACTIVE_WINDOW`` on the root) and the window's title (``_NET_WM_NAME`` /
+``WM_NAME``). The backend listens for PropertyNotify on the root and on the active window and
+asks again only after one arrived; the server sends it for every ChangeProperty, so a cached
+answer is never older than the events already delivered. Position, size and map state are
+asked every frame: a window manager moving a frame tells the client only by convention.
+
+The display's scale (pixels per point) is ``Xft.dpi`` / 96 from the root's
+``RESOURCE_MANAGER`` — what GNOME, KDE, Xfce and ``xrdb`` set for HiDPI — so a 4K screen at
+200 % is recorded on a canvas sized for its text (record/canvas.py), not at 3840 px.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -46,6 +59,28 @@ _LOST = (xerror.ConnectionClosedError, ConnectionError, BrokenPipeError, OSError
 
 TITLE_WORDS = 256    # a window title of up to 1 KB arrives in one request
 
+# Xft.dpi at 100 % scaling; the resources list is read in one request up to this many words.
+BASE_DPI = 96.0
+RESOURCE_WORDS = 16384
+
+
+def _quiet(*_: object) -> None:
+    """onerror for requests without a reply about a window that may have closed."""
+
+
+def scale_from_resources(resources: str) -> float:
+    """Pixels per point from an X resources string (``RESOURCE_MANAGER``): ``Xft.dpi`` / 96,
+    1.0 when it is missing, unreadable or below 96 (a display never records below its size)."""
+    for line in resources.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() == "Xft.dpi":
+            try:
+                dpi = float(value.strip())
+            except ValueError:
+                return 1.0
+            return max(1.0, dpi / BASE_DPI) if math.isfinite(dpi) else 1.0
+    return 1.0
+
 
 def _open_mss(display_name: str) -> Any:
     # mss 10.x prefers mss.MSS (mss.mss() warns); 9.x only has mss.mss. Both default to the
@@ -75,6 +110,15 @@ class X11Backend(CaptureBackend):
         self._net_wm_pid = atom("_NET_WM_PID")
         self._utf8 = atom("UTF8_STRING")
         self._wm_state = atom("WM_STATE")
+        # Answers kept until X says they changed (see the module docstring): the active
+        # window's id (None: not known yet, or no EWMH manager to announce changes), the
+        # titles of the windows being watched, and the display's scale.
+        self._active: int | None = None
+        self._active_known = False
+        self._titles: dict[int, str] = {}
+        self._watched: int | None = None
+        self._scale: float | None = None
+        self._x(lambda: self._root.change_attributes(event_mask=X.PropertyChangeMask))
         # WM_CLASS never changes for a window's lifetime; titles do, so only classes are cached.
         self._class_cache: dict[int, str] = {}
         self._pid_cache: dict[int, int | None] = {}
@@ -105,12 +149,60 @@ class X11Backend(CaptureBackend):
                                hint="the X server stopped; start the session again, or run "
                                     "`localvideo record --virtual-display`") from exc
 
+    def _events(self) -> None:
+        """Read the PropertyNotify events X has sent (no round trip) and forget what they
+        say changed. Read before any cached answer is used."""
+        xd = self._xd
+        while self._x(xd.pending_events):
+            ev = xd.next_event()
+            if ev.type != X.PropertyNotify:
+                continue
+            wid = ev.window.id if hasattr(ev.window, "id") else int(ev.window)
+            if wid == self._root.id:
+                if ev.atom == self._net_active:
+                    self._active_known = False
+                elif ev.atom == Xatom.RESOURCE_MANAGER:
+                    self._scale = None
+            elif ev.atom in (self._net_wm_name, Xatom.WM_NAME):
+                self._titles.pop(wid, None)
+
     def _active_id(self) -> int | None:
+        if self._active_known:
+            return self._active
         prop = self._x(lambda: self._root.get_full_property(self._net_active, Xatom.WINDOW))
         if prop is not None and len(prop.value):
             wid = int(prop.value[0])
-            return wid or None    # the manager says: nothing is active (desktop focused)
-        return self._focus_fallback()
+            # The manager announces every change of it: keep the answer until it does.
+            self._active, self._active_known = wid or None, True
+            return self._active   # None: the manager says nothing is active (desktop focused)
+        return self._focus_fallback()   # no EWMH manager: nothing announces focus changes
+
+    def _watch(self, w: Window) -> None:
+        """Listen for property changes on ``w`` (its title) instead of the window before."""
+        if self._watched == w.id:
+            return
+        old, self._watched = self._watched, None
+        if old is not None:
+            self._titles.pop(old, None)
+            try:
+                # No reply comes to this request: a window already closed would report
+                # BadWindow later, to python-xlib's default handler (stderr), so say none.
+                self._x(lambda: self._xd.create_resource_object("window", old)
+                        .change_attributes(event_mask=X.NoEventMask, onerror=_quiet))
+            except _GONE:
+                pass      # closed: nothing to stop listening to
+        # Listen first, then read: a change after the read is announced.
+        self._x(lambda: w.change_attributes(event_mask=X.PropertyChangeMask, onerror=_quiet))
+        self._watched = w.id
+
+    def scale(self) -> float:
+        """The display's pixels per point (``Xft.dpi`` / 96; 1 when unset)."""
+        if self._scale is None:
+            prop = self._x(lambda: self._root.get_full_property(
+                Xatom.RESOURCE_MANAGER, Xatom.STRING, sizehint=RESOURCE_WORDS))
+            text = bytes(prop.value).decode("latin-1") if prop is not None and prop.value else ""
+            self._scale = scale_from_resources(text)
+        return self._scale
 
     def _focus_fallback(self) -> int | None:
         focus = self._x(lambda: self._xd.get_input_focus()).focus
@@ -145,6 +237,13 @@ class X11Backend(CaptureBackend):
         return None
 
     def _title(self, w: Window) -> str:
+        title = self._titles.get(w.id)
+        if title is None:
+            self._watch(w)
+            title = self._titles[w.id] = self._read_title(w)
+        return title
+
+    def _read_title(self, w: Window) -> str:
         # sizehint in 32-bit units: python-xlib's default (10) fetches 40 bytes and asks again
         # for the rest, so a browser tab's title cost two round trips on every grab.
         prop = self._x(lambda: w.get_full_property(self._net_wm_name, self._utf8,
@@ -183,6 +282,7 @@ class X11Backend(CaptureBackend):
         return self._pid_cache[w.id]
 
     def _window_info(self) -> WindowInfo | None:
+        self._events()
         wid = self._active_id()
         if wid is None:
             return None
@@ -204,6 +304,10 @@ class X11Backend(CaptureBackend):
                 gone = getattr(exc, "resource_id", -1)
                 self._class_cache.pop(gone, None)
                 self._pid_cache.pop(gone, None)
+                self._titles.pop(gone, None)
+                self._active_known = False
+                if self._watched == gone:
+                    self._watched = None
         return None
 
     # -- pixels ----------------------------------------------------------------------------
@@ -245,7 +349,7 @@ class X11Backend(CaptureBackend):
                          title=win.title if win else "", x=mon["left"], y=mon["top"],
                          w=mon["width"], h=mon["height"], display=self.display,
                          screen_w=mon["width"], screen_h=mon["height"],
-                         extra=window_extra(win))
+                         extra={**window_extra(win), "scale": self.scale()})
         if win is None:
             return None
         # Clip to the whole X screen: a window dragged partly off-screen has no pixels there,
@@ -258,6 +362,7 @@ class X11Backend(CaptureBackend):
         idx, mon = self._monitor_of(win)
         extra = window_extra(win)
         extra["clipped"] = rect != (win.x, win.y, win.w, win.h)
+        extra["scale"] = self.scale()
         return Frame(pixels=pixels, ts=ts, app=win.app, title=win.title, x=x, y=y,
                      w=w, h=h, display=str(idx), screen_w=mon["width"],
                      screen_h=mon["height"], extra=extra)
