@@ -22,12 +22,14 @@ small windows for maximized ones (full-screen xterms typed into, paged through w
 a full-screen scrolling log, switched between, idle stretches): the desktop people actually
 leave on screen, where the active window is the whole display. ``--size 3840x2160`` runs
 either workload on a 4K display (100 % scaling: the canvas keeps its size, see
-record/canvas.py).
+record/canvas.py); ``--scale 2`` sets the desktop's scale the way GNOME, KDE or ``xrdb`` do
+(``Xft.dpi: 192``), so the text is drawn twice as large and the canvas is 1920 px wide.
 
     .venv/bin/python bench/record.py            # 180 s, typical workload, 1080p
     .venv/bin/python bench/record.py --quick    # 60 s
     .venv/bin/python bench/record.py --workload maximized
     .venv/bin/python bench/record.py --workload maximized --size 3840x2160
+    .venv/bin/python bench/record.py --workload maximized --size 3840x2160 --scale 2
     .venv/bin/python bench/record.py --duration 600 --json
 """
 
@@ -61,13 +63,24 @@ WORDS = {w.strip(".,:").lower() for s in SENTENCES for w in s.split() if len(w) 
 # -- the desktop --------------------------------------------------------------------------
 
 class Desktop:
-    def __init__(self) -> None:
+    def __init__(self, scale: float = 1.0) -> None:
         from localvideo.capture.virtual import VirtualDisplay
 
         self.vd = VirtualDisplay(W, H, demo=False)
         self.vd.start()
         self.env = self.vd.env
         self.procs: list[subprocess.Popen[bytes]] = []
+        if scale != 1.0:
+            # What a desktop's settings daemon (or `xrdb -merge`) does for HiDPI; xterm's Xft
+            # fonts read it, so "-fs 12" is drawn at 12 pt × scale.
+            from Xlib import Xatom
+            from Xlib import display as xdisplay
+
+            conn = xdisplay.Display(self.env["DISPLAY"])
+            conn.screen().root.change_property(Xatom.RESOURCE_MANAGER, Xatom.STRING, 8,
+                                               f"Xft.dpi:\t{96 * scale:g}\n".encode())
+            conn.sync()
+            conn.close()
 
     def xdotool(self, *args: str) -> str:
         return subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True,
@@ -359,6 +372,8 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="keep the recordings in this folder")
     ap.add_argument("--workload", choices=sorted(WORKLOADS), default="typical")
     ap.add_argument("--size", default="1920x1080", help="display size, e.g. 3840x2160")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="the desktop's scale (Xft.dpi / 96), e.g. 2 for a 4K screen at 200 %%")
     ap.add_argument("--cold", action="store_true",
                     help="include the one-off encoder probe (first start on a machine) in "
                          "ours' figures; by default it runs before the timed run")
@@ -377,7 +392,7 @@ def main() -> None:
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="lv-bench-"))
     ours_dir, base_dir, grab_dir = root / "ours", root / "baseline", root / "x11grab"
-    desk = Desktop()
+    desk = Desktop(args.scale)
     stop = threading.Event()
     first_seen: dict[Path, float] = {}
     lags: list[dict[str, float]] = []
@@ -466,7 +481,7 @@ def main() -> None:
                     "core_pct": grab_cpu / (recorded_min * 60) * 100,
                     "mb_per_hour": grab_bytes / 1e6 / hours, "peak_rss_mb": grab_rss / 1024,
                     "ocr_recall": ocr_grab, "bytes": grab_bytes},
-        "workload": args.workload, "size": f"{W}x{H}",
+        "workload": args.workload, "size": f"{W}x{H}", "scale": args.scale,
         "probe_cpu_s": probe_cpu,
         "lag_samples": lags,
         "data": str(root),
@@ -491,7 +506,8 @@ def main() -> None:
         print(json.dumps(res, indent=2))
         return
     what = ("maximized windows: " if args.workload == "maximized" else "")
-    print(f"recorded {res['duration_s']} s of a scripted {W}x{H} desktop ({what}typing, "
+    at = f" at {args.scale:g}x scale" if args.scale != 1.0 else ""
+    print(f"recorded {res['duration_s']} s of a scripted {W}x{H}{at} desktop ({what}typing, "
           f"{'paging, ' if args.workload == 'maximized' else ''}scrolling, switching, idle)\n")
     print(f"{'':22}{'ours':>12}{'baseline':>12}{'ours/base':>11}{'x11grab':>12}"
           f"{'ours/x11grab':>14}")
