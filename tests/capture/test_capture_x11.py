@@ -323,3 +323,53 @@ def test_title_and_active_window_are_asked_again_only_after_x_says_they_changed(
     f = backend.grab()
     assert f is not None and (f.x, f.y, f.w, f.h) == _content_origin(desktop.env, b)
     assert (f.x, f.y) != before[:2] and (f.w, f.h) != before[2:]
+
+
+def test_shared_pixels_are_the_same_picture_without_a_copy(desktop: XDisplay) -> None:
+    """share_pixels(): frames are read-only views of mss's shared-memory segment, the same
+    pixels a copying grab gets; closing with a frame still alive neither raises nor unmaps it."""
+    wid = desktop.xterm("Shared", "shared pixels", geometry="70x20+40+40")
+    copying, sharing = X11Backend(), X11Backend()
+    try:
+        assert sharing.share_pixels() is True
+        for step in range(4):
+            if step == 2:
+                desktop.xdotool("set_window", "--name", "Shared", str(wid))
+                desktop.xdotool("windowmove", "--sync", str(wid), "300", "120")
+            want, got = copying.grab(), sharing.grab()
+            assert want is not None and got is not None
+            assert (got.x, got.y, got.w, got.h) == (want.x, want.y, want.w, want.h)
+            assert np.array_equal(got.pixels, want.pixels)
+            assert want.pixels.flags.writeable and want.pixels.base is not None
+        # Lent, not copied: the frame is a view of the segment, which the next grab reuses.
+        assert sharing._segment is not None
+        assert np.shares_memory(got.pixels, sharing._segment.view)
+        assert not got.pixels.flags.writeable
+        kept = got.pixels
+    finally:
+        copying.close()
+        sharing.close()
+    assert _not_blank(kept)          # still mapped and readable after close
+
+
+def test_shared_pixels_fall_back_to_copies_where_mss_is_not_as_expected(
+        desktop: XDisplay, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another mss version (no shared segment where this code looks): mss's own grab, with
+    the same frames, and sharing is given up instead of retried on every frame."""
+    desktop.xterm("Fallback", "copy me")
+    b = X11Backend()
+    try:
+        from localvideo.capture import x11
+
+        def other_mss(sct: Any) -> Any:
+            raise LookupError("mss's shared-memory segment is not available")
+
+        monkeypatch.setattr(x11, "_SharedSegment", other_mss)
+        b.share_pixels()
+        for _ in range(3):
+            f = b.grab()
+            assert f is not None and f.title == "Fallback" and _not_blank(f.pixels)
+            assert f.pixels.flags.writeable          # mss's fresh copy
+        assert b._segment is None and b._share is False
+    finally:
+        b.close()

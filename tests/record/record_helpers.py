@@ -45,7 +45,12 @@ class Step:
 
 
 class ScriptedBackend(CaptureBackend):
-    """Hands out one scripted step per grab; after the last one, sets ``done``."""
+    """Hands out one scripted step per grab; after the last one, sets ``done``.
+
+    Like the X11 backend, it lends its pixels when asked (``share_pixels``, which the
+    recorder does): every frame is then a read-only view of one buffer that the next grab
+    overwrites, so a recorder that kept a frame's pixels past its tick would compare or
+    draw the wrong picture in these tests."""
 
     name = "scripted"
 
@@ -55,6 +60,21 @@ class ScriptedBackend(CaptureBackend):
         self.i = 0
         self.done = threading.Event()
         self.on_step = on_step
+        self.shared = False
+        self._buffer = np.empty(0, np.uint8)
+
+    def share_pixels(self) -> bool:
+        self.shared = True
+        return True
+
+    def _lend(self, pixels: np.ndarray) -> np.ndarray:
+        if self._buffer.size < pixels.size:
+            self._buffer = np.empty(pixels.size, np.uint8)
+        view = self._buffer[: pixels.size].reshape(pixels.shape)
+        view[...] = pixels
+        lent = view.view()
+        lent.flags.writeable = False
+        return lent
 
     def grab(self) -> Frame | None:
         if self.i >= len(self.steps):
@@ -69,7 +89,8 @@ class ScriptedBackend(CaptureBackend):
         if s.error is not None:
             raise s.error
         h, w = s.pixels.shape[:2]
-        return Frame(pixels=s.pixels, ts=time.time(), app=s.app, title=s.title, x=10, y=20,
+        pixels = self._lend(s.pixels) if self.shared else s.pixels
+        return Frame(pixels=pixels, ts=time.time(), app=s.app, title=s.title, x=10, y=20,
                      w=w, h=h, display="1", screen_w=s.screen[0], screen_h=s.screen[1])
 
     def active_window(self) -> WindowInfo | None:

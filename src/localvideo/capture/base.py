@@ -101,6 +101,14 @@ class CaptureBackend(abc.ABC):
     def active_window(self) -> WindowInfo | None:
         """The window in front (metadata only, no pixels); cheap enough to call every frame."""
 
+    def share_pixels(self) -> bool:
+        """Ask ``grab()`` to hand out frames whose pixels are a read-only view of the
+        backend's own buffer — valid until the next ``grab()`` or ``close()`` — instead of a
+        copy; True when this backend does so from now on. For a caller that is done with a
+        frame's pixels before it grabs again (the recorder compares, copies what it keeps
+        and draws within one tick); others keep getting frames of their own."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release OS resources."""
 

@@ -32,13 +32,13 @@ When = str | float
 class Model(BaseModel):
     """Base of every response model."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class Request(BaseModel):
     """Base of every request model: unknown fields are refused, not dropped."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     #: the word used in error messages ("unknown generation argument(s)")
     noun: ClassVar[str] = "request"
 
