@@ -98,21 +98,13 @@ def test_non_contiguous_pixels_still_compare() -> None:
     assert not change.changed(big[:, 10:330].copy(), ())
     other = big.copy()
     other[5, 20, 0] ^= 1
-    assert change.changed(other[:, 10:330], ()) and change.band is None
+    assert change.changed(other[:, 10:330], ()) and change.band == (5, 6)
 
 
-@pytest.mark.parametrize("compare", ["memcmp", "numpy"])
-def test_changed_band_finds_exactly_the_rows_that_differ(compare: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    # The C library's memcmp (strips compared as raw memory) and numpy's comparison must
-    # both give the rows a plain (a != b) finds, for every shape of change: none, one pixel,
-    # one line, the first or last row, across strip edges, everywhere; on widths whose rows
-    # are 8-byte words and on odd ones (4-byte words).
-    from localvideo.record import filter as flt
-
-    assert flt._MEMCMP is not None, "libc's memcmp did not load on this machine"
-    if compare == "numpy":
-        monkeypatch.setattr(flt, "_MEMCMP", None)
+def test_band_is_exactly_the_rows_that_differ() -> None:
+    # The rows whose hashes differ must be the rows a plain (a != b) finds, for every shape
+    # of change: none, one bit of one pixel, one line, the first or last row, everywhere;
+    # on even and odd widths.
     rng = np.random.default_rng(7)
     for w, h in ((640, 360), (641, 359), (1920, 1080)):
         a = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
@@ -123,7 +115,21 @@ def test_changed_band_finds_exactly_the_rows_that_differ(compare: str,
                 x = int(rng.integers(0, w))
                 b[rows[0]:rows[1], x, int(rng.integers(0, 4))] ^= 0x80
             differ = np.flatnonzero((a != b).any(axis=(1, 2)))
-            want = None if differ.size == 0 else (int(differ[0]), int(differ[-1]) + 1)
-            wa, wb = flt._words(a), flt._words(b)
-            assert wa is not None and wb is not None
-            assert flt._changed_band(wa, wb) == want, (compare, w, h, rows)
+            change = ChangeTest()
+            assert change.changed(a, ("r",))
+            assert change.changed(b, ("r",)) is (differ.size > 0), (w, h, rows)
+            if differ.size:
+                assert change.band == (int(differ[0]), int(differ[-1]) + 1), (w, h, rows)
+
+
+def test_the_last_frame_is_kept_as_row_hashes_not_pixels() -> None:
+    """What the change test holds between frames: 8 bytes a row, not a copy of the frame
+    (8 MB at 1080p, 33 MB at 4K) — unless a noise threshold needs the pixels."""
+    px = _text(1920, 1080, 5)
+    change = ChangeTest()
+    change.changed(px, ())
+    assert change._last is None and change._rows is not None
+    assert change._rows.nbytes == 1080 * 8
+    noisy = ChangeTest(threshold=30)
+    noisy.changed(px, ())
+    assert noisy._last is not None and not np.shares_memory(noisy._last, px)
