@@ -341,6 +341,10 @@ def test_shared_pixels_are_the_same_picture_without_a_copy(desktop: XDisplay) ->
             assert (got.x, got.y, got.w, got.h) == (want.x, want.y, want.w, want.h)
             assert np.array_equal(got.pixels, want.pixels)
             assert want.pixels.flags.writeable and want.pixels.base is not None
+            # From the first frame on: share_pixels() had mss judge its shared memory on a
+            # 1×1 grab, so no full-size copy is ever made.
+            assert sharing._segment is not None
+            assert np.shares_memory(got.pixels, sharing._segment.view)
         # Lent, not copied: the frame is a view of the segment, which the next grab reuses.
         assert sharing._segment is not None
         assert np.shares_memory(got.pixels, sharing._segment.view)

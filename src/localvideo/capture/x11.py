@@ -366,6 +366,12 @@ class X11Backend(CaptureBackend):
 
     def share_pixels(self) -> bool:
         self._share = True
+        # mss judges its shared memory on its first grab, which it copies out: make that a
+        # 1×1 one, so no full-size copy (33 MB at 4K) is ever made.
+        try:
+            self._sct.grab({"left": 0, "top": 0, "width": 1, "height": 1})
+        except ScreenShotError:
+            pass          # the first real grab decides, through mss's path
         return True
 
     def _grab_shared(self, left: int, top: int, width: int, height: int) -> np.ndarray | None:
