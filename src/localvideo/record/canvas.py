@@ -37,6 +37,11 @@ BLANK_YUV = (128, 128, 128)
 # Rows converted again on each side of a changed band (see Canvas._draw_band).
 BAND_MARGIN = 2
 
+# swscale's threads (PyAV's default, 0, is one per CPU): a typed line's band is ~30 rows,
+# and waking a thread pool for it cost more than the work — a 24-row 1080p band 0.20 ms of
+# CPU with the pool, 0.12 ms on the calling thread; a whole frame the same CPU either way.
+SWS_THREADS = 1
+
 # The smallest size text may be drawn at, as a fraction of its point size (what the UI was
 # designed to be read at): after encoding, tesseract lost words on 13-px UI text at 0.9×.
 LEGIBLE = 1.0
@@ -144,9 +149,9 @@ class Canvas:
         vf = media.frame_over_buffer(src, "bgra")
         if scaled:
             out = self._sws.reformat(vf, width=ew, height=eh, format="yuv420p",
-                                     interpolation="AREA")
+                                     interpolation="AREA", threads=SWS_THREADS)
         else:
-            out = self._sws.reformat(vf, format="yuv420p")
+            out = self._sws.reformat(vf, format="yuv420p", threads=SWS_THREADS)
         ew, eh = min(ew, self.width), min(eh, self.height)
         for plane, dst, div in zip(out.planes, (self.y, self.u, self.v), (1, 2, 2), strict=True):
             rows = _rows(plane)
@@ -171,7 +176,7 @@ class Canvas:
             src = np.pad(src, ((0, y1 - y0 - src.shape[0]), (0, ew - sw), (0, 0)), mode="edge")
         src = np.ascontiguousarray(src)
         vf = media.frame_over_buffer(src, "bgra")
-        out = self._sws_band.reformat(vf, format="yuv420p")
+        out = self._sws_band.reformat(vf, format="yuv420p", threads=SWS_THREADS)
         for plane, dst, div in zip(out.planes, (self.y, self.u, self.v), (1, 2, 2), strict=True):
             rows = _rows(plane)
             n = (y1 - y0) // div
