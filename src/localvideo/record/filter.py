@@ -57,8 +57,8 @@ class ChangeTest:
     Each row of pixels is reduced to a 64-bit xxh3 hash and the frame is kept only as those
     hashes: a 1080p frame is 8.6 KB instead of an 8 MB copy (33 MB at 4K), and the rows
     whose hashes differ are exactly the rows that changed (two different rows share a hash
-    with probability 2⁻⁶⁴). Hashing a 1080p frame row by row takes ~0.5 ms, about what
-    comparing it with the copy (memcmp from both ends) took, and no copy is made.
+    with probability 2⁻⁶⁴). Hashing an unchanged 1080p frame row by row and comparing takes
+    0.29 ms (comparing it with a copy through memcmp took ~0.4 ms), and no copy is made.
 
     ``threshold`` > 0 lets small noise through: a frame then counts as changed only when some
     ``block``×``block`` square differs by more than ``threshold`` summed absolute difference,
