@@ -168,7 +168,7 @@ class X11Backend(CaptureBackend):
         self._titles: dict[int, str] = {}
         self._watched: int | None = None
         self._scale: float | None = None
-        self._share = False                       # share_pixels() was asked
+        self._share = False                       # share_pixels() asked, and it works
         self._segment: _SharedSegment | None = None
         self._x(lambda: self._root.change_attributes(event_mask=X.PropertyChangeMask))
         # WM_CLASS never changes for a window's lifetime; titles do, so only classes are cached.
@@ -365,42 +365,32 @@ class X11Backend(CaptureBackend):
     # -- pixels ----------------------------------------------------------------------------
 
     def share_pixels(self) -> bool:
-        self._share = True
-        # mss judges its shared memory on its first grab, which it copies out: make that a
-        # 1×1 one, so no full-size copy (33 MB at 4K) is ever made.
+        self._segment = self._shared_segment()
+        self._share = self._segment is not None
+        return self._share
+
+    def _shared_segment(self) -> _SharedSegment | None:
+        """mss's segment to lend frames from; None: mss's copying grab (no MIT-SHM, another
+        mss version). mss judges its shared memory on its first grab, which it copies out:
+        a 1×1 one here, so no full-size copy (33 MB at 4K) is ever made."""
         try:
             self._sct.grab({"left": 0, "top": 0, "width": 1, "height": 1})
-        except ScreenShotError:
-            pass          # the first real grab decides, through mss's path
-        return True
-
-    def _grab_shared(self, left: int, top: int, width: int, height: int) -> np.ndarray | None:
-        """The region as a view of mss's segment; None: take mss's copying grab this time."""
-        if self._segment is None:
-            try:
-                self._segment = _SharedSegment(self._sct)
-            except (LookupError, ImportError, AttributeError) as exc:
-                status = getattr(getattr(getattr(self._sct, "_impl", self._sct), "shm_status",
-                                         None), "name", "")
-                if status != "UNKNOWN":     # not merely "mss has not grabbed yet"
-                    log.info("shared-memory grab not used (%s): mss's copying grab", exc)
-                    self._share = False
-                return None
-        try:
-            return self._segment.grab(left, top, width, height)
-        except LookupError:
-            self._segment = None    # the screen grew: mss's path reopens, then try again
-            return None
-        except Exception as exc:  # noqa: BLE001 - any surprise: mss's own path decides
-            log.info("shared-memory grab failed (%s): mss's copying grab this time", exc)
-            self._segment = None    # rebuilt, and judged again, on the next grab
+            return _SharedSegment(self._sct)
+        except (ScreenShotError, LookupError, ImportError, AttributeError) as exc:
+            log.info("shared-memory grab not used (%s): mss's copying grab", exc)
             return None
 
     def _grab_region(self, left: int, top: int, width: int, height: int) -> np.ndarray:
-        if self._share:
-            shared = self._grab_shared(left, top, width, height)
-            if shared is not None:
-                return shared
+        if self._segment is not None:
+            try:
+                return self._segment.grab(left, top, width, height)
+            except Exception as exc:  # noqa: BLE001 - the screen grew, or any surprise
+                # mss's own grab decides this frame (and reopens on a new screen size); the
+                # segment is judged again for the next one.
+                log.info("shared-memory grab failed (%s): mss's copying grab this time", exc)
+                self._segment = None
+        elif self._share:
+            self._segment = self._shared_segment()
         region = {"left": left, "top": top, "width": width, "height": height}
         try:
             shot = self._sct.grab(region)
