@@ -23,9 +23,9 @@ def freeze_startup() -> None:
 
 
 @functools.cache
-def libc() -> ctypes.CDLL | None:
-    """The C library (msvcrt on Windows), loaded once; None where it cannot be found."""
-    name = "msvcrt" if sys.platform == "win32" else ctypes.util.find_library("c")
+def _glibc() -> ctypes.CDLL | None:
+    """The C library on Linux, loaded once; None elsewhere or where it cannot be found."""
+    name = ctypes.util.find_library("c") if sys.platform == "linux" else None
     try:
         return ctypes.CDLL(name) if name else None
     except OSError:
@@ -35,10 +35,10 @@ def libc() -> ctypes.CDLL | None:
 def trim_heap() -> None:
     """Give freed heap pages back to the OS (glibc's malloc_trim; elsewhere nothing).
 
-    glibc keeps freed pages mapped, and a recorder frees large blocks all day (an encoder per
-    chunk, ~40 MB at 1080p; an 8 MB copy per grab): over hours that read as slow RSS growth.
+    glibc keeps freed pages mapped, and a recorder frees large blocks all day (an encoder
+    per chunk, ~40 MB at 1080p; colour-conversion frames): over hours that read as slow RSS
+    growth.
     """
-    lib = libc() if sys.platform == "linux" else None
-    trim = getattr(lib, "malloc_trim", None)
+    trim = getattr(_glibc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
