@@ -71,16 +71,10 @@ class Desktop:
         self.env = self.vd.env
         self.procs: list[subprocess.Popen[bytes]] = []
         if scale != 1.0:
-            # What a desktop's settings daemon (or `xrdb -merge`) does for HiDPI; xterm's Xft
-            # fonts read it, so "-fs 12" is drawn at 12 pt × scale.
-            from Xlib import Xatom
-            from Xlib import display as xdisplay
-
-            conn = xdisplay.Display(self.env["DISPLAY"])
-            conn.screen().root.change_property(Xatom.RESOURCE_MANAGER, Xatom.STRING, 8,
-                                               f"Xft.dpi:\t{96 * scale:g}\n".encode())
-            conn.sync()
-            conn.close()
+            # What a desktop's settings daemon does for HiDPI; xterm's Xft fonts read it, so
+            # "-fs 12" is drawn at 12 pt × scale.
+            subprocess.run(["xrdb", "-nocpp", "-merge", "-"], input=f"Xft.dpi: {96 * scale:g}\n",
+                           text=True, env=self.env, check=True, timeout=10)
 
     def xdotool(self, *args: str) -> str:
         return subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True,

@@ -6,6 +6,7 @@ Kept out of conftest.py so test modules can import it by a unique name.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -101,6 +102,13 @@ class XDisplay:
                 p.kill()
         self.windows.clear()
 
+    def set_resources(self, text: str | None) -> None:
+        """Replace the X resources (RESOURCE_MANAGER on the root) as a desktop's settings
+        daemon does, through `xrdb`; None removes them."""
+        args = ["-remove"] if text is None else ["-load", "-"]
+        subprocess.run([_need("xrdb"), "-nocpp", *args], input=text or "", text=True,
+                       env=self.env, check=True, timeout=10)
+
     def stop(self) -> None:
         self.close_windows()
         for p in (self.wm, self.xvfb):
@@ -110,6 +118,23 @@ class XDisplay:
                     p.wait(5)
                 except subprocess.TimeoutExpired:
                     p.kill()
+
+
+def content_rect(env: dict[str, str], wid: int) -> tuple[int, int, int, int]:
+    """Where X itself says the window's content is (xwininfo, independent of the code under
+    test): x, y of its first pixel inside the border, width, height."""
+    out = subprocess.run(["xwininfo", "-id", str(wid)], env=env, capture_output=True,
+                         text=True, check=True).stdout
+
+    def num(label: str) -> int:
+        m = re.search(rf"{label}:\s+(-?\d+)", out)
+        assert m, out
+        return int(m.group(1))
+
+    # xwininfo's origin is the outside of the X border; the pixels start inside it.
+    border = num("Border width")
+    return (num("Absolute upper-left X") + border, num("Absolute upper-left Y") + border,
+            num("Width"), num("Height"))
 
 
 def _shq(s: str) -> str:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 from typing import Any
 
 import numpy as np
 import pytest
-from lvdesktop import XDisplay
+from lvdesktop import XDisplay, content_rect
 from Xlib import X, Xatom
 from Xlib import display as xdisplay
 
@@ -17,22 +15,6 @@ from localvideo.capture.x11 import X11Backend
 from localvideo.errors import CaptureError, NoDisplayError, UsageError
 
 pytestmark = pytest.mark.x11
-
-
-def _content_origin(env: dict[str, str], wid: int) -> tuple[int, int, int, int]:
-    """Where X itself says the window's content is (xwininfo, independent of our code)."""
-    out = subprocess.run(["xwininfo", "-id", str(wid)], env=env, capture_output=True,
-                         text=True, check=True).stdout
-
-    def num(label: str) -> int:
-        m = re.search(rf"{label}:\s+(-?\d+)", out)
-        assert m, out
-        return int(m.group(1))
-
-    # xwininfo's origin is the outside of the X border; the pixels start inside it.
-    border = num("Border width")
-    return (num("Absolute upper-left X") + border, num("Absolute upper-left Y") + border,
-            num("Width"), num("Height"))
 
 
 def _not_blank(pixels: np.ndarray) -> bool:
@@ -59,7 +41,7 @@ def test_active_window_follows_focus(desktop: XDisplay, backend: X11Backend) -> 
         assert f is not None
         assert (f.app, f.title) == (app, title)
         assert f.extra["window_id"] == wid
-        assert (f.x, f.y, f.w, f.h) == _content_origin(desktop.env, wid)
+        assert (f.x, f.y, f.w, f.h) == content_rect(desktop.env, wid)
         assert f.pixels.shape == (f.h, f.w, 4) and f.pixels.dtype == np.uint8
         assert f.size == (f.w, f.h)
         assert _not_blank(f.pixels)
@@ -148,7 +130,7 @@ def test_without_window_manager_pointer_then_focus(bare: XDisplay) -> None:
         bare.xdotool("mousemove", "--sync", "100", "100")
         f = backend.grab()
         assert f is not None and f.app == "BareA"
-        assert (f.x, f.y, f.w, f.h) == _content_origin(bare.env, a)
+        assert (f.x, f.y, f.w, f.h) == content_rect(bare.env, a)
         # Explicit focus wins over the pointer, even if xterm focuses a child widget.
         bare.xdotool("windowfocus", "--sync", str(b))
         f = backend.grab()
@@ -259,18 +241,6 @@ def test_direct_construction_checks_arguments(desktop: XDisplay) -> None:
         X11Backend(mode="display", display="second")
 
 
-def _set_resources(name: str, text: str | None) -> None:
-    """What `xrdb -merge` / a desktop's settings daemon does: RESOURCE_MANAGER on the root."""
-    conn = xdisplay.Display(name)
-    root = conn.screen().root
-    if text is None:
-        root.delete_property(Xatom.RESOURCE_MANAGER)
-    else:
-        root.change_property(Xatom.RESOURCE_MANAGER, Xatom.STRING, 8, text.encode())
-    conn.sync()
-    conn.close()
-
-
 def test_display_scale_follows_xft_dpi(desktop: XDisplay, backend: X11Backend) -> None:
     desktop.xterm("Scaled", "s")
     f = backend.grab()
@@ -280,10 +250,10 @@ def test_display_scale_follows_xft_dpi(desktop: XDisplay, backend: X11Backend) -
                              ("Xft.antialias:\t1\n", 1.0),       # no dpi: 100 %
                              ("Xft.dpi:\tlarge\n", 1.0),         # unreadable: 100 %
                              ("Xft.dpi:\t72\n", 1.0)):           # never below the pixels
-        _set_resources(desktop.name, resources)
+        desktop.set_resources(resources)
         f = backend.grab()
         assert f is not None and f.extra["scale"] == scale, resources
-    _set_resources(desktop.name, None)
+    desktop.set_resources(None)
     f = backend.grab()
     assert f is not None and f.extra["scale"] == 1.0
 
@@ -321,7 +291,7 @@ def test_title_and_active_window_are_asked_again_only_after_x_says_they_changed(
     desktop.xdotool("windowmove", "--sync", str(b), "300", "200")
     desktop.xdotool("windowsize", "--sync", str(b), "500", "300")   # xterm snaps to cells
     f = backend.grab()
-    assert f is not None and (f.x, f.y, f.w, f.h) == _content_origin(desktop.env, b)
+    assert f is not None and (f.x, f.y, f.w, f.h) == content_rect(desktop.env, b)
     assert (f.x, f.y) != before[:2] and (f.w, f.h) != before[2:]
 
 

@@ -253,26 +253,17 @@ def test_4k_display_at_200_percent_records_a_1920_canvas_that_reads(tmp_path: Pa
     """A 3840×2160 X screen whose desktop says 200 % (Xft.dpi 192, as GNOME or KDE set it):
     the text is drawn twice as large, so the chunk is 1920 px wide — a quarter of the pixels
     to grab, convert and encode — and the words still read from it."""
-    from lvdesktop import XDisplay
-    from Xlib import Xatom
-    from Xlib import display as xdisplay
+    from lvdesktop import XDisplay, content_rect
 
     from localvideo.analyze.ocr import read_text
     from localvideo.service import Service
 
     d = XDisplay(3840, 2160)
     try:
-        conn = xdisplay.Display(d.name)
-        conn.screen().root.change_property(Xatom.RESOURCE_MANAGER, Xatom.STRING, 8,
-                                           b"Xft.dpi:\t192\n")
-        conn.sync()
-        conn.close()
+        d.set_resources("Xft.dpi:\t192\n")
         words = "harbour quantum lantern meridian saffron glacier"
         wid = d.xterm("HiDPI notes", words, geometry="200x50+0+0", font_size=11)
-        info = subprocess.run(["xwininfo", "-id", str(wid)], env=d.env, capture_output=True,
-                              text=True, check=True).stdout
-        ww, wh = (int(re.search(rf"{k}:\s+(\d+)", info).group(1))  # type: ignore[union-attr]
-                  for k in ("Width", "Height"))
+        ww, wh = content_rect(d.env, wid)[2:]
         data = tmp_path / "D"
         r = lv("record", "--duration", "4", "--data-dir", str(data), env=d.env)
         assert r.returncode == 0, r.stderr
