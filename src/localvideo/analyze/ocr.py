@@ -198,7 +198,7 @@ def _program_data(gray: Image.Image, lang: str, timeout: float) -> dict[str, lis
         raise DependencyError("tesseract is not installed (needed to read screen text)",
                               INSTALL_HINT) from exc
     except pytesseract.TesseractError as exc:
-        if "Failed loading language" in str(exc) or "loading language" in str(exc):
+        if "loading language" in str(exc):      # "Failed loading language ..."
             raise _no_language(lang) from exc
         raise DependencyError(f"tesseract failed: {exc}", INSTALL_HINT) from exc
     except RuntimeError as exc:  # pytesseract's timeout
